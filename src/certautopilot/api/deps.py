@@ -1,0 +1,60 @@
+"""Dependencies shared by the routes: the database session, the caller, the project."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from certautopilot.api.state import AppState
+from certautopilot.auth import service as auth
+from certautopilot.auth.models import User
+from certautopilot.auth.service import Actor
+from certautopilot.errors import Unauthenticated
+from certautopilot.projects import service as projects
+from certautopilot.projects.models import Project
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.cap
+    return state
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: State) -> Iterator[Session]:
+    """One session per request; a route that writes calls ``session.commit()`` itself."""
+    with state.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+
+
+def get_user(request: Request, session: DbSession) -> User:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
+    return auth.user_for_token(session, token.strip())
+
+
+CurrentUser = Annotated[User, Depends(get_user)]
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    project: Project
+    actor: Actor
+
+
+def get_project(project: str, session: DbSession, user: CurrentUser) -> ProjectContext:
+    row, role = projects.project_for_member(session, slug=project, user=user)
+    return ProjectContext(row, Actor(user_id=user.id, email=user.email, role=role))
+
+
+InProject = Annotated[ProjectContext, Depends(get_project)]

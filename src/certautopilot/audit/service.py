@@ -1,0 +1,45 @@
+"""Audit events: one append-only row per state change, typed with a dotted name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.audit.models import AuditEvent
+from certautopilot.clock import utcnow
+
+SYSTEM_ACTOR = "system"
+
+
+def record(
+    session: Session,
+    *,
+    type: str,
+    actor: str,
+    project_id: str | None,
+    subject_type: str,
+    subject_id: str,
+    detail: dict[str, Any] | None = None,
+) -> AuditEvent:
+    event = AuditEvent(
+        at=utcnow(),
+        type=type,
+        actor=actor,
+        project_id=project_id,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail=detail or {},
+    )
+    session.add(event)
+    return event
+
+
+def events_for(session: Session, *, subject_type: str, subject_id: str) -> list[AuditEvent]:
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.subject_type == subject_type, AuditEvent.subject_id == subject_id)
+        .order_by(AuditEvent.id)
+    )
+    return list(session.scalars(stmt))

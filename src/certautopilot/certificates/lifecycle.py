@@ -1,0 +1,92 @@
+"""Downloads and revocation of issued versions."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from certautopilot.audit import service as audit
+from certautopilot.auth.service import Actor, require
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.service import current_version, reason_code
+from certautopilot.clock import utcnow
+from certautopilot.crypto import keys
+from certautopilot.crypto import service as secrets
+from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.errors import Conflict, NotFound
+from certautopilot.issuers import service as issuers
+from certautopilot.issuers.acme.client import AcmeClient
+from certautopilot.issuers.acme.keys import load_account_key
+
+DOWNLOADS = ("fullchain", "chain", "cert", "key")
+
+
+def issued_version(session: Session, cert: Certificate) -> CertificateVersion:
+    version = current_version(session, cert)
+    if version is None or version.chain_secret_id is None:
+        raise NotFound("the certificate has not been issued yet")
+    return version
+
+
+def chain_pem(session: Session, kek: KeyEncryptionKey, version: CertificateVersion) -> str:
+    assert version.chain_secret_id
+    return secrets.reveal_secret(
+        session, kek, version.chain_secret_id, owner_table="certificate_versions",
+        owner_id=version.id, purpose="certificate_chain",
+    ).decode()
+
+
+def download(
+    session: Session, kek: KeyEncryptionKey, *, cert: Certificate, what: str, actor: Actor
+) -> str:
+    version = issued_version(session, cert)
+    if what == "key":
+        require(actor, "admin", "Downloading a private key")
+        if version.key_secret_id is None:
+            raise NotFound("the service does not hold this certificate's private key")
+        pem = secrets.reveal_secret(
+            session, kek, version.key_secret_id, owner_table="certificate_versions",
+            owner_id=version.id, purpose="private_key",
+        ).decode()
+        audit.record(session, type="key.exported", actor=actor.email, project_id=cert.project_id,
+                     subject_type="certificate", subject_id=cert.id,
+                     detail={"version": version.seq, "serial": version.serial})
+        return pem
+    parts = keys.split_pem_chain(chain_pem(session, kek, version))
+    if what == "cert":
+        return parts[0]
+    if what == "chain":
+        return "".join(parts[1:])
+    return "".join(parts)
+
+
+def revoke(
+    session: Session, kek: KeyEncryptionKey, *, cert: Certificate, reason: str, actor: Actor
+) -> None:
+    """Asks the CA to revoke the current version, then records it. The caller commits."""
+    require(actor, "admin", "Revoking a certificate")
+    code = reason_code(reason)
+    if cert.status == "revoked":
+        raise Conflict("the certificate is revoked already")
+    version = issued_version(session, cert)
+    issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
+    leaf = keys.split_pem_chain(chain_pem(session, kek, version))[0]
+    client = AcmeClient(
+        issuer.config["directory_url"],
+        load_account_key(issuers.account_key_pem(session, kek, issuer)),
+        account_url=issuer.config.get("account_url"),
+        ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
+    )
+    session.commit()  # no transaction stays open while the CA is called
+    try:
+        client.revoke(leaf, code)
+    finally:
+        client.close()
+    version.status = "revoked"
+    version.revoked_at = utcnow()
+    version.revocation_reason = reason
+    cert.status = "revoked"
+    cert.next_renewal_at = None
+    cert.step = None
+    audit.record(session, type="cert.revoked", actor=actor.email, project_id=cert.project_id,
+                 subject_type="certificate", subject_id=cert.id,
+                 detail={"reason": reason, "serial": version.serial, "version": version.seq})

@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from certautopilot.crypto.keys import KEY_TYPES
+
+KeyType = Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
+assert set(KEY_TYPES) == set(KeyType.__args__)  # type: ignore[attr-defined]
+
+REVOCATION_REASONS = {
+    "unspecified": 0,
+    "keyCompromise": 1,
+    "cACompromise": 2,
+    "affiliationChanged": 3,
+    "superseded": 4,
+    "cessationOfOperation": 5,
+    "certificateHold": 6,
+    "removeFromCRL": 8,
+    "privilegeWithdrawn": 9,
+    "aACompromise": 10,
+}
+
+
+class RenewalWindow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fraction_remaining: float | None = Field(default=None, gt=0, lt=1)
+    days_before_expiry: float | None = Field(default=None, gt=0, le=3650)
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RenewalWindow:
+        if (self.fraction_remaining is None) == (self.days_before_expiry is None):
+            raise ValueError("give exactly one of fraction_remaining or days_before_expiry")
+        return self
+
+
+class ChallengeOverride(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    zone: str = Field(min_length=1, max_length=253, description="id or name of a project zone")
+    challenge_name: str | None = Field(
+        default=None, max_length=253,
+        description="CNAME-delegated name to publish the TXT at, inside `zone`",
+    )
+
+
+class CertificateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, max_length=64)
+    common_name: str = Field(max_length=253)
+    sans: list[str] = Field(default_factory=list, max_length=1000)
+    key_type: KeyType = "ecdsa-p256"
+    auto_renew: bool = True
+    renewal_window: RenewalWindow | None = None
+    distribution_targets: list[str] = Field(default_factory=list, max_length=100)
+    challenge_overrides: dict[str, ChallengeOverride] = Field(default_factory=dict)
+    csr_pem: str | None = Field(default=None, max_length=100_000)
+    override: dict[str, Any] | None = None
+
+
+class RevokeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = "unspecified"
+
+
+class VersionSummary(BaseModel):
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint_sha256: str
+
+
+class PendingRecord(BaseModel):
+    name: str
+    type: Literal["TXT"] = "TXT"
+    value: str
+
+
+class CertificateOut(BaseModel):
+    id: str
+    common_name: str
+    sans: list[str]
+    key_type: str
+    issuer: str
+    auto_renew: bool
+    auto_renew_disabled_reason: str | None
+    renewal_window: dict[str, Any] | None
+    status: str
+    pending_action: dict[str, Any] | None
+    current: VersionSummary | None
+    renewal: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class CertificateList(BaseModel):
+    items: list[CertificateOut]
+    next_cursor: str | None
+
+
+class TimelineEvent(BaseModel):
+    at: datetime
+    type: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class Timeline(BaseModel):
+    step: str | None
+    events: list[TimelineEvent]

@@ -1,0 +1,3 @@
+from certautopilot.cli.main import app
+
+app()

@@ -1,0 +1,97 @@
+"""The ``certautopilot`` command: serve, worker, token, kek, lab, demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+from certautopilot.cli import kek as kek_cli
+from certautopilot.cli import token as token_cli
+from certautopilot.config import Settings
+
+app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_is_help=True)
+app.add_typer(token_cli.app, name="token")
+app.add_typer(kek_cli.app, name="kek")
+
+
+def _lab_app() -> None:
+    try:
+        from certautopilot.lab.cli import lab_app
+    except ImportError:  # pragma: no cover - the lab ships with the package
+        return
+    app.add_typer(lab_app, name="lab", help="The local ACME lab: Pebble + BIND 9 on loopback.")
+
+
+_lab_app()
+
+
+def _logging() -> None:
+    logging.basicConfig(level=os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (serve does this on start)."""
+    from certautopilot.db.migrate import upgrade
+
+    upgrade(Settings.from_env())
+    typer.echo("database is up to date")
+
+
+@app.command()
+def worker() -> None:
+    """Run a durable worker (issuance, renewal, distribution). Several may run on PostgreSQL."""
+    from certautopilot.workflows.worker import start_worker, stop_worker
+
+    _logging()
+    settings = Settings.from_env()
+    start_worker(settings)
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    typer.echo(f"worker {settings.executor_id} running", err=True)
+    while not stopping:
+        time.sleep(0.2)
+    stop_worker()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+    with_worker: bool = typer.Option(True, "--worker/--no-worker",
+                                     help="Also run a worker in a child process."),
+) -> None:
+    """Run the API and UI, with a worker in a child process."""
+    import uvicorn
+
+    from certautopilot.app import create_app
+    from certautopilot.db.migrate import upgrade
+
+    _logging()
+    settings = Settings.from_env()
+    upgrade(settings)
+    child = None
+    if with_worker:
+        child = subprocess.Popen([sys.executable, "-m", "certautopilot.cli", "worker"])
+    try:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    finally:
+        if child is not None:
+            child.terminate()
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,24 @@
+"""Imports every domain's models so that metadata (and Alembic) sees all tables."""
+
+from certautopilot.audit.models import AuditEvent
+from certautopilot.auth.models import ApiToken, Membership, User
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.crypto.models import StoredSecret
+from certautopilot.db.base import Base
+from certautopilot.dns.models import DnsZone
+from certautopilot.issuers.models import Issuer
+from certautopilot.projects.models import Project
+
+__all__ = [
+    "ApiToken",
+    "AuditEvent",
+    "Base",
+    "Certificate",
+    "CertificateVersion",
+    "DnsZone",
+    "Issuer",
+    "Membership",
+    "Project",
+    "StoredSecret",
+    "User",
+]

@@ -1,0 +1,113 @@
+"""The one exception root of CertAutoPilot.
+
+Every error the service raises on purpose derives from :class:`CertAutoPilotError`.
+Third-party errors are translated at the boundary (``raise OurError(...) from exc``).
+The API maps these to RFC 9457 problem documents in one place (``api/problems.py``).
+
+Exceptions may be pickled by DBOS when a step fails, so every subclass passes all of
+its constructor arguments on to ``super().__init__`` (``BaseException.__reduce__``
+rebuilds the instance from ``self.args``).
+
+Tree::
+
+    CertAutoPilotError                      500 (never raised bare)
+    ├── InvalidInput                        422  field errors: [(field, message)]
+    ├── NotFound                            404
+    ├── Unauthenticated                     401
+    ├── Forbidden                           403
+    ├── Conflict                            409
+    ├── ConfigError                         500  bad settings or plugin set-up, at start
+    ├── CryptoError                         500  decrypt failure, wrong KEK, tampering
+    ├── IssuerError                         502  the CA said no (problem type + detail)
+    │   └── TransientIssuerError            503  worth retrying (badNonce, 429, 5xx, network)
+    └── DNSError                            502  a DNS provider failed
+        └── PropagationTimeout              504  a TXT record never showed on the authoritative servers
+"""
+
+from __future__ import annotations
+
+
+class CertAutoPilotError(Exception):
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.detail or self.title
+
+
+class InvalidInput(CertAutoPilotError):
+    """Input failed validation. ``errors`` is a list of ``(field, message)`` pairs."""
+
+    status = 422
+    title = "Invalid input"
+
+    def __init__(self, detail: str = "", errors: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(detail)
+        self.args = (detail, errors)
+        self.errors: list[tuple[str, str]] = list(errors or [])
+
+    @classmethod
+    def field(cls, field: str, message: str) -> InvalidInput:
+        return cls(f"{field}: {message}", [(field, message)])
+
+
+class NotFound(CertAutoPilotError):
+    status = 404
+    title = "Not found"
+
+
+class Unauthenticated(CertAutoPilotError):
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(CertAutoPilotError):
+    status = 403
+    title = "Forbidden"
+
+
+class Conflict(CertAutoPilotError):
+    status = 409
+    title = "Conflict"
+
+
+class ConfigError(CertAutoPilotError):
+    title = "Configuration error"
+
+
+class CryptoError(CertAutoPilotError):
+    title = "Cryptographic error"
+
+
+class IssuerError(CertAutoPilotError):
+    """The CA refused or failed. ``problem_type`` is the ACME problem URN when there is one."""
+
+    status = 502
+    title = "Certificate authority error"
+
+    def __init__(
+        self, detail: str = "", problem_type: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.args = (detail, problem_type, retry_after)
+        self.problem_type = problem_type
+        self.retry_after = retry_after
+
+
+class TransientIssuerError(IssuerError):
+    status = 503
+    title = "Certificate authority temporarily unavailable"
+
+
+class DNSError(CertAutoPilotError):
+    status = 502
+    title = "DNS error"
+
+
+class PropagationTimeout(DNSError):
+    status = 504
+    title = "DNS record not visible"

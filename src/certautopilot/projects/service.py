@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.audit import service as audit
+from certautopilot.auth import service as auth
+from certautopilot.auth.models import User
+from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.projects.models import Project
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+
+
+def create_project(session: Session, *, slug: str, name: str, creator: User) -> Project:
+    errors = []
+    if not SLUG.match(slug or ""):
+        errors.append(("slug", "use 1-64 lower-case letters, digits and inner hyphens"))
+    if not (name or "").strip():
+        errors.append(("name", "is required"))
+    if errors:
+        raise InvalidInput("the project is not valid", errors)
+    if session.scalar(select(Project.id).where(Project.slug == slug)):
+        raise Conflict(f"a project with slug {slug!r} exists already")
+    project = Project(slug=slug, name=name.strip())
+    session.add(project)
+    session.flush()
+    auth.set_membership(session, project_id=project.id, user=creator, role="admin")
+    audit.record(
+        session,
+        type="project.created",
+        actor=creator.email,
+        project_id=project.id,
+        subject_type="project",
+        subject_id=project.id,
+        detail={"slug": slug},
+    )
+    return project
+
+
+def project_for_member(session: Session, *, slug: str, user: User) -> tuple[Project, str]:
+    """The project and the user's role in it; NotFound when it does not exist or they are no member."""
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    role = None
+    if project is not None:
+        role = auth.role_in(session, user_id=user.id, project_id=project.id)
+        if role is None and user.is_instance_admin:
+            role = "admin"
+    if project is None or role is None:
+        raise NotFound(f"no project {slug!r}")
+    return project, role
+
+
+def projects_of(session: Session, *, user: User) -> list[Project]:
+    from certautopilot.auth.models import Membership
+
+    stmt = (
+        select(Project)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Project.slug)
+    )
+    return list(session.scalars(stmt))
+
+
+def get_project(session: Session, project_id: str) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound("no such project")
+    return project

@@ -1,0 +1,37 @@
+"""The API's side of DBOS: enqueue issuance in the caller's transaction, send human replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbos import DBOS, DBOSClient
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from certautopilot.config import Settings
+from certautopilot.workflows.issuance import DNS_CONFIRMED, QUEUE, WORKFLOW_NAME, workflow_id
+from certautopilot.workflows.worker import APP_NAME
+
+
+def migrate_system_database(settings: Settings) -> None:
+    DBOS.migrate(settings.database_url.replace("+psycopg", ""))
+
+
+class DbosLauncher:
+    def __init__(self, engine: Engine) -> None:
+        self.client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
+
+    def enqueue_issuance(self, session: Session, version_id: str) -> None:
+        self.client.enqueue_in_transaction(
+            session,
+            {"workflow_name": WORKFLOW_NAME, "queue_name": QUEUE,
+             "workflow_id": workflow_id(version_id)},
+            version_id,
+        )
+
+    def confirm_dns(self, version_id: str, by: str) -> None:
+        message: dict[str, Any] = {"by": by}
+        self.client.send(workflow_id(version_id), message, DNS_CONFIRMED)
+
+    def close(self) -> None:
+        self.client.destroy()

@@ -1,0 +1,48 @@
+"""Small helpers the steps share: a transaction, loading a version, timeline events."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from certautopilot.audit import service as audit
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.db.session import transaction
+from certautopilot.errors import NotFound
+from certautopilot.workflows.runtime import runtime
+
+SYSTEM = audit.SYSTEM_ACTOR
+
+
+@contextmanager
+def tx() -> Iterator[Session]:
+    with transaction(runtime().sessions) as session:
+        yield session
+
+
+def load(session: Session, version_id: str) -> tuple[CertificateVersion, Certificate]:
+    version = session.get(CertificateVersion, version_id)
+    if version is None:
+        raise NotFound(f"certificate version {version_id} does not exist")
+    cert = session.get(Certificate, version.certificate_id)
+    assert cert is not None
+    return version, cert
+
+
+def record_event(
+    session: Session,
+    cert: Certificate,
+    type: str,
+    detail: dict[str, Any],
+    *,
+    actor: str = SYSTEM,
+) -> None:
+    audit.record(session, type=type, actor=actor, project_id=cert.project_id,
+                 subject_type="certificate", subject_id=cert.id, detail=detail)
+
+
+def set_step(session: Session, cert: Certificate, step: str | None) -> None:
+    cert.step = step
