@@ -1,0 +1,85 @@
+"""Plain, picklable value objects returned by :class:`~.client.AcmeClient`.
+
+They cross workflow-step boundaries, so they hold only strings, booleans and tuples of
+strings: never a key, a JWK, an EAB HMAC or a library object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "STATUS_DEACTIVATED",
+    "STATUS_EXPIRED",
+    "STATUS_INVALID",
+    "STATUS_PENDING",
+    "STATUS_PROCESSING",
+    "STATUS_READY",
+    "STATUS_REVOKED",
+    "STATUS_VALID",
+    "AcmeOrder",
+    "Dns01Challenge",
+]
+
+STATUS_PENDING: Final = "pending"
+STATUS_READY: Final = "ready"
+STATUS_PROCESSING: Final = "processing"
+STATUS_VALID: Final = "valid"
+STATUS_INVALID: Final = "invalid"
+STATUS_DEACTIVATED: Final = "deactivated"
+STATUS_EXPIRED: Final = "expired"
+STATUS_REVOKED: Final = "revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeOrder:
+    """An ACME order as the CA last reported it (RFC 8555 §7.1.3).
+
+    ``identifiers`` are the identifier values in the CA's order (``*.example.com`` for a
+    wildcard). ``expires`` is the CA's RFC 3339 timestamp, when given. ``error_type`` and
+    ``error_detail`` carry the order's problem document once it is ``invalid``.
+    """
+
+    url: str
+    status: str
+    identifiers: tuple[str, ...]
+    authorization_urls: tuple[str, ...]
+    finalize_url: str
+    certificate_url: str | None = None
+    expires: str | None = None
+    error_type: str | None = None
+    error_detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dns01Challenge:
+    """One authorization of an order with its DNS-01 challenge.
+
+    ``identifier`` is the name the CA validates: for a wildcard order entry ``*.example.com``
+    it is ``example.com`` with ``wildcard`` set, so the wildcard and the bare name share
+    ``txt_name`` and need two TXT values published at once.
+
+    An authorization that is already ``valid`` (reused by the CA) is listed too; when such
+    an authorization offers no dns-01 challenge, ``challenge_url``, ``challenge_status``
+    and ``txt_value`` are ``None``. Use :attr:`needs_answer` to decide what to publish.
+    """
+
+    identifier: str
+    wildcard: bool
+    authz_url: str
+    authz_status: str
+    challenge_url: str | None
+    challenge_status: str | None
+    txt_name: str
+    txt_value: str | None
+
+    @property
+    def needs_answer(self) -> bool:
+        """True while the CA still waits for this challenge to be answered."""
+        return self.authz_status == STATUS_PENDING and self.challenge_status == STATUS_PENDING
+
+    @property
+    def requested_name(self) -> str:
+        """The name as it appears in the order and the certificate (``*.`` for a wildcard)."""
+        return f"*.{self.identifier}" if self.wildcard else self.identifier
