@@ -77,10 +77,7 @@ def revoke(
         ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
     )
     session.commit()  # no transaction stays open while the CA is called
-    try:
-        client.revoke(leaf, code)
-    finally:
-        client.close()
+    client.revoke(leaf, code)
     version.status = "revoked"
     version.revoked_at = utcnow()
     version.revocation_reason = reason

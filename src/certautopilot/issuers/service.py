@@ -35,12 +35,7 @@ def register_acme_account(body: IssuerIn) -> RegisteredAccount:
         raise InvalidInput.field("acme.eab_hmac_key", "EAB needs both eab_kid and eab_hmac_key")
     jwk, pem = generate_account_key()
     client = AcmeClient(acme.directory_url, jwk, ca_bundle_pem=acme.ca_bundle_pem)
-    try:
-        url = client.register(
-            acme.contact_email, acme.terms_agreed, acme.eab_kid, acme.eab_hmac_key
-        )
-    finally:
-        client.close()
+    url = client.register(acme.contact_email, acme.terms_agreed, acme.eab_kid, acme.eab_hmac_key)
     return RegisteredAccount(issuer_id=new_id(), account_url=url, account_key_pem=pem)
 
 

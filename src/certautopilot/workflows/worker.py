@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
+from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
 from certautopilot.workflows import issuance
 from certautopilot.workflows.runtime import Runtime, set_runtime

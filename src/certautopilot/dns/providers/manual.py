@@ -1,0 +1,29 @@
+"""The manual "provider": a person creates and deletes the TXT record.
+
+The core sees ``manual = True``, shows the exact record, waits for the person's
+confirmation and then checks the authoritative servers itself; these calls do nothing.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ManualConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ManualProvider:
+    config_model: ClassVar[type[ManualConfig]] = ManualConfig
+    manual: ClassVar[bool] = True
+
+    def __init__(self, config: ManualConfig | None = None) -> None:
+        self._config = config or ManualConfig()
+
+    def publish_txt(self, zone: str, fqdn: str, value: str, ttl: int) -> None:
+        return None
+
+    def remove_txt(self, zone: str, fqdn: str, value: str) -> None:
+        return None

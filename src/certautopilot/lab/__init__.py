@@ -1,0 +1,31 @@
+"""The project's local ACME lab: BIND 9 (RFC 2136 + TSIG) and Pebble validating through it.
+
+Used by ``make demo``, the tests and the benchmarks. See ``core`` for start/stop, ``probes``
+for Pebble's management API and AXFR, ``cli`` for ``certautopilot lab ...``.
+"""
+
+from certautopilot.lab.core import (
+    PortInUse,
+    lab_status,
+    start_lab,
+    start_lab_on_free_ports,
+    stop_lab,
+)
+from certautopilot.lab.info import ZONES, LabInfo
+from certautopilot.lab.ports import free_port, free_ports
+from certautopilot.lab.probes import axfr_txt, pebble_cert_status, pebble_roots
+
+__all__ = [
+    "ZONES",
+    "LabInfo",
+    "PortInUse",
+    "axfr_txt",
+    "free_port",
+    "free_ports",
+    "lab_status",
+    "pebble_cert_status",
+    "pebble_roots",
+    "start_lab",
+    "start_lab_on_free_ports",
+    "stop_lab",
+]
