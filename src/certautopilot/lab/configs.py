@@ -110,11 +110,15 @@ logging {{
 
 
 def _zone_block(paths: NamedPaths, zone: str) -> str:
+    # BIND would accept (and never serve) a TXT below a delegation in the parent zone;
+    # refusing it makes an update sent to the wrong zone fail loudly.
+    rules = [f"deny {TSIG_NAME} subdomain {child}. ANY;" for child in _DELEGATIONS.get(zone, ())]
+    rules.append(f"grant {TSIG_NAME} subdomain {zone}. TXT;")
     return f"""
 zone "{zone}" {{
     type primary;
     file "{_quoted_path(paths.zone_file(zone))}";
-    update-policy {{ grant {TSIG_NAME} subdomain {zone}. TXT; }};
+    update-policy {{ {" ".join(rules)} }};
 }};
 """
 
