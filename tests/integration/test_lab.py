@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import dns.tsig
 import dns.update
 import pytest
 from cryptography import x509
+from typer.testing import CliRunner
 
 from certautopilot.errors import ConfigError, NotFound
 from certautopilot.lab import (
@@ -26,10 +28,12 @@ from certautopilot.lab import (
     lab_status,
     pebble_cert_status,
     pebble_roots,
+    procs,
     start_lab,
     start_lab_on_free_ports,
     stop_lab,
 )
+from certautopilot.lab.cli import lab_app
 from certautopilot.lab.probes import https_get
 from certautopilot.lab.procs import cmdline
 
@@ -192,3 +196,27 @@ def test_stop_touches_only_its_own_processes(lab: LabInfo, tmp_path: Path) -> No
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_missing_binary_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(procs, "_SEARCH_PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match="apt-get install -y bind9"):
+        start_lab(
+            tmp_path / "lab", dns_port=free_port(), acme_port=free_port(), mgmt_port=free_port()
+        )
+
+
+def test_cli_env_and_status(lab: LabInfo, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(lab_app, ["env", "--dir", str(lab.base_dir)])
+    assert result.exit_code == 0, result.output
+    exported = dict(
+        shlex.split(line.removeprefix("export "))[0].split("=", 1)
+        for line in result.output.splitlines()
+    )
+    assert exported == lab.env()
+    result = runner.invoke(lab_app, ["status", "--dir", str(lab.base_dir)])
+    assert result.exit_code == 0 and lab.directory_url in result.output
+    assert lab.tsig_secret not in result.output
+    result = runner.invoke(lab_app, ["status", "--dir", str(tmp_path)])
+    assert result.exit_code == 1
