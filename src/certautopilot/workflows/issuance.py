@@ -30,6 +30,7 @@ def issue_certificate(version_id: str) -> str:
     if not steps.prepare_key(version_id):
         return "done"
     published: list[steps.ChallengeTask] = []
+    failure: tuple[str, str, str | None] | None = None
     try:
         steps.create_order(version_id)
         tasks = steps.challenges(version_id)
@@ -42,19 +43,27 @@ def issue_certificate(version_id: str) -> str:
         if manual:
             _await_manual_dns(version_id, manual)
         steps.validate(version_id, tasks)
-        steps.finalize(version_id)
-        return "issued"
-    except CertAutoPilotError as exc:
-        steps.mark_failed(version_id, exc.title, str(exc), getattr(exc, "problem_type", None))
-        return "failed"
     except Exception as exc:
-        log.exception("issuance of version %s failed unexpectedly", version_id)
-        steps.mark_failed(version_id, "Internal error",
-                          f"An unexpected {type(exc).__name__} stopped the issuance.", None)
-        return "failed"
-    finally:
-        if published:
-            steps.cleanup(version_id, published)
+        failure = _failure(version_id, exc)
+    # Records are removed once the CA has validated them, or on failure, before the
+    # certificate shows its outcome: nothing is left behind in the zone.
+    if published:
+        steps.cleanup(version_id, published)
+    if failure is None:
+        try:
+            steps.finalize(version_id)
+            return "issued"
+        except Exception as exc:
+            failure = _failure(version_id, exc)
+    steps.mark_failed(version_id, *failure)
+    return "failed"
+
+
+def _failure(version_id: str, exc: Exception) -> tuple[str, str, str | None]:
+    if isinstance(exc, CertAutoPilotError):
+        return exc.title, str(exc), getattr(exc, "problem_type", None)
+    log.error("issuance of version %s failed unexpectedly: %r", version_id, exc)
+    return "Internal error", f"An unexpected {type(exc).__name__} stopped the issuance.", None
 
 
 def _await_manual_dns(version_id: str, tasks: list[steps.ChallengeTask]) -> None:
