@@ -80,7 +80,7 @@ def dns(lab_dir: Path) -> Iterator[ChallTestSrv]:
 
 
 def _pebble(lab_dir: Path, name: str, tls: TlsFiles, dns: ChallTestSrv, **kw: object) -> Pebble:
-    return Pebble(lab_dir / name, tls, dns.dns_port, **kw)  # type: ignore[arg-type]
+    return Pebble(lab_dir / name, tls, dns.dns_port, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -205,6 +205,27 @@ def test_directory_lookups(client: AcmeClient) -> None:
     assert client.external_account_required() is False
 
 
+def test_untrusted_ca_certificate_is_a_final_error(
+    pebble: Pebble, lab_dir: Path, clock_sleeps: list[float]
+) -> None:
+    other_ca = make_tls(lab_dir / "other-tls").ca_pem
+    key, _ = generate_account_key()
+    for bundle in (other_ca, None):  # None: requests' default bundle, not REQUESTS_CA_BUNDLE
+        client = AcmeClient(
+            pebble.directory_url, key, ca_bundle_pem=bundle, sleep=clock_sleeps.append
+        )
+        with pytest.raises(IssuerError) as caught:
+            client.register(None, True)
+        assert type(caught.value) is IssuerError
+        assert "certificate verify failed" in caught.value.detail
+    assert clock_sleeps == [], "a trust failure is not retried"
+
+
+@pytest.fixture
+def clock_sleeps() -> list[float]:
+    return []
+
+
 # ---------------------------------------------------------------------------- accounts
 
 
@@ -265,6 +286,10 @@ def test_challenges_of_name_and_wildcard(client: AcmeClient) -> None:
     assert order.status == "pending"
     assert sorted(order.identifiers) == sorted([domain, f"*.{domain}"])
     assert len(order.authorization_urls) == 2
+    # Pebble lists identifiers and authorizations in a new order on every read; the
+    # client's values are sorted, so a retried step sees the same order.
+    for _ in range(5):
+        assert client.get_order(order.url) == order
     challenges = client.dns01_challenges(order)
     assert {(c.identifier, c.wildcard) for c in challenges} == {(domain, False), (domain, True)}
     assert {c.txt_name for c in challenges} == {f"_acme-challenge.{domain}"}

@@ -148,8 +148,10 @@ def _order_from(url: str, body: messages.Order) -> AcmeOrder:
     return AcmeOrder(
         url=url,
         status=body.status.name,
-        identifiers=tuple(str(ident.value) for ident in body.identifiers or ()),
-        authorization_urls=tuple(str(u) for u in body.authorizations or ()),
+        # Sorted: some CAs (Pebble) list them in a different order on every read, and a
+        # retried step should see the same value.
+        identifiers=tuple(sorted(str(ident.value) for ident in body.identifiers or ())),
+        authorization_urls=tuple(sorted(str(u) for u in body.authorizations or ())),
         finalize_url=str(body.finalize),
         certificate_url=str(body.certificate) if body.certificate else None,
         expires=body.expires.isoformat() if body.expires else None,
@@ -433,15 +435,23 @@ class AcmeClient:
             self._net.signed_post(challenge_url, b"{}")
         except TransientIssuerError:
             raise
-        except IssuerError as exc:
-            try:
-                response = self._net.post_as_get(challenge_url)
-                state = messages.ChallengeBody.from_json(_json(response)).status.name
-            except (IssuerError, JoseError):
-                raise exc from None
-            if state in (STATUS_PROCESSING, STATUS_VALID, STATUS_INVALID):
+        except IssuerError:
+            # The CA refuses to update a challenge that is no longer pending (Pebble:
+            # 400 malformed); if that is why, the earlier answer got through.
+            if self._challenge_status(challenge_url) in (
+                STATUS_PROCESSING,
+                STATUS_VALID,
+                STATUS_INVALID,
+            ):
                 return
             raise
+
+    def _challenge_status(self, challenge_url: str) -> str | None:
+        try:
+            response = self._net.post_as_get(challenge_url)
+            return str(messages.ChallengeBody.from_json(_json(response)).status.name)
+        except (IssuerError, JoseError):
+            return None
 
     @_translated
     def wait_authorization(self, authz_url: str, *, timeout: float) -> None:

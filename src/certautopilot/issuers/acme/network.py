@@ -287,6 +287,13 @@ def _failure_from_response(response: requests.Response) -> _Failure:
     )
 
 
+def _is_trust_failure(exc: requests.RequestException) -> bool:
+    if not isinstance(exc, requests.exceptions.SSLError):
+        return False
+    text = str(exc).lower()
+    return "certificate verify failed" in text or "hostname mismatch" in text
+
+
 # --------------------------------------------------------------------------- network
 
 
@@ -434,6 +441,9 @@ class AcmeNetwork(ClientNetwork):
             try:
                 response = self._send_request(method, url, **kwargs)
             except requests.RequestException as exc:
+                if _is_trust_failure(exc):
+                    # A CA certificate we do not trust will not fix itself by retrying.
+                    raise IssuerError(f"TLS verification of {url} failed: {exc}") from exc
                 attempts += 1
                 if attempts >= self.max_attempts:
                     raise TransientIssuerError(
