@@ -12,7 +12,13 @@ from certautopilot.auth.service import Actor
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
-from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.errors import (
+    Conflict,
+    InvalidInput,
+    IssuerError,
+    NotFound,
+    TransientIssuerError,
+)
 from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.models import Issuer
@@ -35,7 +41,16 @@ def register_acme_account(body: IssuerIn) -> RegisteredAccount:
         raise InvalidInput.field("acme.eab_hmac_key", "EAB needs both eab_kid and eab_hmac_key")
     jwk, pem = generate_account_key()
     client = AcmeClient(acme.directory_url, jwk, ca_bundle_pem=acme.ca_bundle_pem)
-    url = client.register(acme.contact_email, acme.terms_agreed, acme.eab_kid, acme.eab_hmac_key)
+    try:
+        url = client.register(
+            acme.contact_email, acme.terms_agreed, acme.eab_kid, acme.eab_hmac_key
+        )
+    except TransientIssuerError:
+        raise
+    except IssuerError as exc:
+        field = "acme.eab_kid" if "externalAccount" in (exc.problem_type or "") or (
+            acme.eab_kid and "unauthorized" in (exc.problem_type or "")) else "acme"
+        raise InvalidInput.field(field, f"the CA refused the account: {exc}") from exc
     return RegisteredAccount(issuer_id=new_id(), account_url=url, account_key_pem=pem)
 
 
