@@ -46,13 +46,17 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
 
 
 def _backends() -> list[str]:
-    return ["sqlite", "postgresql"] if os.environ.get("CERTAUTOPILOT_TEST_DATABASE_URL") else [
-        "sqlite"]
+    return (
+        ["sqlite", "postgresql"]
+        if os.environ.get("CERTAUTOPILOT_TEST_DATABASE_URL")
+        else ["sqlite"]
+    )
 
 
 @pytest.fixture(scope="session", params=_backends())
-def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'certautopilot.db'}"
         return
@@ -68,9 +72,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         yield url
     finally:
         with admin.connect() as conn:
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            ), {"n": name})
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+                ),
+                {"n": name},
+            )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -95,7 +102,9 @@ class Service:
         log = open(self.log_dir / f"worker-{self.worker_count}.log", "wb")  # noqa: SIM115
         self.worker = subprocess.Popen(
             [sys.executable, "-m", "certautopilot.cli", "worker"],
-            env={**self.env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
+            env={**self.env, **(extra_env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
     def kill_worker(self) -> None:
@@ -124,8 +133,7 @@ class Service:
                 engine.dispose()
         return self._tokens[email]
 
-    def call(self, method: str, path: str, *, token: str | None = None,
-             **kwargs: Any) -> Any:
+    def call(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {token or self.admin_token}"}
         return self.client.request(method, "/api/v1" + path, headers=headers, **kwargs)
 
@@ -134,8 +142,9 @@ class Service:
         assert response.status_code == expect, response.text
         return response.json()
 
-    def wait_for(self, project: str, cert_id: str, statuses: tuple[str, ...],
-                 timeout: float = 60.0) -> dict[str, Any]:
+    def wait_for(
+        self, project: str, cert_id: str, statuses: tuple[str, ...], timeout: float = 60.0
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
@@ -148,7 +157,9 @@ class Service:
         pytest.fail(f"certificate stayed {body.get('status')} (wanted {statuses}): {body}")
 
     def timeline(self, project: str, cert_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ok("GET", f"/projects/{project}/certificates/{cert_id}/timeline")
+        result: dict[str, Any] = self.ok(
+            "GET", f"/projects/{project}/certificates/{cert_id}/timeline"
+        )
         return result
 
 
@@ -170,8 +181,9 @@ def _make_service(database_url: str, data_dir: Path) -> Iterator[Service]:
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     with TestClient(create_app(settings)) as client:
-        service = Service(settings=settings, env=env, client=client, admin_token=token,
-                          log_dir=log_dir)
+        service = Service(
+            settings=settings, env=env, client=client, admin_token=token, log_dir=log_dir
+        )
         service.start_worker()
         try:
             yield service
@@ -183,8 +195,9 @@ def _make_service(database_url: str, data_dir: Path) -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def service(database_url: str, tmp_path_factory: pytest.TempPathFactory,
-            lab: LabInfo) -> Iterator[Service]:
+def service(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory, lab: LabInfo
+) -> Iterator[Service]:
     yield from _make_service(database_url, tmp_path_factory.mktemp("data"))
 
 
@@ -198,25 +211,53 @@ class Project:
 def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) -> Project:
     slug = f"p-{uuid.uuid4().hex[:10]}"
     service.ok("POST", "/projects", 201, json={"slug": slug, "name": f"Project {slug}"})
-    issuer = service.ok("POST", f"/projects/{slug}/issuers", 201, json={
-        "name": "pebble", "kind": "acme",
-        "acme": {"directory_url": lab.directory_url, "contact_email": "ops@example.test",
-                 "terms_agreed": True, "ca_bundle_pem": lab.ca_bundle_path.read_text()},
-    })
+    issuer = service.ok(
+        "POST",
+        f"/projects/{slug}/issuers",
+        201,
+        json={
+            "name": "pebble",
+            "kind": "acme",
+            "acme": {
+                "directory_url": lab.directory_url,
+                "contact_email": "ops@example.test",
+                "terms_agreed": True,
+                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
+            },
+        },
+    )
     ns = [f"127.0.0.1:{lab.dns_port}"]
     zones = {}
     for name in ("example.test", "sub.example.test"):
-        zones[name] = service.ok("POST", f"/projects/{slug}/zones", 201, json={
-            "name": name, "provider": "rfc2136", "nameservers": ns,
-            "propagation_timeout_seconds": 30,
-            "rfc2136": {"server": "127.0.0.1", "port": lab.dns_port,
-                        "tsig_name": lab.tsig_name, "tsig_algorithm": lab.tsig_algorithm,
-                        "tsig_secret": lab.tsig_secret},
-        })["id"]
+        zones[name] = service.ok(
+            "POST",
+            f"/projects/{slug}/zones",
+            201,
+            json={
+                "name": name,
+                "provider": "rfc2136",
+                "nameservers": ns,
+                "propagation_timeout_seconds": 30,
+                "rfc2136": {
+                    "server": "127.0.0.1",
+                    "port": lab.dns_port,
+                    "tsig_name": lab.tsig_name,
+                    "tsig_algorithm": lab.tsig_algorithm,
+                    "tsig_secret": lab.tsig_secret,
+                },
+            },
+        )["id"]
     if manual_zone:
-        zones["manual.test"] = service.ok("POST", f"/projects/{slug}/zones", 201, json={
-            "name": "manual.test", "provider": "manual", "nameservers": ns,
-        })["id"]
+        zones["manual.test"] = service.ok(
+            "POST",
+            f"/projects/{slug}/zones",
+            201,
+            json={
+                "name": "manual.test",
+                "provider": "manual",
+                "nameservers": ns,
+            },
+        )["id"]
     return Project(slug=slug, issuer_id=issuer["id"], zone_ids=zones)
 
 

@@ -21,8 +21,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings)
-        state = AppState(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                         kek=load_kek(settings), launcher=DbosLauncher(engine))
+        state = AppState(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            kek=load_kek(settings),
+            launcher=DbosLauncher(engine),
+        )
         app.state.cap = state
         try:
             yield

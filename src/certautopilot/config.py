@@ -31,7 +31,9 @@ class Settings:
         data_dir = Path(env.get("CERTAUTOPILOT_DATA_DIR", "./data")).resolve()
         url = env.get("CERTAUTOPILOT_DATABASE_URL") or f"sqlite:///{data_dir / 'certautopilot.db'}"
         if not (url.startswith("sqlite") or url.startswith("postgresql")):
-            raise ConfigError("CERTAUTOPILOT_DATABASE_URL must be an sqlite:// or postgresql:// URL")
+            raise ConfigError(
+                "CERTAUTOPILOT_DATABASE_URL must be an sqlite:// or postgresql:// URL"
+            )
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         previous = tuple(p for p in env.get("CERTAUTOPILOT_KEK_PREVIOUS", "").split(",") if p)

@@ -21,7 +21,7 @@ Tree::
     ├── IssuerError                         502  the CA said no (problem type + detail)
     │   └── TransientIssuerError            503  worth retrying (badNonce, 429, 5xx, network)
     └── DNSError                            502  a DNS provider failed
-        └── PropagationTimeout              504  a TXT record never showed on the authoritative servers
+        └── PropagationTimeout              504  a TXT record never showed up where checked
 """
 
 from __future__ import annotations

@@ -26,54 +26,75 @@ def test_no_or_bad_token_is_401(service: Service) -> None:
         ({"common_name": ""}, "common_name"),
         ({"common_name": "a.*.example.test"}, "common_name"),
         ({"common_name": "www.example.test", "sans": ["foo*.example.test"]}, "sans[0]"),
-        ({"common_name": "www.example.test", "sans": ["ok.example.test", "bad..example.test"]},
-         "sans[1]"),
+        (
+            {"common_name": "www.example.test", "sans": ["ok.example.test", "bad..example.test"]},
+            "sans[1]",
+        ),
         ({"common_name": "www.example.test", "key_type": "dsa-1024"}, "key_type"),
-        ({"common_name": "www.example.test", "sans": [f"n{i}.example.test" for i in range(101)]},
-         "sans"),
+        (
+            {"common_name": "www.example.test", "sans": [f"n{i}.example.test" for i in range(101)]},
+            "sans",
+        ),
         ({"common_name": "www.elsewhere.org"}, "common_name"),
         ({"common_name": "www.example.test", "sans": ["api.unknown.test"]}, "sans"),
-        ({"common_name": "www.example.test", "renewal_window": {"fraction_remaining": 2}},
-         "renewal_window.fraction_remaining"),
+        (
+            {"common_name": "www.example.test", "renewal_window": {"fraction_remaining": 2}},
+            "renewal_window.fraction_remaining",
+        ),
         ({"common_name": "www.example.test", "unexpected": 1}, "unexpected"),
     ],
 )
 def test_bad_certificate_input_is_422_naming_the_field(
     service: Service, project: Project, body: dict[str, object], field: str
 ) -> None:
-    response = service.call("POST", f"/projects/{project.slug}/certificates",
-                            json={"issuer": project.issuer_id, **body})
+    response = service.call(
+        "POST", f"/projects/{project.slug}/certificates", json={"issuer": project.issuer_id, **body}
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert field in _fields(response), response.text
 
 
 def test_unknown_names_are_each_named(service: Service, project: Project) -> None:
-    response = service.call("POST", f"/projects/{project.slug}/certificates", json={
-        "issuer": project.issuer_id, "common_name": "www.example.test",
-        "sans": ["a.nowhere.test", "b.nowhere.test"],
-    })
+    response = service.call(
+        "POST",
+        f"/projects/{project.slug}/certificates",
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "www.example.test",
+            "sans": ["a.nowhere.test", "b.nowhere.test"],
+        },
+    )
     assert response.status_code == 422
     detail = response.json()["detail"]
     assert "a.nowhere.test" in detail and "b.nowhere.test" in detail
 
 
-def test_challenge_override_admits_a_name_outside_zones(
-    service: Service, project: Project
-) -> None:
-    response = service.call("POST", f"/projects/{project.slug}/certificates", json={
-        "issuer": project.issuer_id, "common_name": "www.example.test",
-        "sans": ["api.nowhere.test"],
-        "challenge_overrides": {"api.nowhere.test": {"zone": "no-such-zone"}},
-    })
+def test_challenge_override_admits_a_name_outside_zones(service: Service, project: Project) -> None:
+    response = service.call(
+        "POST",
+        f"/projects/{project.slug}/certificates",
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "www.example.test",
+            "sans": ["api.nowhere.test"],
+            "challenge_overrides": {"api.nowhere.test": {"zone": "no-such-zone"}},
+        },
+    )
     assert response.status_code == 422
     assert "challenge_overrides.api.nowhere.test.zone" in _fields(response)
 
 
 def test_idn_is_converted_to_a_label(service: Service, project: Project) -> None:
-    created = service.ok("POST", f"/projects/{project.slug}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "bücher.example.test",
-    })
+    created = service.ok(
+        "POST",
+        f"/projects/{project.slug}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "bücher.example.test",
+        },
+    )
     assert created["common_name"] == "xn--bcher-kva.example.test"
     service.wait_for(project.slug, created["id"], ("issued", "failed"))
 
@@ -81,22 +102,36 @@ def test_idn_is_converted_to_a_label(service: Service, project: Project) -> None
 def test_other_projects_are_invisible(service: Service, lab: LabInfo) -> None:
     mine = create_project(service, lab, manual_zone=False)
     outsider = service.token_for("outsider@example.test")
-    for path in (f"/projects/{mine.slug}", f"/projects/{mine.slug}/certificates",
-                 f"/projects/{mine.slug}/issuers/{mine.issuer_id}", "/projects/nope"):
+    for path in (
+        f"/projects/{mine.slug}",
+        f"/projects/{mine.slug}/certificates",
+        f"/projects/{mine.slug}/issuers/{mine.issuer_id}",
+        "/projects/nope",
+    ):
         assert service.call("GET", path, token=outsider).status_code == 404
     theirs_slug = "outsider-proj"
-    service.ok("POST", "/projects", 201, token=outsider,
-               json={"slug": theirs_slug, "name": "Theirs"})
+    service.ok(
+        "POST", "/projects", 201, token=outsider, json={"slug": theirs_slug, "name": "Theirs"}
+    )
     # The issuer of another project is unknown here: 422 naming the field, never a 500.
-    response = service.call("POST", f"/projects/{theirs_slug}/certificates", token=outsider,
-                            json={"issuer": mine.issuer_id, "common_name": "x.example.test"})
+    response = service.call(
+        "POST",
+        f"/projects/{theirs_slug}/certificates",
+        token=outsider,
+        json={"issuer": mine.issuer_id, "common_name": "x.example.test"},
+    )
     assert response.status_code == 422
     assert "issuer" in _fields(response)
     # An object id of another project under my project: 404.
-    cert = service.ok("POST", f"/projects/{mine.slug}/certificates", 202,
-                      json={"issuer": mine.issuer_id, "common_name": "own.example.test"})
-    response = service.call("GET", f"/projects/{theirs_slug}/certificates/{cert['id']}",
-                            token=outsider)
+    cert = service.ok(
+        "POST",
+        f"/projects/{mine.slug}/certificates",
+        202,
+        json={"issuer": mine.issuer_id, "common_name": "own.example.test"},
+    )
+    response = service.call(
+        "GET", f"/projects/{theirs_slug}/certificates/{cert['id']}", token=outsider
+    )
     assert response.status_code == 404
 
 
@@ -116,14 +151,34 @@ def test_roles(service: Service, lab: LabInfo) -> None:
 
     cert = service.ok("POST", f"{base}/certificates", 202, token=operator, json=request)
     service.wait_for(proj.slug, cert["id"], ("issued",))
-    assert service.call("GET", f"{base}/certificates/{cert['id']}/key.pem",
-                        token=operator).status_code == 403
-    assert service.call("POST", f"{base}/certificates/{cert['id']}/revoke", token=operator,
-                        json={"reason": "superseded"}).status_code == 403
-    assert service.call("POST", f"{base}/zones", token=operator,
-                        json={"name": "x.test", "provider": "manual"}).status_code == 403
-    assert service.call("POST", f"{base}/members", token=operator,
-                        json={"email": "x@example.test", "role": "admin"}).status_code == 403
+    assert (
+        service.call("GET", f"{base}/certificates/{cert['id']}/key.pem", token=operator).status_code
+        == 403
+    )
+    assert (
+        service.call(
+            "POST",
+            f"{base}/certificates/{cert['id']}/revoke",
+            token=operator,
+            json={"reason": "superseded"},
+        ).status_code
+        == 403
+    )
+    assert (
+        service.call(
+            "POST", f"{base}/zones", token=operator, json={"name": "x.test", "provider": "manual"}
+        ).status_code
+        == 403
+    )
+    assert (
+        service.call(
+            "POST",
+            f"{base}/members",
+            token=operator,
+            json={"email": "x@example.test", "role": "admin"},
+        ).status_code
+        == 403
+    )
     key = service.call("GET", f"{base}/certificates/{cert['id']}/key.pem")
     assert key.status_code == 200 and "PRIVATE KEY" in key.text
     types = [e["type"] for e in service.timeline(proj.slug, cert["id"])["events"]]
@@ -133,9 +188,15 @@ def test_roles(service: Service, lab: LabInfo) -> None:
 def test_list_filters_and_pagination(service: Service, lab: LabInfo) -> None:
     proj = create_project(service, lab, manual_zone=False)
     base = f"/projects/{proj.slug}/certificates"
-    ids = [service.ok("POST", base, 202, json={
-        "issuer": proj.issuer_id, "common_name": f"list{i}.example.test"})["id"]
-        for i in range(5)]
+    ids = [
+        service.ok(
+            "POST",
+            base,
+            202,
+            json={"issuer": proj.issuer_id, "common_name": f"list{i}.example.test"},
+        )["id"]
+        for i in range(5)
+    ]
     for cert_id in ids:
         service.wait_for(proj.slug, cert_id, ("issued",))
     seen: list[str] = []
@@ -155,8 +216,9 @@ def test_list_filters_and_pagination(service: Service, lab: LabInfo) -> None:
     assert len(service.ok("GET", base, params={"q": "list3"})["items"]) == 1
     far = service.ok("GET", base, params={"expiring_before": "2999-01-01T00:00:00Z"})
     assert len(far["items"]) == 5
-    assert service.ok("GET", base, params={"expiring_before": "2000-01-01T00:00:00Z"})[
-        "items"] == []
+    assert (
+        service.ok("GET", base, params={"expiring_before": "2000-01-01T00:00:00Z"})["items"] == []
+    )
     bad = service.call("GET", base, params={"status": "nonsense"})
     assert bad.status_code == 422 and "status" in _fields(bad)
     assert service.call("GET", base, params={"cursor": "garbage!"}).status_code == 422

@@ -1,4 +1,4 @@
-"""SIGKILL the worker mid-issuance: after restart the same issuance completes, one order, one version."""
+"""SIGKILL the worker mid-issuance: after restart it completes, one order, one version."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ def _versions(service: Service, cert_id: str) -> list[CertificateVersion]:
     engine = make_engine(service.settings)
     try:
         with make_sessionmaker(engine)() as session:
-            return list(session.scalars(select(CertificateVersion).where(
-                CertificateVersion.certificate_id == cert_id)))
+            return list(
+                session.scalars(
+                    select(CertificateVersion).where(CertificateVersion.certificate_id == cert_id)
+                )
+            )
     finally:
         engine.dispose()
 
@@ -28,8 +31,13 @@ def _order_events(service: Service, cert_id: str) -> list[AuditEvent]:
     engine = make_engine(service.settings)
     try:
         with make_sessionmaker(engine)() as session:
-            return list(session.scalars(select(AuditEvent).where(
-                AuditEvent.subject_id == cert_id, AuditEvent.type == "acme.order.created")))
+            return list(
+                session.scalars(
+                    select(AuditEvent).where(
+                        AuditEvent.subject_id == cert_id, AuditEvent.type == "acme.order.created"
+                    )
+                )
+            )
     finally:
         engine.dispose()
 
@@ -40,15 +48,21 @@ def test_sigkill_mid_issuance_recovers_without_second_order(
 ) -> None:
     marker = tmp_path / "paused"
     service.stop_worker()
-    service.start_worker({"CERTAUTOPILOT_FAULT_PAUSE": point,
-                          "CERTAUTOPILOT_FAULT_MARKER": str(marker)})
+    service.start_worker(
+        {"CERTAUTOPILOT_FAULT_PAUSE": point, "CERTAUTOPILOT_FAULT_MARKER": str(marker)}
+    )
     try:
         p = project.slug
-        created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-            "issuer": project.issuer_id, "common_name": f"crash-{point}.example.test".replace(
-                "_", "-"),
-            "sans": [f"www.crash-{point}.example.test".replace("_", "-")],
-        })
+        created = service.ok(
+            "POST",
+            f"/projects/{p}/certificates",
+            202,
+            json={
+                "issuer": project.issuer_id,
+                "common_name": f"crash-{point}.example.test".replace("_", "-"),
+                "sans": [f"www.crash-{point}.example.test".replace("_", "-")],
+            },
+        )
         deadline = time.monotonic() + 30
         while not marker.exists():
             assert time.monotonic() < deadline, "the worker never reached the pause point"

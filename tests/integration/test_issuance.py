@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from certautopilot.lab.probes import axfr_txt, pebble_roots
 from certautopilot.lab.info import LabInfo
+from certautopilot.lab.probes import axfr_txt, pebble_roots
 from tests.conftest import Project, Service
 
 
@@ -15,8 +17,8 @@ def _verify_chain(fullchain: str, lab: LabInfo) -> x509.Certificate:
     certs = x509.load_pem_x509_certificates(fullchain.encode())
     roots = [x509.load_pem_x509_certificate(p.encode()) for p in pebble_roots(lab)]
     root = next(r for r in roots if r.subject == r.issuer)
-    chain = certs + [root]
-    for child, parent in zip(chain, chain[1:], strict=False):
+    chain = [*certs, root]
+    for child, parent in itertools.pairwise(chain):
         child.verify_directly_issued_by(parent)
     return certs[0]
 
@@ -34,15 +36,29 @@ def test_issues_real_certificate_with_sans_and_wildcard(
     service: Service, project: Project, lab: LabInfo, key_type: str, key_class: type, size: int
 ) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-        "issuer": project.issuer_id,
-        "common_name": "WWW.Example.Test.",
-        "sans": ["api.example.test", "*.example.test", "www.example.test", "x.sub.example.test"],
-        "key_type": key_type,
-    })
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "WWW.Example.Test.",
+            "sans": [
+                "api.example.test",
+                "*.example.test",
+                "www.example.test",
+                "x.sub.example.test",
+            ],
+            "key_type": key_type,
+        },
+    )
     assert created["status"] == "requested"
-    assert created["sans"] == ["www.example.test", "api.example.test", "*.example.test",
-                               "x.sub.example.test"]
+    assert created["sans"] == [
+        "www.example.test",
+        "api.example.test",
+        "*.example.test",
+        "x.sub.example.test",
+    ]
     body = service.wait_for(p, created["id"], ("issued", "failed"))
     assert body["status"] == "issued", body["error"]
     assert body["current"]["serial"]
@@ -59,11 +75,19 @@ def test_issues_real_certificate_with_sans_and_wildcard(
 
     types = [e["type"] for e in service.timeline(p, created["id"])["events"]]
     assert types[0] == "cert.requested"
-    for expected in ("acme.order.created", "dns.record.published", "dns.record.removed",
-                     "cert.issued"):
+    for expected in (
+        "acme.order.created",
+        "dns.record.published",
+        "dns.record.removed",
+        "cert.issued",
+    ):
         assert expected in types
     assert types.index("dns.record.removed") > types.index("dns.record.published")
 
-    leftovers = [n for zone in ("example.test", "sub.example.test")
-                 for n, _ in axfr_txt(lab, zone) if "_acme-challenge" in n]
+    leftovers = [
+        n
+        for zone in ("example.test", "sub.example.test")
+        for n, _ in axfr_txt(lab, zone)
+        if "_acme-challenge" in n
+    ]
     assert leftovers == []

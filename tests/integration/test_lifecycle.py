@@ -11,8 +11,12 @@ from tests.conftest import Project, Service
 
 def test_renew_makes_a_new_version_with_a_new_key(service: Service, project: Project) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202,
-                         json={"issuer": project.issuer_id, "common_name": "renew.example.test"})
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "renew.example.test"},
+    )
     first = service.wait_for(p, created["id"], ("issued",))
     key1 = service.call("GET", f"/projects/{p}/certificates/{created['id']}/key.pem").text
 
@@ -30,23 +34,40 @@ def test_renew_makes_a_new_version_with_a_new_key(service: Service, project: Pro
 
 def test_revoke_reaches_the_ca(service: Service, project: Project, lab: LabInfo) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202,
-                         json={"issuer": project.issuer_id, "common_name": "revoke.example.test"})
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "revoke.example.test"},
+    )
     issued = service.wait_for(p, created["id"], ("issued",))
-    bad = service.call("POST", f"/projects/{p}/certificates/{created['id']}/revoke",
-                       json={"reason": "becauseISaidSo"})
+    bad = service.call(
+        "POST",
+        f"/projects/{p}/certificates/{created['id']}/revoke",
+        json={"reason": "becauseISaidSo"},
+    )
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "reason"
 
-    revoked = service.ok("POST", f"/projects/{p}/certificates/{created['id']}/revoke",
-                         json={"reason": "keyCompromise"})
+    revoked = service.ok(
+        "POST",
+        f"/projects/{p}/certificates/{created['id']}/revoke",
+        json={"reason": "keyCompromise"},
+    )
     assert revoked["status"] == "revoked"
     assert revoked["renewal"] is None
     status = pebble_cert_status(lab, issued["current"]["serial"])
     assert status["Status"] == "Revoked", status
-    assert service.call("POST", f"/projects/{p}/certificates/{created['id']}/revoke",
-                        json={"reason": "keyCompromise"}).status_code == 409
-    assert service.call("POST", f"/projects/{p}/certificates/{created['id']}/renew"
-                        ).status_code == 409
+    assert (
+        service.call(
+            "POST",
+            f"/projects/{p}/certificates/{created['id']}/revoke",
+            json={"reason": "keyCompromise"},
+        ).status_code
+        == 409
+    )
+    assert (
+        service.call("POST", f"/projects/{p}/certificates/{created['id']}/renew").status_code == 409
+    )
     events = service.timeline(p, created["id"])["events"]
     revoke_event = next(e for e in events if e["type"] == "cert.revoked")
     assert revoke_event["detail"]["reason"] == "keyCompromise"
@@ -58,15 +79,30 @@ def test_dns_provider_refusal_fails_clearly_without_leaking_the_secret(
 ) -> None:
     """A zone whose TSIG secret BIND does not know: the job fails, saying why."""
     p = project.slug
-    service.ok("POST", f"/projects/{p}/zones", 201, json={
-        "name": "broken.example.test", "provider": "rfc2136",
-        "nameservers": [f"127.0.0.1:{lab.dns_port}"], "propagation_timeout_seconds": 2,
-        "rfc2136": {"server": "127.0.0.1", "port": lab.dns_port, "tsig_name": lab.tsig_name,
-                    "tsig_algorithm": lab.tsig_algorithm,
-                    "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI="},
-    })
-    created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "x.broken.example.test"})
+    service.ok(
+        "POST",
+        f"/projects/{p}/zones",
+        201,
+        json={
+            "name": "broken.example.test",
+            "provider": "rfc2136",
+            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
+            "propagation_timeout_seconds": 2,
+            "rfc2136": {
+                "server": "127.0.0.1",
+                "port": lab.dns_port,
+                "tsig_name": lab.tsig_name,
+                "tsig_algorithm": lab.tsig_algorithm,
+                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
+            },
+        },
+    )
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "x.broken.example.test"},
+    )
     failed = service.wait_for(p, created["id"], ("issued", "failed"))
     assert failed["status"] == "failed"
     assert failed["error"]["title"] == "DNS error"
@@ -88,11 +124,21 @@ def test_ca_rejection_fails_with_ca_problem_and_removes_txt(
     TXT is published where the CA looks, but with a CNAME override to a name the CA does
     not look at, so validation fails with Pebble's own problem detail."""
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "wrong.example.test",
-        "challenge_overrides": {"wrong.example.test": {
-            "zone": "example.test", "challenge_name": "_acme-challenge.elsewhere.example.test"}},
-    })
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "wrong.example.test",
+            "challenge_overrides": {
+                "wrong.example.test": {
+                    "zone": "example.test",
+                    "challenge_name": "_acme-challenge.elsewhere.example.test",
+                }
+            },
+        },
+    )
     failed = service.wait_for(p, created["id"], ("issued", "failed"), timeout=60)
     assert failed["status"] == "failed"
     assert failed["error"]["type"] == "urn:ietf:params:acme:error:unauthorized"

@@ -11,10 +11,15 @@ from tests.conftest import Project, Service
 
 
 def _publish_by_hand(lab: LabInfo, name: str, value: str) -> None:
-    provider = RFC2136Provider(RFC2136Config(
-        server="127.0.0.1", port=lab.dns_port, tsig_name=lab.tsig_name,
-        tsig_algorithm=lab.tsig_algorithm, tsig_secret=lab.tsig_secret,
-    ))
+    provider = RFC2136Provider(
+        RFC2136Config(
+            server="127.0.0.1",
+            port=lab.dns_port,
+            tsig_name=lab.tsig_name,
+            tsig_algorithm=lab.tsig_algorithm,
+            tsig_secret=lab.tsig_secret,
+        )
+    )
     provider.publish_txt("manual.test", name, value, 60)
 
 
@@ -22,9 +27,15 @@ def test_manual_dns_pauses_shows_record_and_resumes(
     service: Service, project: Project, lab: LabInfo
 ) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "shop.manual.test",
-    })
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "shop.manual.test",
+        },
+    )
     assert created["auto_renew"] is False
     assert "Manual DNS" in created["auto_renew_disabled_reason"]
 
@@ -64,9 +75,15 @@ def test_manual_dns_pauses_shows_record_and_resumes(
 
 def test_dns_confirm_when_not_waiting_is_409(service: Service, project: Project) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "plain.example.test",
-    })
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": "plain.example.test",
+        },
+    )
     service.wait_for(p, created["id"], ("issued",))
     response = service.call("POST", f"/projects/{p}/certificates/{created['id']}/dns-confirm")
     assert response.status_code == 409

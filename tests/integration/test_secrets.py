@@ -54,13 +54,18 @@ def test_no_secret_in_database_logs_or_responses(
     service: Service, project: Project, lab: LabInfo
 ) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202,
-                         json={"issuer": project.issuer_id, "common_name": "secret.example.test"})
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "secret.example.test"},
+    )
     service.wait_for(p, created["id"], ("issued",))
     key_pem = service.call("GET", f"/projects/{p}/certificates/{created['id']}/key.pem").text
     key = serialization.load_pem_private_key(key_pem.encode(), None)
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    der = key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     key_body = "".join(key_pem.strip().splitlines()[1:-1])
 
     needles = {
@@ -102,25 +107,41 @@ def _table_names(service: Service) -> set[str]:
 
 def test_kek_rotation_rewraps_without_loss(service: Service, project: Project) -> None:
     p = project.slug
-    created = service.ok("POST", f"/projects/{p}/certificates", 202,
-                         json={"issuer": project.issuer_id, "common_name": "rotate.example.test"})
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "rotate.example.test"},
+    )
     service.wait_for(p, created["id"], ("issued",))
     before_key = service.call("GET", f"/projects/{p}/certificates/{created['id']}/key.pem").text
     before_chain = service.call(
-        "GET", f"/projects/{p}/certificates/{created['id']}/fullchain.pem").text
+        "GET", f"/projects/{p}/certificates/{created['id']}/fullchain.pem"
+    ).text
 
     engine = make_engine(service.settings)
     with make_sessionmaker(engine)() as session:
         old_ids = set(session.scalars(sa.select(StoredSecret.kek_id)))
-        ciphertexts = {r.id: r.ciphertext for r in session.execute(sa.select(StoredSecret.id, StoredSecret.ciphertext))}
+        ciphertexts = {
+            r.id: r.ciphertext
+            for r in session.execute(sa.select(StoredSecret.id, StoredSecret.ciphertext))
+        }
     kek_file = Path(service.env["CERTAUTOPILOT_DATA_DIR"]) / "kek.key"
     assert oct(kek_file.stat().st_mode & 0o777) == "0o600"
-    result = subprocess.run([sys.executable, "-m", "certautopilot.cli", "kek", "rotate"],
-                            env=service.env, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "certautopilot.cli", "kek", "rotate"],
+        env=service.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "rewrapped" in result.stdout
     with make_sessionmaker(engine)() as session:
         new_ids = set(session.scalars(sa.select(StoredSecret.kek_id)))
-        after_ct = {r.id: r.ciphertext for r in session.execute(sa.select(StoredSecret.id, StoredSecret.ciphertext))}
+        after_ct = {
+            r.id: r.ciphertext
+            for r in session.execute(sa.select(StoredSecret.id, StoredSecret.ciphertext))
+        }
     engine.dispose()
     assert len(new_ids) == 1 and not (new_ids & old_ids)
     assert after_ct == ciphertexts  # only DEKs were rewrapped
@@ -128,8 +149,12 @@ def test_kek_rotation_rewraps_without_loss(service: Service, project: Project) -
     # A fresh process with the rotated key file still decrypts everything ...
     service.stop_worker()
     service.start_worker()
-    subprocess.run([sys.executable, "-m", "certautopilot.cli", "kek", "prune"],
-                   env=service.env, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "certautopilot.cli", "kek", "prune"],
+        env=service.env,
+        check=True,
+        capture_output=True,
+    )
     assert len(kek_file.read_text().split()) == 1
     # ... and so does the API (its KEK object reads the file at start; restart it).
     fresh = _fresh_client(service)
@@ -138,8 +163,12 @@ def test_kek_rotation_rewraps_without_loss(service: Service, project: Project) -
     assert fresh.get(base + "/key.pem", headers=headers).text == before_key
     assert fresh.get(base + "/fullchain.pem", headers=headers).text == before_chain
     # New issuance after rotation works too.
-    again = service.ok("POST", f"/projects/{p}/certificates", 202,
-                       json={"issuer": project.issuer_id, "common_name": "rotate2.example.test"})
+    again = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "rotate2.example.test"},
+    )
     assert service.wait_for(p, again["id"], ("issued", "failed"))["status"] == "issued"
 
 
@@ -167,18 +196,36 @@ def test_eab_issuer(service: Service, eab_lab: LabInfo) -> None:
     slug = "eab-project"
     service.ok("POST", "/projects", 201, json={"slug": slug, "name": "EAB"})
     hmac = dict(eab_lab.eab_keys)["kid-1"]
-    acme = {"directory_url": eab_lab.directory_url, "terms_agreed": True,
-            "ca_bundle_pem": eab_lab.ca_bundle_path.read_text()}
-    missing = service.call("POST", f"/projects/{slug}/issuers",
-                           json={"name": "no-eab", "kind": "acme", "acme": acme})
+    acme = {
+        "directory_url": eab_lab.directory_url,
+        "terms_agreed": True,
+        "ca_bundle_pem": eab_lab.ca_bundle_path.read_text(),
+    }
+    missing = service.call(
+        "POST", f"/projects/{slug}/issuers", json={"name": "no-eab", "kind": "acme", "acme": acme}
+    )
     assert missing.status_code == 422, missing.text
     assert "externalAccountRequired" in missing.text or "external" in missing.text.lower()
-    wrong = service.call("POST", f"/projects/{slug}/issuers", json={
-        "name": "bad-eab", "kind": "acme",
-        "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": "A" * 43}})
+    wrong = service.call(
+        "POST",
+        f"/projects/{slug}/issuers",
+        json={
+            "name": "bad-eab",
+            "kind": "acme",
+            "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": "A" * 43},
+        },
+    )
     assert wrong.status_code == 422, wrong.text
-    good = service.ok("POST", f"/projects/{slug}/issuers", 201, json={
-        "name": "eab", "kind": "acme", "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": hmac}})
+    good = service.ok(
+        "POST",
+        f"/projects/{slug}/issuers",
+        201,
+        json={
+            "name": "eab",
+            "kind": "acme",
+            "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": hmac},
+        },
+    )
     assert good["acme"]["account_url"].startswith("https://127.0.0.1")
     assert good["acme"]["eab_kid"] == "kid-1"
     listing = service.call("GET", f"/projects/{slug}/issuers").text

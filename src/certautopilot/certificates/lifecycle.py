@@ -30,8 +30,12 @@ def issued_version(session: Session, cert: Certificate) -> CertificateVersion:
 def chain_pem(session: Session, kek: KeyEncryptionKey, version: CertificateVersion) -> str:
     assert version.chain_secret_id
     return secrets.reveal_secret(
-        session, kek, version.chain_secret_id, owner_table="certificate_versions",
-        owner_id=version.id, purpose="certificate_chain",
+        session,
+        kek,
+        version.chain_secret_id,
+        owner_table="certificate_versions",
+        owner_id=version.id,
+        purpose="certificate_chain",
     ).decode()
 
 
@@ -44,12 +48,22 @@ def download(
         if version.key_secret_id is None:
             raise NotFound("the service does not hold this certificate's private key")
         pem = secrets.reveal_secret(
-            session, kek, version.key_secret_id, owner_table="certificate_versions",
-            owner_id=version.id, purpose="private_key",
+            session,
+            kek,
+            version.key_secret_id,
+            owner_table="certificate_versions",
+            owner_id=version.id,
+            purpose="private_key",
         ).decode()
-        audit.record(session, type="key.exported", actor=actor.email, project_id=cert.project_id,
-                     subject_type="certificate", subject_id=cert.id,
-                     detail={"version": version.seq, "serial": version.serial})
+        audit.record(
+            session,
+            type="key.exported",
+            actor=actor.email,
+            project_id=cert.project_id,
+            subject_type="certificate",
+            subject_id=cert.id,
+            detail={"version": version.seq, "serial": version.serial},
+        )
         return pem
     parts = keys.split_pem_chain(chain_pem(session, kek, version))
     if what == "cert":
@@ -84,6 +98,12 @@ def revoke(
     cert.status = "revoked"
     cert.next_renewal_at = None
     cert.step = None
-    audit.record(session, type="cert.revoked", actor=actor.email, project_id=cert.project_id,
-                 subject_type="certificate", subject_id=cert.id,
-                 detail={"reason": reason, "serial": version.serial, "version": version.seq})
+    audit.record(
+        session,
+        type="cert.revoked",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"reason": reason, "serial": version.serial, "version": version.seq},
+    )

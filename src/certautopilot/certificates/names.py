@@ -38,7 +38,7 @@ def normalize_name(raw: str) -> str:
 
 
 def normalize_names(common_name: str, sans: list[str]) -> list[str]:
-    """The certificate's names, common name first, de-duplicated. Raises InvalidInput naming each bad one."""
+    """The names, common name first, de-duplicated; InvalidInput names each bad one."""
     errors: list[tuple[str, str]] = []
     names: list[str] = []
     if not (common_name or "").strip():

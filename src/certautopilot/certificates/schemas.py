@@ -42,7 +42,8 @@ class ChallengeOverride(BaseModel):
 
     zone: str = Field(min_length=1, max_length=253, description="id or name of a project zone")
     challenge_name: str | None = Field(
-        default=None, max_length=253,
+        default=None,
+        max_length=253,
         description="CNAME-delegated name to publish the TXT at, inside `zone`",
     )
 

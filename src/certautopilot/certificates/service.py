@@ -36,8 +36,15 @@ MANUAL_DNS_REASON = (
     "cannot renew on its own."
 )
 STATUSES = (
-    "requested", "awaiting_approval", "awaiting_dns", "awaiting_ca", "issuing", "issued",
-    "failed", "rejected", "revoked",
+    "requested",
+    "awaiting_approval",
+    "awaiting_dns",
+    "awaiting_ca",
+    "issuing",
+    "issued",
+    "failed",
+    "rejected",
+    "revoked",
 )
 ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
 
@@ -77,15 +84,24 @@ def resolve_zones(
         if override is not None:
             zone = by_id.get(override.zone) or by_name.get(override.zone.lower().rstrip("."))
             if zone is None:
-                errors.append((f"challenge_overrides.{name}.zone",
-                               f"no zone {override.zone!r} in this project"))
+                errors.append(
+                    (
+                        f"challenge_overrides.{name}.zone",
+                        f"no zone {override.zone!r} in this project",
+                    )
+                )
                 continue
             targets.append(ChallengeTarget(name, zone.id, zone.name, override.challenge_name))
             continue
         zone_name = find_zone(base_name(name), list(by_name))
         if zone_name is None:
-            errors.append((field, f"{name} is not under any DNS zone of this project; add the "
-                                  "zone or a challenge_overrides entry for it"))
+            errors.append(
+                (
+                    field,
+                    f"{name} is not under any DNS zone of this project; add the "
+                    "zone or a challenge_overrides entry for it",
+                )
+            )
             continue
         targets.append(ChallengeTarget(name, by_name[zone_name].id, zone_name, None))
     if errors:
@@ -135,7 +151,8 @@ def create_certificate(
         auto_renew=body.auto_renew and not manual,
         auto_renew_disabled_reason=MANUAL_DNS_REASON if manual else None,
         renewal_window=body.renewal_window.model_dump(exclude_none=True)
-        if body.renewal_window else None,
+        if body.renewal_window
+        else None,
         challenge_overrides={
             t.name: {"zone_id": t.zone_id, "challenge_name": t.challenge_name} for t in targets
         },
@@ -145,8 +162,12 @@ def create_certificate(
     session.add(cert)
     session.flush()
     audit.record(
-        session, type="cert.requested", actor=actor.email, project_id=project_id,
-        subject_type="certificate", subject_id=cert.id,
+        session,
+        type="cert.requested",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
         detail={"names": names, "key_type": body.key_type, "issuer": issuer.name},
     )
     _new_version(session, cert, reason="issue", launcher=launcher)
@@ -156,10 +177,14 @@ def create_certificate(
 def _new_version(
     session: Session, cert: Certificate, *, reason: str, launcher: IssuanceLauncher
 ) -> CertificateVersion:
-    seq = (session.scalar(
-        select(func.max(CertificateVersion.seq)).where(
-            CertificateVersion.certificate_id == cert.id)
-    ) or 0) + 1
+    seq = (
+        session.scalar(
+            select(func.max(CertificateVersion.seq)).where(
+                CertificateVersion.certificate_id == cert.id
+            )
+        )
+        or 0
+    ) + 1
     version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason)
     session.add(version)
     session.flush()
@@ -180,8 +205,13 @@ def renew_certificate(
     if cert.status in ("revoked", "rejected", "awaiting_approval"):
         raise Conflict(f"a {cert.status} certificate cannot be renewed; request a new one")
     audit.record(
-        session, type="cert.renewal_requested", actor=actor.email, project_id=cert.project_id,
-        subject_type="certificate", subject_id=cert.id, detail={},
+        session,
+        type="cert.renewal_requested",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={},
     )
     return _new_version(session, cert, reason="renew", launcher=launcher)
 
@@ -249,16 +279,25 @@ def list_certificates(
     if status:
         stmt = stmt.where(Certificate.status == status)
     if expiring_before is not None:
-        stmt = stmt.where(Certificate.not_after.is_not(None),
-                          Certificate.not_after < expiring_before)
+        stmt = stmt.where(
+            Certificate.not_after.is_not(None), Certificate.not_after < expiring_before
+        )
     if q:
         like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(or_(Certificate.common_name.like(like),
-                              func.lower(cast(Certificate.names, Text)).like(like)))
+        stmt = stmt.where(
+            or_(
+                Certificate.common_name.like(like),
+                func.lower(cast(Certificate.names, Text)).like(like),
+            )
+        )
     if cursor:
         at, last_id = _decode_cursor(cursor)
-        stmt = stmt.where(or_(Certificate.created_at < at,
-                              (Certificate.created_at == at) & (Certificate.id < last_id)))
+        stmt = stmt.where(
+            or_(
+                Certificate.created_at < at,
+                (Certificate.created_at == at) & (Certificate.id < last_id),
+            )
+        )
     stmt = stmt.order_by(Certificate.created_at.desc(), Certificate.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     next_cursor = None
@@ -273,7 +312,9 @@ def to_out(session: Session, cert: Certificate) -> CertificateOut:
     current = None
     if version is not None and version.serial and version.not_before and version.not_after:
         current = VersionSummary(
-            serial=version.serial, not_before=version.not_before, not_after=version.not_after,
+            serial=version.serial,
+            not_before=version.not_before,
+            not_after=version.not_after,
             fingerprint_sha256=version.fingerprint_sha256 or "",
         )
     return CertificateOut(

@@ -51,8 +51,10 @@ def rotate(
         write_keys(file_kek.path, [fresh, *old_keys])
         with transaction(sessions) as session:
             count = secrets.rewrap_all(session, Keyring(old_keys), Keyring([fresh]))
-        typer.echo(f"rewrapped {count} data keys under a new KEK in {file_kek.path}; restart "
-                   "running services, then run 'certautopilot kek prune'")
+        typer.echo(
+            f"rewrapped {count} data keys under a new KEK in {file_kek.path}; restart "
+            "running services, then run 'certautopilot kek prune'"
+        )
     finally:
         engine.dispose()
 

@@ -32,8 +32,10 @@ _lab_app()
 
 
 def _logging() -> None:
-    logging.basicConfig(level=os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @app.command()
@@ -71,8 +73,9 @@ def worker() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    with_worker: bool = typer.Option(True, "--worker/--no-worker",
-                                     help="Also run a worker in a child process."),
+    with_worker: bool = typer.Option(
+        True, "--worker/--no-worker", help="Also run a worker in a child process."
+    ),
 ) -> None:
     """Run the API and UI, with a worker in a child process."""
     import uvicorn
@@ -95,3 +98,14 @@ def serve(
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Address for the service."),
+    port: int = typer.Option(8000, help="Port for the service."),
+) -> None:
+    """Start the local ACME lab and the service, issue one real certificate, keep serving."""
+    from certautopilot.cli.demo import run_demo
+
+    run_demo(host, port)

@@ -13,8 +13,9 @@ app = typer.Typer(help="API tokens.", no_args_is_help=True)
 @app.command("create")
 def create(
     email: str = typer.Option(..., help="The user's email; the user is created if missing."),
-    instance_admin: bool = typer.Option(False, "--instance-admin",
-                                        help="Make the user an instance admin."),
+    instance_admin: bool = typer.Option(
+        False, "--instance-admin", help="Make the user an instance admin."
+    ),
     name: str = typer.Option("", help="A label for the token."),
 ) -> None:
     """Print one new API token, alone, on stdout."""

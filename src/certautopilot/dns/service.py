@@ -77,16 +77,29 @@ def create_zone(
     )
     if body.rfc2136 is not None:
         r = body.rfc2136
-        zone.config = {"server": r.server, "port": r.port, "tsig_name": r.tsig_name,
-                       "tsig_algorithm": r.tsig_algorithm}
+        zone.config = {
+            "server": r.server,
+            "port": r.port,
+            "tsig_name": r.tsig_name,
+            "tsig_algorithm": r.tsig_algorithm,
+        }
         zone.credentials_secret_id = secrets.store_secret(
-            session, kek, owner_table="dns_zones", owner_id=zone.id, purpose="tsig_secret",
+            session,
+            kek,
+            owner_table="dns_zones",
+            owner_id=zone.id,
+            purpose="tsig_secret",
             plaintext=r.tsig_secret.encode(),
         ).id
     session.add(zone)
     audit.record(
-        session, type="zone.created", actor=actor.email, project_id=project_id,
-        subject_type="zone", subject_id=zone.id, detail={"name": name, "provider": body.provider},
+        session,
+        type="zone.created",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="zone",
+        subject_id=zone.id,
+        detail={"name": name, "provider": body.provider},
     )
     return zone
 
@@ -109,8 +122,12 @@ def provider_for(session: Session, kek: KeyEncryptionKey, zone: DnsZone) -> DNSP
         return ManualProvider()
     if zone.provider == "rfc2136" and zone.credentials_secret_id:
         secret = secrets.reveal_secret(
-            session, kek, zone.credentials_secret_id, owner_table="dns_zones",
-            owner_id=zone.id, purpose="tsig_secret",
+            session,
+            kek,
+            zone.credentials_secret_id,
+            owner_table="dns_zones",
+            owner_id=zone.id,
+            purpose="tsig_secret",
         ).decode()
         return RFC2136Provider(RFC2136Config(**zone.config, tsig_secret=secret))
     raise NotFound(f"zone {zone.name} has no usable provider {zone.provider!r}")
@@ -118,6 +135,11 @@ def provider_for(session: Session, kek: KeyEncryptionKey, zone: DnsZone) -> DNSP
 
 def to_out(zone: DnsZone) -> ZoneOut:
     rfc = RFC2136Out(**zone.config) if zone.provider == "rfc2136" else None
-    return ZoneOut(id=zone.id, name=zone.name, provider=zone.provider,
-                   nameservers=zone.nameservers,
-                   propagation_timeout_seconds=zone.propagation_timeout_seconds, rfc2136=rfc)
+    return ZoneOut(
+        id=zone.id,
+        name=zone.name,
+        provider=zone.provider,
+        nameservers=zone.nameservers,
+        propagation_timeout_seconds=zone.propagation_timeout_seconds,
+        rfc2136=rfc,
+    )

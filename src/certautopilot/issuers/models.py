@@ -11,7 +11,7 @@ from certautopilot.db.base import Base, new_id
 
 
 class Issuer(Base):
-    """An ACME account or an AD CS profile. ``config`` holds no secret; secrets are StoredSecrets."""
+    """An ACME account or an AD CS profile. ``config`` holds no secret (see StoredSecret)."""
 
     __tablename__ = "issuers"
     __table_args__ = (UniqueConstraint("project_id", "name"),)

@@ -19,8 +19,8 @@ from certautopilot.errors import (
     NotFound,
     TransientIssuerError,
 )
-from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.acme.client import AcmeClient
+from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.models import Issuer
 from certautopilot.issuers.schemas import AcmeIssuerOut, IssuerIn, IssuerOut
 from certautopilot.netguard import check_url
@@ -48,8 +48,12 @@ def register_acme_account(body: IssuerIn) -> RegisteredAccount:
     except TransientIssuerError:
         raise
     except IssuerError as exc:
-        field = "acme.eab_kid" if "externalAccount" in (exc.problem_type or "") or (
-            acme.eab_kid and "unauthorized" in (exc.problem_type or "")) else "acme"
+        field = (
+            "acme.eab_kid"
+            if "externalAccount" in (exc.problem_type or "")
+            or (acme.eab_kid and "unauthorized" in (exc.problem_type or ""))
+            else "acme"
+        )
         raise InvalidInput.field(field, f"the CA refused the account: {exc}") from exc
     return RegisteredAccount(issuer_id=new_id(), account_url=url, account_key_pem=pem)
 
@@ -83,18 +87,30 @@ def create_acme_issuer(
         },
     )
     issuer.account_key_secret_id = secrets.store_secret(
-        session, kek, owner_table="issuers", owner_id=issuer.id, purpose="acme_account_key",
+        session,
+        kek,
+        owner_table="issuers",
+        owner_id=issuer.id,
+        purpose="acme_account_key",
         plaintext=account.account_key_pem,
     ).id
     if acme.eab_hmac_key:
         issuer.eab_hmac_secret_id = secrets.store_secret(
-            session, kek, owner_table="issuers", owner_id=issuer.id, purpose="eab_hmac",
+            session,
+            kek,
+            owner_table="issuers",
+            owner_id=issuer.id,
+            purpose="eab_hmac",
             plaintext=acme.eab_hmac_key.encode(),
         ).id
     session.add(issuer)
     audit.record(
-        session, type="issuer.created", actor=actor.email, project_id=project_id,
-        subject_type="issuer", subject_id=issuer.id,
+        session,
+        type="issuer.created",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="issuer",
+        subject_id=issuer.id,
         detail={"name": body.name, "kind": "acme", "directory_url": acme.directory_url},
     )
     return issuer
@@ -116,8 +132,12 @@ def account_key_pem(session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> 
     if issuer.account_key_secret_id is None:
         raise NotFound(f"issuer {issuer.name} has no ACME account key")
     return secrets.reveal_secret(
-        session, kek, issuer.account_key_secret_id, owner_table="issuers",
-        owner_id=issuer.id, purpose="acme_account_key",
+        session,
+        kek,
+        issuer.account_key_secret_id,
+        owner_table="issuers",
+        owner_id=issuer.id,
+        purpose="acme_account_key",
     )
 
 
@@ -132,5 +152,6 @@ def to_out(issuer: Issuer) -> IssuerOut:
             eab_kid=cfg.get("eab_kid"),
             has_ca_bundle=bool(cfg.get("ca_bundle_pem")),
         )
-    return IssuerOut(id=issuer.id, name=issuer.name, kind=issuer.kind, status=issuer.status,
-                     acme=acme)
+    return IssuerOut(
+        id=issuer.id, name=issuer.name, kind=issuer.kind, status=issuer.status, acme=acme
+    )

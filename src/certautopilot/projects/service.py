@@ -41,7 +41,7 @@ def create_project(session: Session, *, slug: str, name: str, creator: User) -> 
 
 
 def project_for_member(session: Session, *, slug: str, user: User) -> tuple[Project, str]:
-    """The project and the user's role in it; NotFound when it does not exist or they are no member."""
+    """The project and the user's role in it; NotFound if missing or not a member."""
     project = session.scalar(select(Project).where(Project.slug == slug))
     role = None
     if project is not None:

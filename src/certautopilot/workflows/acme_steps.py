@@ -15,14 +15,17 @@ from typing import ParamSpec, TypeVar
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
-from certautopilot.audit import service as audit
 from certautopilot.certificates.models import CertificateVersion
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
 from certautopilot.dns import service as zones
 from certautopilot.dns.models import DnsZone
-from certautopilot.dns.propagation import parse_nameserver, resolve_nameservers, txt_visible
-from certautopilot.dns.propagation import wait_for_txt
+from certautopilot.dns.propagation import (
+    parse_nameserver,
+    resolve_nameservers,
+    txt_visible,
+    wait_for_txt,
+)
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.client import AcmeClient
@@ -48,8 +51,14 @@ def _retryable(exc: BaseException) -> bool:
 
 def retrying_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """A step DBOS retries with backoff when the CA is temporarily unavailable."""
-    return DBOS.step(name=name, retries_allowed=True, max_attempts=5, interval_seconds=2.0,
-                     backoff_rate=2.0, should_retry=_retryable)
+    return DBOS.step(
+        name=name,
+        retries_allowed=True,
+        max_attempts=5,
+        interval_seconds=2.0,
+        backoff_rate=2.0,
+        should_retry=_retryable,
+    )
 
 
 @dataclass(frozen=True)
@@ -111,8 +120,12 @@ def prepare_key(version_id: str) -> bool:
         version, cert = load(session, version_id)
         if not version.csr_pem:
             version.key_secret_id = secrets.store_secret(
-                session, runtime().kek, owner_table="certificate_versions", owner_id=version.id,
-                purpose="private_key", plaintext=pem,
+                session,
+                runtime().kek,
+                owner_table="certificate_versions",
+                owner_id=version.id,
+                purpose="private_key",
+                plaintext=pem,
             ).id
             version.csr_pem = csr
             record_event(session, cert, "key.generated", {"key_type": key_type})
@@ -144,14 +157,14 @@ def challenges(version_id: str) -> list[ChallengeTask]:
     assert version.order_url
     order = client.get_order(version.order_url)
     if order.status == "invalid":
-        raise IssuerError(order.error_detail or "the CA marked the order invalid",
-                          order.error_type)
+        raise IssuerError(order.error_detail or "the CA marked the order invalid", order.error_type)
     found = client.dns01_challenges(order)
     with tx() as session:
         _, cert = load(session, version_id)
         overrides = cert.challenge_overrides
-        zone_of = {z.id: z for z in session.query(DnsZone).filter(
-            DnsZone.project_id == cert.project_id)}
+        zone_of = {
+            z.id: z for z in session.query(DnsZone).filter(DnsZone.project_id == cert.project_id)
+        }
     tasks: list[ChallengeTask] = []
     for ch in found:
         if ch.authz_status == "valid":
@@ -162,16 +175,18 @@ def challenges(version_id: str) -> list[ChallengeTask]:
         zone = zone_of.get(target.get("zone_id", ""))
         if zone is None:
             raise CertAutoPilotError(f"no DNS zone is recorded for {ch.requested_name}")
-        tasks.append(ChallengeTask(
-            name=ch.requested_name,
-            txt_name=target.get("challenge_name") or ch.txt_name,
-            txt_value=ch.txt_value,
-            zone_id=zone.id,
-            manual=zone.provider == "manual",
-            authz_url=ch.authz_url,
-            challenge_url=ch.challenge_url,
-            needs_answer=ch.needs_answer,
-        ))
+        tasks.append(
+            ChallengeTask(
+                name=ch.requested_name,
+                txt_name=target.get("challenge_name") or ch.txt_name,
+                txt_value=ch.txt_value,
+                zone_id=zone.id,
+                manual=zone.provider == "manual",
+                authz_url=ch.authz_url,
+                challenge_url=ch.challenge_url,
+                needs_answer=ch.needs_answer,
+            )
+        )
     return tasks
 
 
@@ -182,8 +197,11 @@ def publish(version_id: str, tasks: list[ChallengeTask]) -> None:
         _, cert = load(session, version_id)
         set_step(session, cert, "publishing_dns")
         by_zone = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-        providers = {zid: zones.provider_for(session, rt.kek, z)
-                     for zid, z in by_zone.items() if z is not None}
+        providers = {
+            zid: zones.provider_for(session, rt.kek, z)
+            for zid, z in by_zone.items()
+            if z is not None
+        }
     for t in tasks:
         zone = by_zone[t.zone_id]
         assert zone is not None
@@ -191,8 +209,12 @@ def publish(version_id: str, tasks: list[ChallengeTask]) -> None:
     with tx() as session:
         _, cert = load(session, version_id)
         for t in tasks:
-            record_event(session, cert, "dns.record.published",
-                         {"name": t.txt_name, "type": "TXT", "value": t.txt_value})
+            record_event(
+                session,
+                cert,
+                "dns.record.published",
+                {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
+            )
         set_step(session, cert, "waiting_for_dns")
 
 
@@ -210,12 +232,20 @@ def wait_propagation(version_id: str, tasks: list[ChallengeTask]) -> None:
     for t in tasks:
         zone = zone_of[t.zone_id]
         assert zone is not None
-        wait_for_txt(t.txt_name, t.txt_value, _nameservers(zone),
-                     deadline_seconds=zone.propagation_timeout_seconds)
+        wait_for_txt(
+            t.txt_name,
+            t.txt_value,
+            _nameservers(zone),
+            deadline_seconds=zone.propagation_timeout_seconds,
+        )
     with tx() as session:
         _, cert = load(session, version_id)
-        record_event(session, cert, "dns.propagation.confirmed",
-                     {"names": sorted({t.txt_name for t in tasks})})
+        record_event(
+            session,
+            cert,
+            "dns.propagation.confirmed",
+            {"names": sorted({t.txt_name for t in tasks})},
+        )
 
 
 @DBOS.step(name="dns.request_manual")
@@ -247,12 +277,19 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
     with tx() as session:
         _, cert = load(session, version_id)
         if missing:
-            message = ("Not visible yet on the zone's authoritative servers: "
-                       + ", ".join(sorted(set(missing)))
-                       + ". Check the record and confirm again once it is published.")
+            message = (
+                "Not visible yet on the zone's authoritative servers: "
+                + ", ".join(sorted(set(missing)))
+                + ". Check the record and confirm again once it is published."
+            )
             cert.pending_action = {**(cert.pending_action or {}), "message": message}
-            record_event(session, cert, "dns.manual.not_visible",
-                         {"missing": sorted(set(missing))}, actor=confirmed_by)
+            record_event(
+                session,
+                cert,
+                "dns.manual.not_visible",
+                {"missing": sorted(set(missing))},
+                actor=confirmed_by,
+            )
             return False
         cert.status = "issuing"
         cert.pending_action = None
@@ -274,8 +311,9 @@ def validate(version_id: str, tasks: list[ChallengeTask]) -> None:
         client.wait_authorization(url, timeout=AUTHORIZATION_TIMEOUT)
     with tx() as session:
         _, cert = load(session, version_id)
-        record_event(session, cert, "acme.authorizations.valid",
-                     {"names": sorted({t.name for t in tasks})})
+        record_event(
+            session, cert, "acme.authorizations.valid", {"names": sorted({t.name for t in tasks})}
+        )
         set_step(session, cert, "finalizing")
 
 
@@ -294,8 +332,12 @@ def finalize(version_id: str) -> None:
         if version.status == "issued":
             return
         version.chain_secret_id = secrets.store_secret(
-            session, runtime().kek, owner_table="certificate_versions", owner_id=version.id,
-            purpose="certificate_chain", plaintext=chain.encode(),
+            session,
+            runtime().kek,
+            owner_table="certificate_versions",
+            owner_id=version.id,
+            purpose="certificate_chain",
+            plaintext=chain.encode(),
         ).id
         version.status = "issued"
         version.serial = info.serial_hex
@@ -308,19 +350,31 @@ def finalize(version_id: str) -> None:
         cert.error = None
         cert.pending_action = None
         cert.next_renewal_at = (
-            renewal_time(not_before=info.not_before, not_after=info.not_after,
-                         window=cert.renewal_window, jitter_key=cert.id)
-            if cert.auto_renew else None
+            renewal_time(
+                not_before=info.not_before,
+                not_after=info.not_after,
+                window=cert.renewal_window,
+                jitter_key=cert.id,
+            )
+            if cert.auto_renew
+            else None
         )
         set_step(session, cert, None)
         record_event(
-            session, cert, "cert.renewed" if version.reason == "renew" else "cert.issued",
-            {"serial": info.serial_hex, "not_after": info.not_after.isoformat(),
-             "fingerprint_sha256": info.fingerprint_sha256, "version": version.seq},
+            session,
+            cert,
+            "cert.renewed" if version.reason == "renew" else "cert.issued",
+            {
+                "serial": info.serial_hex,
+                "not_after": info.not_after.isoformat(),
+                "fingerprint_sha256": info.fingerprint_sha256,
+                "version": version.seq,
+            },
         )
         if cert.next_renewal_at is not None:
-            record_event(session, cert, "renewal.scheduled",
-                         {"next_at": cert.next_renewal_at.isoformat()})
+            record_event(
+                session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
+            )
 
 
 @DBOS.step(name="dns.cleanup")
@@ -329,8 +383,11 @@ def cleanup(version_id: str, tasks: list[ChallengeTask]) -> None:
     rt = runtime()
     with tx() as session:
         by_zone = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-        providers = {zid: zones.provider_for(session, rt.kek, z)
-                     for zid, z in by_zone.items() if z is not None}
+        providers = {
+            zid: zones.provider_for(session, rt.kek, z)
+            for zid, z in by_zone.items()
+            if z is not None
+        }
     removed, failed = [], []
     for t in tasks:
         zone = by_zone[t.zone_id]
@@ -344,11 +401,16 @@ def cleanup(version_id: str, tasks: list[ChallengeTask]) -> None:
     with tx() as session:
         _, cert = load(session, version_id)
         for t in removed:
-            record_event(session, cert, "dns.record.removed",
-                         {"name": t.txt_name, "type": "TXT", "value": t.txt_value})
+            record_event(
+                session,
+                cert,
+                "dns.record.removed",
+                {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
+            )
         for t, why in failed:
-            record_event(session, cert, "dns.record.cleanup_failed",
-                         {"name": t.txt_name, "error": why})
+            record_event(
+                session, cert, "dns.record.cleanup_failed", {"name": t.txt_name, "error": why}
+            )
 
 
 @DBOS.step(name="cert.mark_failed")
@@ -362,7 +424,9 @@ def mark_failed(version_id: str, title: str, detail: str, problem_type: str | No
         cert.pending_action = None
         cert.error = {"title": title, "detail": detail, "type": problem_type}
         set_step(session, cert, None)
-        record_event(session, cert, "cert.failed",
-                     {"title": title, "detail": detail, "type": problem_type,
-                      "version": version.seq})
-
+        record_event(
+            session,
+            cert,
+            "cert.failed",
+            {"title": title, "detail": detail, "type": problem_type, "version": version.seq},
+        )

@@ -24,8 +24,11 @@ class DbosLauncher:
     def enqueue_issuance(self, session: Session, version_id: str) -> None:
         self.client.enqueue_in_transaction(
             session,
-            {"workflow_name": WORKFLOW_NAME, "queue_name": QUEUE,
-             "workflow_id": workflow_id(version_id)},
+            {
+                "workflow_name": WORKFLOW_NAME,
+                "queue_name": QUEUE,
+                "workflow_id": workflow_id(version_id),
+            },
             version_id,
         )
 

@@ -40,8 +40,15 @@ def record_event(
     *,
     actor: str = SYSTEM,
 ) -> None:
-    audit.record(session, type=type, actor=actor, project_id=cert.project_id,
-                 subject_type="certificate", subject_id=cert.id, detail=detail)
+    audit.record(
+        session,
+        type=type,
+        actor=actor,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail=detail,
+    )
 
 
 def set_step(session: Session, cert: Certificate, step: str | None) -> None:

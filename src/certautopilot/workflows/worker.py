@@ -34,8 +34,9 @@ def dbos_config(settings: Settings, engine: Engine) -> DBOSConfig:
 
 def start_worker(settings: Settings) -> Runtime:
     engine = make_engine(settings)
-    runtime = Runtime(settings=settings, engine=engine, sessions=make_sessionmaker(engine),
-                      kek=load_kek(settings))
+    runtime = Runtime(
+        settings=settings, engine=engine, sessions=make_sessionmaker(engine), kek=load_kek(settings)
+    )
     set_runtime(runtime)
     assert issuance.issue_certificate is not None  # registers the workflow
     DBOS(config=dbos_config(settings, engine))

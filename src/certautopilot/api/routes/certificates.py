@@ -28,8 +28,9 @@ BASE = "/projects/{project}/certificates"
 def create_certificate(
     body: CertificateIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
-    cert = certs.create_certificate(session, project_id=ctx.project.id, body=body,
-                                    actor=ctx.actor, launcher=state.launcher)
+    cert = certs.create_certificate(
+        session, project_id=ctx.project.id, body=body, actor=ctx.actor, launcher=state.launcher
+    )
     session.commit()
     return certs.to_out(session, cert)
 
@@ -45,20 +46,27 @@ def list_certificates(
     cursor: str | None = Query(default=None, max_length=500),
 ) -> CertificateList:
     rows, next_cursor = certs.list_certificates(
-        session, project_id=ctx.project.id, status=status_, expiring_before=expiring_before,
-        q=q, limit=limit, cursor=cursor,
+        session,
+        project_id=ctx.project.id,
+        status=status_,
+        expiring_before=expiring_before,
+        q=q,
+        limit=limit,
+        cursor=cursor,
     )
     return CertificateList(items=[certs.to_out(session, c) for c in rows], next_cursor=next_cursor)
 
 
 @router.get(BASE + "/{cert_id}", response_model=CertificateOut)
 def get_certificate(cert_id: str, ctx: InProject, session: DbSession) -> CertificateOut:
-    return certs.to_out(session, certs.get_certificate(session, project_id=ctx.project.id,
-                                                       cert_id=cert_id))
+    return certs.to_out(
+        session, certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    )
 
 
-@router.post(BASE + "/{cert_id}/renew", status_code=status.HTTP_202_ACCEPTED,
-             response_model=CertificateOut)
+@router.post(
+    BASE + "/{cert_id}/renew", status_code=status.HTTP_202_ACCEPTED, response_model=CertificateOut
+)
 def renew_certificate(
     cert_id: str, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
@@ -82,37 +90,58 @@ def revoke_certificate(
 def timeline(cert_id: str, ctx: InProject, session: DbSession) -> Timeline:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
     events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
-    return Timeline(step=cert.step, events=[
-        TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail) for e in events
-    ])
+    return Timeline(
+        step=cert.step,
+        events=[
+            TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail) for e in events
+        ],
+    )
 
 
-@router.post(BASE + "/{cert_id}/dns-confirm", status_code=status.HTTP_202_ACCEPTED,
-             response_model=CertificateOut)
+@router.post(
+    BASE + "/{cert_id}/dns-confirm",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CertificateOut,
+)
 def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
     auth.require(ctx.actor, "operator", "Confirming DNS records")
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
     if cert.status != "awaiting_dns":
         raise Conflict(f"the certificate is not waiting for DNS records (status {cert.status})")
     version = certs.latest_version(session, cert)
-    audit.record(session, type="dns.manual.confirm_requested", actor=ctx.actor.email,
-                 project_id=cert.project_id, subject_type="certificate", subject_id=cert.id,
-                 detail={})
+    audit.record(
+        session,
+        type="dns.manual.confirm_requested",
+        actor=ctx.actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={},
+    )
     session.commit()
     state.launcher.confirm_dns(version.id, ctx.actor.email)
     return certs.to_out(session, cert)
 
 
 def _download(what: str):  # type: ignore[no-untyped-def]
-    def handler(cert_id: str, ctx: InProject, session: DbSession, state: State) -> PlainTextResponse:
+    def handler(
+        cert_id: str, ctx: InProject, session: DbSession, state: State
+    ) -> PlainTextResponse:
         cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
         pem = lifecycle.download(session, state.kek, cert=cert, what=what, actor=ctx.actor)
         session.commit()
-        return PlainTextResponse(pem, media_type="application/x-pem-file",
-                                 headers={"Cache-Control": "no-store"})
+        return PlainTextResponse(
+            pem, media_type="application/x-pem-file", headers={"Cache-Control": "no-store"}
+        )
+
     return handler
 
 
 for _what in lifecycle.DOWNLOADS:
-    router.add_api_route(BASE + "/{cert_id}/" + _what + ".pem", _download(_what), methods=["GET"],
-                         name=f"download_{_what}", response_class=PlainTextResponse)
+    router.add_api_route(
+        BASE + "/{cert_id}/" + _what + ".pem",
+        _download(_what),
+        methods=["GET"],
+        name=f"download_{_what}",
+        response_class=PlainTextResponse,
+    )

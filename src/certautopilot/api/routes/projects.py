@@ -44,8 +44,10 @@ def create_project(body: ProjectIn, session: DbSession, user: CurrentUser) -> Pr
 
 @router.get("/projects", response_model=list[ProjectOut])
 def list_projects(session: DbSession, user: CurrentUser) -> list[ProjectOut]:
-    return [ProjectOut(id=p.id, slug=p.slug, name=p.name)
-            for p in projects.projects_of(session, user=user)]
+    return [
+        ProjectOut(id=p.id, slug=p.slug, name=p.name)
+        for p in projects.projects_of(session, user=user)
+    ]
 
 
 @router.get("/projects/{project}", response_model=ProjectOut)
@@ -54,22 +56,32 @@ def get_project(ctx: InProject) -> ProjectOut:
     return ProjectOut(id=p.id, slug=p.slug, name=p.name)
 
 
-@router.post("/projects/{project}/members", status_code=status.HTTP_201_CREATED,
-             response_model=MemberOut)
+@router.post(
+    "/projects/{project}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut
+)
 def add_member(body: MemberIn, ctx: InProject, session: DbSession) -> MemberOut:
     auth.require(ctx.actor, "admin", "Managing members")
     user = auth.ensure_user(session, email=body.email)
     auth.set_membership(session, project_id=ctx.project.id, user=user, role=body.role)
-    audit.record(session, type="member.set", actor=ctx.actor.email, project_id=ctx.project.id,
-                 subject_type="project", subject_id=ctx.project.id,
-                 detail={"email": user.email, "role": body.role})
+    audit.record(
+        session,
+        type="member.set",
+        actor=ctx.actor.email,
+        project_id=ctx.project.id,
+        subject_type="project",
+        subject_id=ctx.project.id,
+        detail={"email": user.email, "role": body.role},
+    )
     session.commit()
     return MemberOut(email=user.email, role=body.role)
 
 
 @router.get("/projects/{project}/members", response_model=list[MemberOut])
 def list_members(ctx: InProject, session: DbSession) -> list[MemberOut]:
-    rows = session.query(User.email, Membership.role).join(
-        Membership, Membership.user_id == User.id
-    ).filter(Membership.project_id == ctx.project.id).order_by(User.email)
+    rows = (
+        session.query(User.email, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .filter(Membership.project_id == ctx.project.id)
+        .order_by(User.email)
+    )
     return [MemberOut(email=e, role=r) for e, r in rows]

@@ -10,12 +10,14 @@ from certautopilot.dns.schemas import ZoneIn, ZoneOut
 router = APIRouter(tags=["zones"])
 
 
-@router.post("/projects/{project}/zones", status_code=status.HTTP_201_CREATED,
-             response_model=ZoneOut)
+@router.post(
+    "/projects/{project}/zones", status_code=status.HTTP_201_CREATED, response_model=ZoneOut
+)
 def create_zone(body: ZoneIn, ctx: InProject, session: DbSession, state: State) -> ZoneOut:
     auth.require(ctx.actor, "admin", "Adding a DNS zone")
-    zone = zones.create_zone(session, state.kek, project_id=ctx.project.id, body=body,
-                             actor=ctx.actor)
+    zone = zones.create_zone(
+        session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
+    )
     session.commit()
     return zones.to_out(zone)
 

@@ -1,4 +1,4 @@
-"""KEK from ``CERTAUTOPILOT_KEK`` (base64, 32 bytes); ``CERTAUTOPILOT_KEK_PREVIOUS`` unwraps only."""
+"""KEK from ``CERTAUTOPILOT_KEK`` (base64, 32 bytes); ``..._KEK_PREVIOUS`` only unwraps."""
 
 from __future__ import annotations
 

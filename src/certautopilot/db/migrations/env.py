@@ -11,7 +11,9 @@ from certautopilot.db.session import make_engine
 OUR_TABLES = set(Base.metadata.tables)
 
 
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
     # DBOS's system tables share SQLite's namespace: never touch what is not ours.
     if type_ == "table":
         return name in OUR_TABLES

@@ -1,0 +1,34 @@
+# Two commands on a fresh Debian machine (as root):
+#   make demo   - install what is needed, start the local ACME lab + the service, issue a certificate
+#   make test   - install what is needed and run the whole test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := pebble bind9 bind9-utils dnsutils
+
+.PHONY: demo test setup system-packages lint bench
+
+demo: setup
+	$(VENV)/bin/certautopilot demo
+
+test: setup
+	$(PY) -m pytest -q
+
+setup: system-packages $(VENV)/.installed
+
+system-packages:
+	@if ! command -v pebble >/dev/null || ! command -v named >/dev/null || ! command -v nsupdate >/dev/null || ! command -v dig >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) bench/issue_batch.py

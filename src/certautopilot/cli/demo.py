@@ -1,0 +1,233 @@
+"""``certautopilot demo``: the local lab, the service, and one real certificate, end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+
+from certautopilot.config import Settings
+from certautopilot.errors import ConfigError
+from certautopilot.lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
+from certautopilot.lab.info import LabInfo
+
+ADMIN_EMAIL = "admin@demo.test"
+
+
+def _start_lab(lab_dir: Path) -> LabInfo:
+    running = lab_status(lab_dir)
+    if running is not None:
+        return running
+    try:
+        return start_lab(lab_dir)
+    except ConfigError as exc:
+        typer.echo(f"default lab ports are busy ({exc}); using free ports", err=True)
+        return start_lab_on_free_ports(lab_dir)
+
+
+def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> Any:
+    response = client.request(method, "/api/v1" + path, **kwargs)
+    if response.status_code >= 400:
+        raise typer.Exit(_fail(f"{method} {path} answered {response.status_code}: {response.text}"))
+    return response.json()
+
+
+def _fail(message: str) -> int:
+    typer.secho(message, fg="red", err=True)
+    return 1
+
+
+def _ensure_project(client: httpx.Client, lab: LabInfo) -> tuple[str, str]:
+    slug = "demo"
+    projects = {p["slug"] for p in _api(client, "GET", "/projects")}
+    if slug not in projects:
+        _api(client, "POST", "/projects", json={"slug": slug, "name": "Demo project"})
+    issuers = [
+        i
+        for i in _api(client, "GET", f"/projects/{slug}/issuers")
+        if i["acme"] and i["acme"]["directory_url"] == lab.directory_url
+    ]
+    if issuers:
+        issuer_id = issuers[0]["id"]
+    else:
+        issuer_id = _api(
+            client,
+            "POST",
+            f"/projects/{slug}/issuers",
+            json={
+                "name": f"pebble-{lab.acme_port}-{int(time.time())}",
+                "kind": "acme",
+                "acme": {
+                    "directory_url": lab.directory_url,
+                    "contact_email": "ops@example.test",
+                    "terms_agreed": True,
+                    "ca_bundle_pem": lab.ca_bundle_path.read_text(),
+                },
+            },
+        )["id"]
+    zones = {z["name"] for z in _api(client, "GET", f"/projects/{slug}/zones")}
+    if "example.test" not in zones:
+        _api(
+            client,
+            "POST",
+            f"/projects/{slug}/zones",
+            json={
+                "name": "example.test",
+                "provider": "rfc2136",
+                "nameservers": [f"127.0.0.1:{lab.dns_port}"],
+                "rfc2136": {
+                    "server": "127.0.0.1",
+                    "port": lab.dns_port,
+                    "tsig_name": lab.tsig_name,
+                    "tsig_algorithm": lab.tsig_algorithm,
+                    "tsig_secret": lab.tsig_secret,
+                },
+            },
+        )
+    if "manual.test" not in zones:
+        _api(
+            client,
+            "POST",
+            f"/projects/{slug}/zones",
+            json={
+                "name": "manual.test",
+                "provider": "manual",
+                "nameservers": [f"127.0.0.1:{lab.dns_port}"],
+            },
+        )
+    return slug, issuer_id
+
+
+def _token(env: dict[str, str]) -> str:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "certautopilot.cli",
+            "token",
+            "create",
+            "--email",
+            ADMIN_EMAIL,
+            "--instance-admin",
+            "--name",
+            "demo",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def run_demo(host: str, port: int) -> None:
+    settings = Settings.from_env()
+    lab_dir = settings.data_dir / "lab"
+    typer.echo(f"Starting the local ACME lab (Pebble + BIND 9) in {lab_dir} ...")
+    lab = _start_lab(lab_dir)
+    env = {**os.environ, "CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)}
+    env.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
+    env.setdefault("CERTAUTOPILOT_PUBLIC_URL", f"http://{host}:{port}")
+    token = _token(env)
+    typer.echo(
+        f"Starting the service on http://{host}:{port} (SQLite under {settings.data_dir}) ..."
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "certautopilot.cli", "serve", "--host", host, "--port", str(port)],
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://{host}:{port}"
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client:
+            _wait_healthy(client, server)
+            slug, issuer_id = _ensure_project(client, lab)
+            name = f"www-{int(time.time())}.example.test"
+            cert = _api(
+                client,
+                "POST",
+                f"/projects/{slug}/certificates",
+                json={
+                    "issuer": issuer_id,
+                    "common_name": name,
+                    "sans": ["api.example.test"],
+                },
+            )
+            typer.echo(f"Requested {name} (+ api.example.test); waiting for Pebble ...")
+            body = _wait_issued(client, slug, cert["id"])
+        _summary(base, token, slug, body, lab)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        _stop(server)
+        stop_lab(lab_dir)
+
+
+def _wait_healthy(client: httpx.Client, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise typer.Exit(_fail("the service exited during start-up; see its output above"))
+        try:
+            if client.get("/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise typer.Exit(_fail("the service did not answer /healthz within 60 s"))
+
+
+def _wait_issued(client: httpx.Client, slug: str, cert_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = _api(client, "GET", f"/projects/{slug}/certificates/{cert_id}")
+        if body["status"] == "issued":
+            return body
+        if body["status"] == "failed":
+            raise typer.Exit(_fail(f"issuance failed: {body['error']}"))
+        time.sleep(0.1)
+    raise typer.Exit(_fail("the certificate was not issued within 120 s"))
+
+
+def _summary(base: str, token: str, slug: str, body: dict[str, Any], lab: LabInfo) -> None:
+    path = f"/api/v1/projects/{slug}/certificates/{body['id']}"
+    typer.secho("\nIssued a real certificate from Pebble through BIND.", fg="green", bold=True)
+    typer.echo(f"""
+  Service         {base}   (OpenAPI: {base}/docs)
+  API token       {token}
+  Project         {slug}
+  Certificate id  {body["id"]}
+  Names           {", ".join(body["sans"])}
+  Serial          {body["current"]["serial"]}
+  Valid until     {body["current"]["not_after"]}
+  Renews at       {(body["renewal"] or {}).get("next_at")}
+
+Try:
+  export TOKEN={token}
+  curl -s -H "Authorization: Bearer $TOKEN" {base}{path} | python3 -m json.tool
+  curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/timeline | python3 -m json.tool
+  curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/fullchain.pem | openssl x509 -noout -text
+
+Lab: ACME directory {lab.directory_url}, DNS 127.0.0.1:{lab.dns_port}.
+The service keeps running; press Ctrl-C to stop it and the lab.
+""")
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
