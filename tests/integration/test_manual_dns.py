@@ -47,6 +47,7 @@ def test_manual_dns_pauses_shows_record_and_resumes(
     assert record["name"] == "_acme-challenge.shop.manual.test"
     assert record["type"] == "TXT"
     assert len(record["value"]) == 43  # base64url SHA-256 digest
+    assert service.timeline(p, created["id"])["step"] == "awaiting_dns"
 
     # "I've added it" before it is published: the service says so and keeps waiting.
     service.ok("POST", f"/projects/{p}/certificates/{created['id']}/dns-confirm", 202)

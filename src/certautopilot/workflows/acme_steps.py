@@ -50,13 +50,18 @@ def _retryable(exc: BaseException) -> bool:
 
 
 def retrying_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """A step DBOS retries with backoff when the CA is temporarily unavailable."""
+    """A step DBOS retries when the CA is temporarily unavailable.
+
+    The client already retries each request (badNonce, Retry-After up to 30 s, network
+    errors with backoff); these step attempts cover a longer outage: 3 attempts, 2 s then
+    6 s apart. Past that the certificate fails with the CA's words: nothing loops forever.
+    """
     return DBOS.step(
         name=name,
         retries_allowed=True,
-        max_attempts=5,
+        max_attempts=3,
         interval_seconds=2.0,
-        backoff_rate=2.0,
+        backoff_rate=3.0,
         should_retry=_retryable,
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from dbos import DBOS
+from dbos import error as dbos_error
 
 from certautopilot.errors import CertAutoPilotError, DNSError
 from certautopilot.workflows import acme_steps as steps
@@ -60,6 +61,12 @@ def issue_certificate(version_id: str) -> str:
 
 
 def _failure(version_id: str, exc: Exception) -> tuple[str, str, str | None]:
+    if isinstance(exc, dbos_error.DBOSMaxStepRetriesExceeded) and exc.errors:
+        last = exc.errors[-1]
+        if isinstance(last, CertAutoPilotError):
+            return last.title, f"{last} (after {exc.max_retries} attempts)", getattr(
+                last, "problem_type", None
+            )
     if isinstance(exc, CertAutoPilotError):
         return exc.title, str(exc), getattr(exc, "problem_type", None)
     log.error("issuance of version %s failed unexpectedly: %r", version_id, exc)
