@@ -24,9 +24,16 @@ def flaky_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
 def test_bad_nonces_are_retried(service: Service, flaky_lab: LabInfo) -> None:
     project = create_project(service, flaky_lab, manual_zone=False)
     ids = [
-        service.ok("POST", f"/projects/{project.slug}/certificates", 202, json={
-            "issuer": project.issuer_id, "common_name": f"flaky{i}.example.test",
-            "sans": [f"www.flaky{i}.example.test"]})["id"]
+        service.ok(
+            "POST",
+            f"/projects/{project.slug}/certificates",
+            202,
+            json={
+                "issuer": project.issuer_id,
+                "common_name": f"flaky{i}.example.test",
+                "sans": [f"www.flaky{i}.example.test"],
+            },
+        )["id"]
         for i in range(3)
     ]
     for cert_id in ids:
@@ -43,8 +50,12 @@ def test_unreachable_ca_fails_in_bounded_time_with_a_clear_error(
         project = create_project(service, gone, manual_zone=False)
     finally:
         stop_lab(base)
-    created = service.ok("POST", f"/projects/{project.slug}/certificates", 202, json={
-        "issuer": project.issuer_id, "common_name": "gone.example.test"})
+    created = service.ok(
+        "POST",
+        f"/projects/{project.slug}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "gone.example.test"},
+    )
     body = service.wait_for(project.slug, created["id"], ("issued", "failed"), timeout=90)
     assert body["status"] == "failed"
     assert body["error"]["title"] == "Certificate authority temporarily unavailable"

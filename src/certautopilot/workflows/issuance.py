@@ -64,8 +64,10 @@ def _failure(version_id: str, exc: Exception) -> tuple[str, str, str | None]:
     if isinstance(exc, dbos_error.DBOSMaxStepRetriesExceeded) and exc.errors:
         last = exc.errors[-1]
         if isinstance(last, CertAutoPilotError):
-            return last.title, f"{last} (after {exc.max_retries} attempts)", getattr(
-                last, "problem_type", None
+            return (
+                last.title,
+                f"{last} (after {exc.max_retries} attempts)",
+                getattr(last, "problem_type", None),
             )
     if isinstance(exc, CertAutoPilotError):
         return exc.title, str(exc), getattr(exc, "problem_type", None)

@@ -21,9 +21,19 @@ def test_normalize_name(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "localhost", "a.*.example.com", "*example.com", "foo*.example.com", "**.example.com",
-     "a..example.com", "-a.example.com", "a_b.example.com", "x" * 64 + ".example.com",
-     ("a." * 130) + "com"],
+    [
+        "",
+        "localhost",
+        "a.*.example.com",
+        "*example.com",
+        "foo*.example.com",
+        "**.example.com",
+        "a..example.com",
+        "-a.example.com",
+        "a_b.example.com",
+        "x" * 64 + ".example.com",
+        ("a." * 130) + "com",
+    ],
 )
 def test_bad_names_are_refused(raw: str) -> None:
     with pytest.raises(ValueError):
@@ -31,8 +41,9 @@ def test_bad_names_are_refused(raw: str) -> None:
 
 
 def test_cn_first_duplicates_removed() -> None:
-    names = normalize_names("WWW.example.com", ["api.example.com", "www.example.com.",
-                                                "API.example.com"])
+    names = normalize_names(
+        "WWW.example.com", ["api.example.com", "www.example.com.", "API.example.com"]
+    )
     assert names == ["www.example.com", "api.example.com"]
 
 

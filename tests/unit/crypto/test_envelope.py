@@ -31,8 +31,9 @@ def session(tmp_path: Path) -> Iterator[Session]:
 
 
 def _store(session: Session, kek: Keyring, plaintext: bytes = b"secret!") -> StoredSecret:
-    row = secrets.store_secret(session, kek, owner_table="t", owner_id="o1", purpose="p",
-                               plaintext=plaintext)
+    row = secrets.store_secret(
+        session, kek, owner_table="t", owner_id="o1", purpose="p", plaintext=plaintext
+    )
     session.flush()
     return row
 
@@ -51,8 +52,9 @@ def test_wrong_owner_or_purpose_or_moved_ciphertext_fails(session: Session) -> N
     a = _store(session, kek)
     with pytest.raises(CryptoError):
         secrets.reveal_secret(session, kek, a.id, owner_table="t", owner_id="o2", purpose="p")
-    b = secrets.store_secret(session, kek, owner_table="t", owner_id="o2", purpose="p",
-                             plaintext=b"other")
+    b = secrets.store_secret(
+        session, kek, owner_table="t", owner_id="o2", purpose="p", plaintext=b"other"
+    )
     session.flush()
     b.ciphertext, b.wrapped_dek = a.ciphertext, a.wrapped_dek  # a copied ciphertext
     with pytest.raises(CryptoError):
@@ -63,8 +65,9 @@ def test_tampering_and_wrong_kek_fail(session: Session) -> None:
     kek = Keyring([generate_key()])
     a = _store(session, kek)
     with pytest.raises(CryptoError):
-        secrets.reveal_secret(session, Keyring([generate_key()]), a.id, owner_table="t",
-                              owner_id="o1", purpose="p")
+        secrets.reveal_secret(
+            session, Keyring([generate_key()]), a.id, owner_table="t", owner_id="o1", purpose="p"
+        )
     a.ciphertext = a.ciphertext[:-1] + bytes([a.ciphertext[-1] ^ 1])
     with pytest.raises(CryptoError):
         secrets.reveal_secret(session, kek, a.id, owner_table="t", owner_id="o1", purpose="p")
@@ -76,8 +79,10 @@ def test_rewrap_keeps_ciphertext_and_switches_kek(session: Session) -> None:
     ciphertext = a.ciphertext
     assert secrets.rewrap_all(session, old, new) == 1
     assert a.ciphertext == ciphertext and a.kek_id == new.key_id
-    assert secrets.reveal_secret(session, new, a.id, owner_table="t", owner_id="o1",
-                                 purpose="p") == b"secret!"
+    assert (
+        secrets.reveal_secret(session, new, a.id, owner_table="t", owner_id="o1", purpose="p")
+        == b"secret!"
+    )
     with pytest.raises(CryptoError):
         secrets.reveal_secret(session, old, a.id, owner_table="t", owner_id="o1", purpose="p")
 

@@ -20,25 +20,30 @@ def test_default_is_one_third_of_lifetime_remaining(days: int) -> None:
 
 def test_fraction_and_days() -> None:
     end = START + timedelta(days=90)
-    frac = renewal_time(not_before=START, not_after=end, window={"fraction_remaining": 0.25},
-                        jitter_key="c1")
+    frac = renewal_time(
+        not_before=START, not_after=end, window={"fraction_remaining": 0.25}, jitter_key="c1"
+    )
     assert timedelta(days=22.5) <= end - frac <= timedelta(days=22.5 + 1.8)
-    days = renewal_time(not_before=START, not_after=end, window={"days_before_expiry": 30},
-                        jitter_key="c1")
+    days = renewal_time(
+        not_before=START, not_after=end, window={"days_before_expiry": 30}, jitter_key="c1"
+    )
     assert timedelta(days=30) <= end - days <= timedelta(days=31.8)
 
 
 def test_days_never_before_issuance() -> None:
     end = START + timedelta(days=6)
-    at = renewal_time(not_before=START, not_after=end, window={"days_before_expiry": 30},
-                      jitter_key="c1")
+    at = renewal_time(
+        not_before=START, not_after=end, window={"days_before_expiry": 30}, jitter_key="c1"
+    )
     assert at > START
 
 
 def test_jitter_is_deterministic_and_spreads() -> None:
     end = START + timedelta(days=90)
-    times = {renewal_time(not_before=START, not_after=end, window=None, jitter_key=f"c{i}")
-             for i in range(50)}
+    times = {
+        renewal_time(not_before=START, not_after=end, window=None, jitter_key=f"c{i}")
+        for i in range(50)
+    }
     assert len(times) == 50
     again = renewal_time(not_before=START, not_after=end, window=None, jitter_key="c7")
     assert again == renewal_time(not_before=START, not_after=end, window=None, jitter_key="c7")
