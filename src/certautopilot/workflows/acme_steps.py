@@ -1,24 +1,31 @@
 """The checkpointed steps of an ACME issuance.
 
-Every step takes and returns only ids and public values (no key, HMAC or TSIG secret);
-each is idempotent (check, then write) because DBOS runs a step again when a worker dies
-inside it. Network I/O and key generation happen outside database transactions.
+Few and coarse, because each step and each transaction costs CPU (DESIGN.md measured a
+workflow step at ~2.5 ms); each is idempotent (check, then write), because DBOS runs a
+step again when a worker dies inside it. Steps take and return only ids and public values
+(never a key, HMAC or TSIG secret). Network I/O and key generation happen outside
+database transactions; each step reads in one short transaction and writes in one.
+
+Happy path: ``begin`` (key, CSR, order, challenges) → ``publish`` (TXT records, checked on
+the authoritative servers) → ``complete`` (answer, validate, remove TXT, finalize, store).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 from dbos import DBOS
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certautopilot.certificates.models import CertificateVersion
+from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
 from certautopilot.dns import service as zones
+from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import (
     parse_nameserver,
@@ -30,6 +37,7 @@ from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssue
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import load_account_key
+from certautopilot.issuers.acme.types import Dns01Challenge
 from certautopilot.issuers.models import Issuer
 from certautopilot.renewal.windows import renewal_time
 from certautopilot.workflows.faults import pause_point
@@ -80,12 +88,32 @@ class ChallengeTask:
     needs_answer: bool
 
 
-def _client(session: Session, issuer: Issuer) -> AcmeClient:
-    """One client per issuer per worker, so connections and nonces are reused."""
+@dataclass(frozen=True)
+class Plan:
+    """What ``begin`` found: nothing to do (``done``), or the challenges to meet."""
+
+    done: bool
+    tasks: list[ChallengeTask] = field(default_factory=list)
+
+    @property
+    def automatic(self) -> list[ChallengeTask]:
+        return [t for t in self.tasks if not t.manual]
+
+    @property
+    def manual(self) -> list[ChallengeTask]:
+        return [t for t in self.tasks if t.manual]
+
+
+# -- cached per worker: ACME clients (one per issuer) and DNS providers (one per zone) --
+
+
+def _client(session: Session, issuer_id: str) -> AcmeClient:
     rt = runtime()
-    key = f"acme:{issuer.id}"
+    key = f"acme:{issuer_id}"
     client = rt.cache.get(key)
     if client is None:
+        issuer = session.get(Issuer, issuer_id)
+        assert issuer is not None
         jwk = load_account_key(issuers.account_key_pem(session, rt.kek, issuer))
         client = AcmeClient(
             issuer.config["directory_url"],
@@ -98,95 +126,115 @@ def _client(session: Session, issuer: Issuer) -> AcmeClient:
     return client
 
 
-def _client_for_version(version_id: str) -> tuple[AcmeClient, CertificateVersion]:
-    with tx() as session:
-        version, cert = load(session, version_id)
-        issuer = session.get(Issuer, cert.issuer_id)
-        assert issuer is not None
-        return _client(session, issuer), version
+@dataclass(frozen=True)
+class _ZoneHandle:
+    name: str
+    provider: DNSProvider
+    nameservers: tuple[tuple[str, int], ...]
+    propagation_timeout: int
 
 
-@DBOS.step(name="acme.prepare_key")
-def prepare_key(version_id: str) -> bool:
-    """Generates and stores the private key and CSR once. False when the version is done."""
+def _zone(session: Session, zone_id: str) -> _ZoneHandle:
+    rt = runtime()
+    key = f"zone:{zone_id}"
+    handle = rt.cache.get(key)
+    if handle is None:
+        zone = session.get(DnsZone, zone_id)
+        assert zone is not None
+        nameservers = (
+            [parse_nameserver(ns) for ns in zone.nameservers]
+            if zone.nameservers
+            else resolve_nameservers(zone.name)
+        )
+        handle = _ZoneHandle(
+            zone.name,
+            zones.provider_for(session, rt.kek, zone),
+            tuple(nameservers),
+            zone.propagation_timeout_seconds,
+        )
+        rt.cache[key] = handle
+    assert isinstance(handle, _ZoneHandle)
+    return handle
+
+
+def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, _ZoneHandle]:
+    return {t.zone_id: _zone(session, t.zone_id) for t in tasks}
+
+
+# -- steps ------------------------------------------------------------------------------
+
+
+@retrying_step("acme.begin")
+def begin(version_id: str) -> Plan:
+    """Key + CSR (once), the ACME order (once: a stored order URL is reused), challenges."""
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status != "pending":
-            return False
-        if version.csr_pem:
-            return True
+            return Plan(done=True)
+        client = _client(session, cert.issuer_id)
+        csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
-        cert.status = "issuing"
-        set_step(session, cert, "generating_key")
-    key = keys.generate_key(key_type)
-    csr = keys.build_csr(key, names).decode()
-    pem = keys.key_to_pem(key)
-    with tx() as session:
-        version, cert = load(session, version_id)
-        if not version.csr_pem:
-            version.key_secret_id = secrets.store_secret(
-                session,
-                runtime().kek,
-                owner_table="certificate_versions",
-                owner_id=version.id,
-                purpose="private_key",
-                plaintext=pem,
-            ).id
-            version.csr_pem = csr
-            record_event(session, cert, "key.generated", {"key_type": key_type})
-    return True
-
-
-@retrying_step("acme.create_order")
-def create_order(version_id: str) -> str:
-    """Creates the ACME order once; a retried step reuses the stored order URL."""
-    client, version = _client_for_version(version_id)
-    if version.order_url:
-        return version.order_url
-    assert version.csr_pem
-    order = client.new_order(version.csr_pem.encode())
-    with tx() as session:
-        version, cert = load(session, version_id)
-        if version.order_url is None:
-            version.order_url = order.url
-            record_event(session, cert, "acme.order.created", {"order_url": order.url})
-            set_step(session, cert, "authorizing")
-        url = version.order_url
-    pause_point("after_order")
-    return url
-
-
-@retrying_step("acme.challenges")
-def challenges(version_id: str) -> list[ChallengeTask]:
-    client, version = _client_for_version(version_id)
-    assert version.order_url
-    order = client.get_order(version.order_url)
+        overrides = dict(cert.challenge_overrides)
+        manual_zones = set(
+            session.scalars(
+                select(DnsZone.id).where(
+                    DnsZone.project_id == cert.project_id, DnsZone.provider == "manual"
+                )
+            )
+        )
+    key_pem = None
+    if csr_pem is None:
+        key = keys.generate_key(key_type)
+        key_pem = keys.key_to_pem(key)
+        csr_pem = keys.build_csr(key, names).decode()
+    if order_url is None:
+        order = client.new_order(csr_pem.encode())
+        with tx() as session:
+            version, cert = load(session, version_id)
+            if version.order_url is None:
+                if key_pem is not None:
+                    version.key_secret_id = secrets.store_secret(
+                        session,
+                        runtime().kek,
+                        owner_table="certificate_versions",
+                        owner_id=version.id,
+                        purpose="private_key",
+                        plaintext=key_pem,
+                    ).id
+                    version.csr_pem = csr_pem
+                    record_event(session, cert, "key.generated", {"key_type": key_type})
+                version.order_url = order.url
+                cert.status = "issuing"
+                record_event(session, cert, "acme.order.created", {"order_url": order.url})
+                set_step(session, cert, "authorizing")
+        pause_point("after_order")
+    else:
+        order = client.get_order(order_url)
     if order.status == "invalid":
         raise IssuerError(order.error_detail or "the CA marked the order invalid", order.error_type)
     found = client.dns01_challenges(order)
-    with tx() as session:
-        _, cert = load(session, version_id)
-        overrides = cert.challenge_overrides
-        zone_of = {
-            z.id: z for z in session.query(DnsZone).filter(DnsZone.project_id == cert.project_id)
-        }
+    return Plan(done=False, tasks=_tasks(found, overrides, manual_zones))
+
+
+def _tasks(
+    found: list[Dns01Challenge], overrides: dict[str, Any], manual_zones: set[str]
+) -> list[ChallengeTask]:
     tasks: list[ChallengeTask] = []
     for ch in found:
         if ch.authz_status == "valid":
             continue
         if ch.txt_value is None:
             raise IssuerError(f"the CA offers no dns-01 challenge for {ch.requested_name}")
-        target = overrides.get(ch.requested_name) or overrides.get(ch.identifier) or {}
-        zone = zone_of.get(target.get("zone_id", ""))
-        if zone is None:
+        target = overrides.get(ch.requested_name) or overrides.get(ch.identifier)
+        if not target:
             raise CertAutoPilotError(f"no DNS zone is recorded for {ch.requested_name}")
         tasks.append(
             ChallengeTask(
                 name=ch.requested_name,
                 txt_name=target.get("challenge_name") or ch.txt_name,
                 txt_value=ch.txt_value,
-                zone_id=zone.id,
-                manual=zone.provider == "manual",
+                zone_id=target["zone_id"],
+                manual=target["zone_id"] in manual_zones,
                 authz_url=ch.authz_url,
                 challenge_url=ch.challenge_url,
                 needs_answer=ch.needs_answer,
@@ -197,20 +245,21 @@ def challenges(version_id: str) -> list[ChallengeTask]:
 
 @DBOS.step(name="dns.publish")
 def publish(version_id: str, tasks: list[ChallengeTask]) -> None:
-    rt = runtime()
+    """Publishes every TXT record and waits until the zone's authoritative servers serve it."""
     with tx() as session:
-        _, cert = load(session, version_id)
-        set_step(session, cert, "publishing_dns")
-        by_zone = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-        providers = {
-            zid: zones.provider_for(session, rt.kek, z)
-            for zid, z in by_zone.items()
-            if z is not None
-        }
+        handles = _zones(session, tasks)
     for t in tasks:
-        zone = by_zone[t.zone_id]
-        assert zone is not None
-        providers[t.zone_id].publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+        zone = handles[t.zone_id]
+        zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+    pause_point("waiting_propagation")
+    for t in tasks:
+        zone = handles[t.zone_id]
+        wait_for_txt(
+            t.txt_name,
+            t.txt_value,
+            list(zone.nameservers),
+            deadline_seconds=zone.propagation_timeout,
+        )
     with tx() as session:
         _, cert = load(session, version_id)
         for t in tasks:
@@ -220,37 +269,13 @@ def publish(version_id: str, tasks: list[ChallengeTask]) -> None:
                 "dns.record.published",
                 {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
             )
-        set_step(session, cert, "waiting_for_dns")
-
-
-def _nameservers(zone: DnsZone) -> list[tuple[str, int]]:
-    if zone.nameservers:
-        return [parse_nameserver(ns) for ns in zone.nameservers]
-    return resolve_nameservers(zone.name)
-
-
-@DBOS.step(name="dns.wait_propagation")
-def wait_propagation(version_id: str, tasks: list[ChallengeTask]) -> None:
-    with tx() as session:
-        zone_of = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-    pause_point("waiting_propagation")
-    for t in tasks:
-        zone = zone_of[t.zone_id]
-        assert zone is not None
-        wait_for_txt(
-            t.txt_name,
-            t.txt_value,
-            _nameservers(zone),
-            deadline_seconds=zone.propagation_timeout_seconds,
-        )
-    with tx() as session:
-        _, cert = load(session, version_id)
         record_event(
             session,
             cert,
             "dns.propagation.confirmed",
             {"names": sorted({t.txt_name for t in tasks})},
         )
+        set_step(session, cert, "validating")
 
 
 @DBOS.step(name="dns.request_manual")
@@ -272,28 +297,25 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
 def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str) -> bool:
     """After "I've added it": True when every record is on the zone's authoritative servers."""
     with tx() as session:
-        zone_of = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-    missing = []
-    for t in tasks:
-        zone = zone_of[t.zone_id]
-        assert zone is not None
-        if not txt_visible(t.txt_name, t.txt_value, _nameservers(zone)):
-            missing.append(t.txt_name)
+        handles = _zones(session, tasks)
+    missing = sorted(
+        {
+            t.txt_name
+            for t in tasks
+            if not txt_visible(t.txt_name, t.txt_value, list(handles[t.zone_id].nameservers))
+        }
+    )
     with tx() as session:
         _, cert = load(session, version_id)
         if missing:
             message = (
                 "Not visible yet on the zone's authoritative servers: "
-                + ", ".join(sorted(set(missing)))
+                + ", ".join(missing)
                 + ". Check the record and confirm again once it is published."
             )
             cert.pending_action = {**(cert.pending_action or {}), "message": message}
             record_event(
-                session,
-                cert,
-                "dns.manual.not_visible",
-                {"missing": sorted(set(missing))},
-                actor=confirmed_by,
+                session, cert, "dns.manual.not_visible", {"missing": missing}, actor=confirmed_by
             )
             return False
         cert.status = "issuing"
@@ -303,39 +325,36 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
     return True
 
 
-@retrying_step("acme.validate")
-def validate(version_id: str, tasks: list[ChallengeTask]) -> None:
-    client, _ = _client_for_version(version_id)
+@retrying_step("acme.complete")
+def complete(version_id: str, tasks: list[ChallengeTask], published: list[ChallengeTask]) -> None:
+    """Answers the challenges, waits for validation, removes the TXT records it published,
+    finalizes, downloads and stores the chain."""
     with tx() as session:
-        _, cert = load(session, version_id)
-        set_step(session, cert, "validating")
+        version, cert = load(session, version_id)
+        if version.status == "issued":
+            return
+        client = _client(session, cert.issuer_id)
+        handles = _zones(session, published)
+        order_url, csr_pem = version.order_url, version.csr_pem
+    assert order_url and csr_pem
     for t in tasks:
         if t.needs_answer and t.challenge_url:
             client.answer_challenge(t.challenge_url)
     for url in dict.fromkeys(t.authz_url for t in tasks):
         client.wait_authorization(url, timeout=AUTHORIZATION_TIMEOUT)
-    with tx() as session:
-        _, cert = load(session, version_id)
-        record_event(
-            session, cert, "acme.authorizations.valid", {"names": sorted({t.name for t in tasks})}
-        )
-        set_step(session, cert, "finalizing")
-
-
-@retrying_step("acme.finalize")
-def finalize(version_id: str) -> None:
-    client, version = _client_for_version(version_id)
-    if version.status == "issued":
-        return
-    assert version.order_url and version.csr_pem
-    chain = client.finalize(version.order_url, version.csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
+    # On an error the records stay for a retry of this step; ``fail`` removes them.
+    removed, failed = _remove_records(handles, published)
+    chain = client.finalize(order_url, csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
     pause_point("after_finalize")
-    leaf = keys.split_pem_chain(chain)[0]
-    info = keys.cert_info(leaf)
+    info = keys.cert_info(keys.split_pem_chain(chain)[0])
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
+        _record_removals(session, cert, removed, failed)
+        record_event(
+            session, cert, "acme.authorizations.valid", {"names": sorted({t.name for t in tasks})}
+        )
         version.chain_secret_id = secrets.store_secret(
             session,
             runtime().kek,
@@ -349,81 +368,96 @@ def finalize(version_id: str) -> None:
         version.not_before = info.not_before
         version.not_after = info.not_after
         version.fingerprint_sha256 = info.fingerprint_sha256
-        cert.current_version_id = version.id
-        cert.not_after = info.not_after
-        cert.status = "issued"
-        cert.error = None
-        cert.pending_action = None
-        cert.next_renewal_at = (
-            renewal_time(
-                not_before=info.not_before,
-                not_after=info.not_after,
-                window=cert.renewal_window,
-                jitter_key=cert.id,
-            )
-            if cert.auto_renew
-            else None
+        _mark_issued(session, cert, version, info)
+
+
+def _mark_issued(
+    session: Session, cert: Certificate, version: CertificateVersion, info: keys.CertInfo
+) -> None:
+    cert.current_version_id = version.id
+    cert.not_after = info.not_after
+    cert.status = "issued"
+    cert.error = None
+    cert.pending_action = None
+    cert.next_renewal_at = (
+        renewal_time(
+            not_before=info.not_before,
+            not_after=info.not_after,
+            window=cert.renewal_window,
+            jitter_key=cert.id,
         )
-        set_step(session, cert, None)
+        if cert.auto_renew
+        else None
+    )
+    set_step(session, cert, None)
+    record_event(
+        session,
+        cert,
+        "cert.renewed" if version.reason == "renew" else "cert.issued",
+        {
+            "serial": info.serial_hex,
+            "not_after": info.not_after.isoformat(),
+            "fingerprint_sha256": info.fingerprint_sha256,
+            "version": version.seq,
+        },
+    )
+    if cert.next_renewal_at is not None:
         record_event(
-            session,
-            cert,
-            "cert.renewed" if version.reason == "renew" else "cert.issued",
-            {
-                "serial": info.serial_hex,
-                "not_after": info.not_after.isoformat(),
-                "fingerprint_sha256": info.fingerprint_sha256,
-                "version": version.seq,
-            },
+            session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
         )
-        if cert.next_renewal_at is not None:
-            record_event(
-                session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
-            )
 
 
-@DBOS.step(name="dns.cleanup")
-def cleanup(version_id: str, tasks: list[ChallengeTask]) -> None:
-    """Removes every TXT record this issuance published; never fails the issuance."""
-    rt = runtime()
-    with tx() as session:
-        by_zone = {t.zone_id: session.get(DnsZone, t.zone_id) for t in tasks}
-        providers = {
-            zid: zones.provider_for(session, rt.kek, z)
-            for zid, z in by_zone.items()
-            if z is not None
-        }
-    removed, failed = [], []
-    for t in tasks:
-        zone = by_zone[t.zone_id]
-        assert zone is not None
+def _remove_records(
+    handles: dict[str, _ZoneHandle], published: list[ChallengeTask]
+) -> tuple[list[ChallengeTask], list[tuple[ChallengeTask, str]]]:
+    removed: list[ChallengeTask] = []
+    failed: list[tuple[ChallengeTask, str]] = []
+    for t in published:
+        zone = handles[t.zone_id]
         try:
-            providers[t.zone_id].remove_txt(zone.name, t.txt_name, t.txt_value)
+            zone.provider.remove_txt(zone.name, t.txt_name, t.txt_value)
             removed.append(t)
         except CertAutoPilotError as exc:
             log.warning("could not remove TXT %s: %s", t.txt_name, exc)
             failed.append((t, str(exc)))
-    with tx() as session:
-        _, cert = load(session, version_id)
-        for t in removed:
-            record_event(
-                session,
-                cert,
-                "dns.record.removed",
-                {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
-            )
-        for t, why in failed:
-            record_event(
-                session, cert, "dns.record.cleanup_failed", {"name": t.txt_name, "error": why}
-            )
+    return removed, failed
 
 
-@DBOS.step(name="cert.mark_failed")
-def mark_failed(version_id: str, title: str, detail: str, problem_type: str | None) -> None:
+def _record_removals(
+    session: Session,
+    cert: Certificate,
+    removed: list[ChallengeTask],
+    failed: list[tuple[ChallengeTask, str]],
+) -> None:
+    for t in removed:
+        record_event(
+            session,
+            cert,
+            "dns.record.removed",
+            {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
+        )
+    for t, why in failed:
+        record_event(session, cert, "dns.record.cleanup_failed", {"name": t.txt_name, "error": why})
+
+
+@DBOS.step(name="cert.fail")
+def fail(
+    version_id: str,
+    published: list[ChallengeTask],
+    title: str,
+    detail: str,
+    problem_type: str | None,
+) -> None:
+    """Removes any TXT record still published, then marks the version and certificate failed."""
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
+        handles = _zones(session, published)
+    removed, failed = _remove_records(handles, published)
+    with tx() as session:
+        version, cert = load(session, version_id)
+        _record_removals(session, cert, removed, failed)
         version.status = "failed"
         cert.status = "failed"
         cert.pending_action = None

@@ -28,36 +28,22 @@ def workflow_id(version_id: str) -> str:
 
 @DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=None)
 def issue_certificate(version_id: str) -> str:
-    if not steps.prepare_key(version_id):
-        return "done"
     published: list[steps.ChallengeTask] = []
-    failure: tuple[str, str, str | None] | None = None
     try:
-        steps.create_order(version_id)
-        tasks = steps.challenges(version_id)
-        automatic = [t for t in tasks if not t.manual]
-        manual = [t for t in tasks if t.manual]
-        if automatic:
-            published = automatic
-            steps.publish(version_id, automatic)
-            steps.wait_propagation(version_id, automatic)
-        if manual:
-            _await_manual_dns(version_id, manual)
-        steps.validate(version_id, tasks)
+        plan = steps.begin(version_id)
+        if plan.done:
+            return "done"
+        if plan.automatic:
+            published = plan.automatic
+            steps.publish(version_id, plan.automatic)
+        if plan.manual:
+            _await_manual_dns(version_id, plan.manual)
+        steps.complete(version_id, plan.tasks, published)
+        return "issued"
     except Exception as exc:
-        failure = _failure(version_id, exc)
-    # Records are removed once the CA has validated them, or on failure, before the
-    # certificate shows its outcome: nothing is left behind in the zone.
-    if published:
-        steps.cleanup(version_id, published)
-    if failure is None:
-        try:
-            steps.finalize(version_id)
-            return "issued"
-        except Exception as exc:
-            failure = _failure(version_id, exc)
-    steps.mark_failed(version_id, *failure)
-    return "failed"
+        # ``fail`` removes what is still published before the certificate shows "failed".
+        steps.fail(version_id, published, *_failure(version_id, exc))
+        return "failed"
 
 
 def _failure(version_id: str, exc: Exception) -> tuple[str, str, str | None]:
