@@ -308,7 +308,26 @@ def list_certificates(
 
 
 def to_out(session: Session, cert: Certificate) -> CertificateOut:
-    version = current_version(session, cert)
+    return to_out_many(session, [cert])[0]
+
+
+def to_out_many(session: Session, certs: list[Certificate]) -> list[CertificateOut]:
+    """The API view of many certificates, with their current versions in one query."""
+    ids = [c.current_version_id for c in certs if c.current_version_id]
+    versions = (
+        {
+            v.id: v
+            for v in session.scalars(
+                select(CertificateVersion).where(CertificateVersion.id.in_(ids))
+            )
+        }
+        if ids
+        else {}
+    )
+    return [_out(cert, versions.get(cert.current_version_id or "")) for cert in certs]
+
+
+def _out(cert: Certificate, version: CertificateVersion | None) -> CertificateOut:
     current = None
     if version is not None and version.serial and version.not_before and version.not_after:
         current = VersionSummary(

@@ -73,11 +73,15 @@ def worker() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
-    with_worker: bool = typer.Option(
-        True, "--worker/--no-worker", help="Also run a worker in a child process."
+    workers: int = typer.Option(
+        2, min=0, help="Worker child processes to run (0: API only, workers run elsewhere)."
     ),
 ) -> None:
-    """Run the API and UI, with a worker in a child process."""
+    """Run the API and UI, with durable workers in child processes.
+
+    Each worker gets a stable executor id (``<CERTAUTOPILOT_EXECUTOR_ID>-<n>``), so a
+    restarted ``serve`` resumes the workflows its workers had in flight.
+    """
     import uvicorn
 
     from certautopilot.app import create_app
@@ -86,14 +90,26 @@ def serve(
     _logging()
     settings = Settings.from_env()
     upgrade(settings)
-    child = None
-    if with_worker:
-        child = subprocess.Popen([sys.executable, "-m", "certautopilot.cli", "worker"])
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "certautopilot.cli", "worker"],
+            env={**os.environ, "CERTAUTOPILOT_EXECUTOR_ID": f"{settings.executor_id}-{n}"},
+        )
+        for n in range(1, workers + 1)
+    ]
+    level = os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO").lower()
     try:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=host,
+            port=port,
+            log_level=level,
+            access_log=level in ("debug", "info"),
+        )
     finally:
-        if child is not None:
+        for child in children:
             child.terminate()
+        for child in children:
             try:
                 child.wait(timeout=20)
             except subprocess.TimeoutExpired:

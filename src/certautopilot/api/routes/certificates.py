@@ -54,7 +54,7 @@ def list_certificates(
         limit=limit,
         cursor=cursor,
     )
-    return CertificateList(items=[certs.to_out(session, c) for c in rows], next_cursor=next_cursor)
+    return CertificateList(items=certs.to_out_many(session, rows), next_cursor=next_cursor)
 
 
 @router.get(BASE + "/{cert_id}", response_model=CertificateOut)
