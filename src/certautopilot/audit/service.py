@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -22,9 +23,11 @@ def record(
     subject_type: str,
     subject_id: str,
     detail: dict[str, Any] | None = None,
+    at: datetime | None = None,
 ) -> AuditEvent:
+    """``at`` is when it happened, when that was before this call (default: now)."""
     event = AuditEvent(
-        at=utcnow(),
+        at=at or utcnow(),
         type=type,
         actor=actor,
         project_id=project_id,

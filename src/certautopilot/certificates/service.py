@@ -141,7 +141,8 @@ def create_certificate(
     names = normalize_names(body.common_name, body.sans)
     zones = list(session.scalars(select(DnsZone).where(DnsZone.project_id == project_id)))
     targets = resolve_zones(names, zones, body.challenge_overrides)
-    manual = any(z.provider == "manual" for z in zones if z.id in {t.zone_id for t in targets})
+    manual_zones = {z.id for z in zones if z.provider == "manual"}
+    manual = any(t.zone_id in manual_zones for t in targets)
     cert = Certificate(
         project_id=project_id,
         issuer_id=issuer.id,
@@ -154,7 +155,12 @@ def create_certificate(
         if body.renewal_window
         else None,
         challenge_overrides={
-            t.name: {"zone_id": t.zone_id, "challenge_name": t.challenge_name} for t in targets
+            t.name: {
+                "zone_id": t.zone_id,
+                "challenge_name": t.challenge_name,
+                "manual": t.zone_id in manual_zones,
+            }
+            for t in targets
         },
         status="requested",
         created_by=actor.user_id,

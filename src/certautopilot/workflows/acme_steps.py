@@ -6,22 +6,24 @@ step again when a worker dies inside it. Steps take and return only ids and publ
 (never a key, HMAC or TSIG secret). Network I/O and key generation happen outside
 database transactions; each step reads in one short transaction and writes in one.
 
-Happy path: ``begin`` (key, CSR, order, challenges) → ``publish`` (TXT records, checked on
-the authoritative servers) → ``complete`` (answer, validate, remove TXT, finalize, store).
+Happy path, two steps: ``begin`` (key, CSR, the order, its challenges, TXT records
+published and seen on the zone's authoritative servers) → ``complete`` (answer, validate,
+remove the TXT records, finalize, store). Manual zones pause between the two.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from dbos import DBOS
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
 from certautopilot.dns import service as zones
@@ -90,14 +92,20 @@ class ChallengeTask:
 
 @dataclass(frozen=True)
 class Plan:
-    """What ``begin`` found: nothing to do (``done``), or the challenges to meet."""
+    """What ``begin`` did: nothing to do (``done``), or an order with its challenges.
+
+    ``published`` are the TXT records it published (at ``published_at``, ISO 8601);
+    the order URL and the CSR are public values, carried so ``complete`` need not read them.
+    """
 
     done: bool
+    issuer_id: str = ""
+    order_url: str = ""
+    csr_pem: str = ""
     tasks: list[ChallengeTask] = field(default_factory=list)
-
-    @property
-    def automatic(self) -> list[ChallengeTask]:
-        return [t for t in self.tasks if not t.manual]
+    published: list[ChallengeTask] = field(default_factory=list)
+    published_at: str | None = None
+    confirmed_at: str | None = None
 
     @property
     def manual(self) -> list[ChallengeTask]:
@@ -166,22 +174,18 @@ def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, _ZoneHandl
 
 @retrying_step("acme.begin")
 def begin(version_id: str) -> Plan:
-    """Key + CSR (once), the ACME order (once: a stored order URL is reused), challenges."""
+    """Key + CSR and the ACME order, once each (a stored order URL is reused), then the
+    challenges; TXT records of automatic zones are published and checked on the zone's
+    authoritative servers. On a failure after publishing, the records are removed."""
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status != "pending":
             return Plan(done=True)
-        client = _client(session, cert.issuer_id)
+        issuer_id = cert.issuer_id
+        client = _client(session, issuer_id)
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
-        manual_zones = set(
-            session.scalars(
-                select(DnsZone.id).where(
-                    DnsZone.project_id == cert.project_id, DnsZone.provider == "manual"
-                )
-            )
-        )
     key_pem = None
     if csr_pem is None:
         key = keys.generate_key(key_type)
@@ -189,36 +193,70 @@ def begin(version_id: str) -> Plan:
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
         order = client.new_order(csr_pem.encode())
-        with tx() as session:
-            version, cert = load(session, version_id)
-            if version.order_url is None:
-                if key_pem is not None:
-                    version.key_secret_id = secrets.store_secret(
-                        session,
-                        runtime().kek,
-                        owner_table="certificate_versions",
-                        owner_id=version.id,
-                        purpose="private_key",
-                        plaintext=key_pem,
-                    ).id
-                    version.csr_pem = csr_pem
-                    record_event(session, cert, "key.generated", {"key_type": key_type})
-                version.order_url = order.url
-                cert.status = "issuing"
-                record_event(session, cert, "acme.order.created", {"order_url": order.url})
-                set_step(session, cert, "authorizing")
+        _store_order(version_id, order.url, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
         order = client.get_order(order_url)
     if order.status == "invalid":
         raise IssuerError(order.error_detail or "the CA marked the order invalid", order.error_type)
-    found = client.dns01_challenges(order)
-    return Plan(done=False, tasks=_tasks(found, overrides, manual_zones))
+    tasks = _tasks(client.dns01_challenges(order), overrides)
+    automatic = [t for t in tasks if not t.manual]
+    plan = Plan(False, issuer_id, order.url, csr_pem, tasks)
+    if not automatic:
+        return plan
+    published_at = utcnow().isoformat()
+    with tx() as session:
+        handles = _zones(session, automatic)
+    try:
+        for t in automatic:
+            zone = handles[t.zone_id]
+            zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+        pause_point("waiting_propagation")
+        for t in automatic:
+            zone = handles[t.zone_id]
+            wait_for_txt(
+                t.txt_name,
+                t.txt_value,
+                list(zone.nameservers),
+                deadline_seconds=zone.propagation_timeout,
+            )
+    except Exception:
+        removed, failed = _remove_records(handles, automatic)
+        with tx() as session:
+            _, cert = load(session, version_id)
+            _record_publication(session, cert, automatic, published_at, None)
+            _record_removals(session, cert, removed, failed)
+        raise
+    return replace(
+        plan, published=automatic, published_at=published_at, confirmed_at=utcnow().isoformat()
+    )
 
 
-def _tasks(
-    found: list[Dns01Challenge], overrides: dict[str, Any], manual_zones: set[str]
-) -> list[ChallengeTask]:
+def _store_order(
+    version_id: str, order_url: str, csr_pem: str, key_pem: bytes | None, key_type: str
+) -> None:
+    with tx() as session:
+        version, cert = load(session, version_id)
+        if version.order_url is not None:
+            return
+        if key_pem is not None:
+            version.key_secret_id = secrets.store_secret(
+                session,
+                runtime().kek,
+                owner_table="certificate_versions",
+                owner_id=version.id,
+                purpose="private_key",
+                plaintext=key_pem,
+            ).id
+            version.csr_pem = csr_pem
+            record_event(session, cert, "key.generated", {"key_type": key_type})
+        version.order_url = order_url
+        cert.status = "issuing"
+        record_event(session, cert, "acme.order.created", {"order_url": order_url})
+        set_step(session, cert, "validating")
+
+
+def _tasks(found: list[Dns01Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
     tasks: list[ChallengeTask] = []
     for ch in found:
         if ch.authz_status == "valid":
@@ -234,48 +272,13 @@ def _tasks(
                 txt_name=target.get("challenge_name") or ch.txt_name,
                 txt_value=ch.txt_value,
                 zone_id=target["zone_id"],
-                manual=target["zone_id"] in manual_zones,
+                manual=bool(target.get("manual")),
                 authz_url=ch.authz_url,
                 challenge_url=ch.challenge_url,
                 needs_answer=ch.needs_answer,
             )
         )
     return tasks
-
-
-@DBOS.step(name="dns.publish")
-def publish(version_id: str, tasks: list[ChallengeTask]) -> None:
-    """Publishes every TXT record and waits until the zone's authoritative servers serve it."""
-    with tx() as session:
-        handles = _zones(session, tasks)
-    for t in tasks:
-        zone = handles[t.zone_id]
-        zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
-    pause_point("waiting_propagation")
-    for t in tasks:
-        zone = handles[t.zone_id]
-        wait_for_txt(
-            t.txt_name,
-            t.txt_value,
-            list(zone.nameservers),
-            deadline_seconds=zone.propagation_timeout,
-        )
-    with tx() as session:
-        _, cert = load(session, version_id)
-        for t in tasks:
-            record_event(
-                session,
-                cert,
-                "dns.record.published",
-                {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
-            )
-        record_event(
-            session,
-            cert,
-            "dns.propagation.confirmed",
-            {"names": sorted({t.txt_name for t in tasks})},
-        )
-        set_step(session, cert, "validating")
 
 
 @DBOS.step(name="dns.request_manual")
@@ -326,35 +329,37 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
 
 
 @retrying_step("acme.complete")
-def complete(version_id: str, tasks: list[ChallengeTask], published: list[ChallengeTask]) -> None:
-    """Answers the challenges, waits for validation, removes the TXT records it published,
-    finalizes, downloads and stores the chain."""
+def complete(version_id: str, plan: Plan) -> None:
+    """Answers the challenges, waits for validation, removes the TXT records ``begin``
+    published, finalizes, downloads and stores the chain. Idempotent: a finalized order is
+    not finalized again, and a stored version is not stored twice."""
     with tx() as session:
-        version, cert = load(session, version_id)
-        if version.status == "issued":
-            return
-        client = _client(session, cert.issuer_id)
-        handles = _zones(session, published)
-        order_url, csr_pem = version.order_url, version.csr_pem
-    assert order_url and csr_pem
-    for t in tasks:
+        client = _client(session, plan.issuer_id)
+        handles = _zones(session, plan.published)
+    for t in plan.tasks:
         if t.needs_answer and t.challenge_url:
             client.answer_challenge(t.challenge_url)
-    for url in dict.fromkeys(t.authz_url for t in tasks):
+    for url in dict.fromkeys(t.authz_url for t in plan.tasks):
         client.wait_authorization(url, timeout=AUTHORIZATION_TIMEOUT)
+    validated_at = utcnow()
     # On an error the records stay for a retry of this step; ``fail`` removes them.
-    removed, failed = _remove_records(handles, published)
-    chain = client.finalize(order_url, csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
+    removed, failed = _remove_records(handles, plan.published)
+    chain = client.finalize(plan.order_url, plan.csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
     pause_point("after_finalize")
     info = keys.cert_info(keys.split_pem_chain(chain)[0])
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
-        _record_removals(session, cert, removed, failed)
+        _record_publication(session, cert, plan.published, plan.published_at, plan.confirmed_at)
         record_event(
-            session, cert, "acme.authorizations.valid", {"names": sorted({t.name for t in tasks})}
+            session,
+            cert,
+            "acme.authorizations.valid",
+            {"names": sorted({t.name for t in plan.tasks})},
+            at=validated_at,
         )
+        _record_removals(session, cert, removed, failed)
         version.chain_secret_id = secrets.store_secret(
             session,
             runtime().kek,
@@ -369,6 +374,35 @@ def complete(version_id: str, tasks: list[ChallengeTask], published: list[Challe
         version.not_after = info.not_after
         version.fingerprint_sha256 = info.fingerprint_sha256
         _mark_issued(session, cert, version, info)
+
+
+def _record_publication(
+    session: Session,
+    cert: Certificate,
+    published: list[ChallengeTask],
+    published_at: str | None,
+    confirmed_at: str | None,
+) -> None:
+    """Timeline events for records ``begin`` published, stamped with when it happened."""
+    if not published:
+        return
+    at = datetime.fromisoformat(published_at) if published_at else None
+    for t in published:
+        record_event(
+            session,
+            cert,
+            "dns.record.published",
+            {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
+            at=at,
+        )
+    if confirmed_at:
+        record_event(
+            session,
+            cert,
+            "dns.propagation.confirmed",
+            {"names": sorted({t.txt_name for t in published})},
+            at=datetime.fromisoformat(confirmed_at),
+        )
 
 
 def _mark_issued(
@@ -442,13 +476,10 @@ def _record_removals(
 
 @DBOS.step(name="cert.fail")
 def fail(
-    version_id: str,
-    published: list[ChallengeTask],
-    title: str,
-    detail: str,
-    problem_type: str | None,
+    version_id: str, plan: Plan | None, title: str, detail: str, problem_type: str | None
 ) -> None:
     """Removes any TXT record still published, then marks the version and certificate failed."""
+    published = plan.published if plan else []
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
@@ -457,6 +488,8 @@ def fail(
     removed, failed = _remove_records(handles, published)
     with tx() as session:
         version, cert = load(session, version_id)
+        if plan is not None:
+            _record_publication(session, cert, published, plan.published_at, plan.confirmed_at)
         _record_removals(session, cert, removed, failed)
         version.status = "failed"
         cert.status = "failed"

@@ -28,21 +28,18 @@ def workflow_id(version_id: str) -> str:
 
 @DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=None)
 def issue_certificate(version_id: str) -> str:
-    published: list[steps.ChallengeTask] = []
+    plan: steps.Plan | None = None
     try:
         plan = steps.begin(version_id)
         if plan.done:
             return "done"
-        if plan.automatic:
-            published = plan.automatic
-            steps.publish(version_id, plan.automatic)
         if plan.manual:
             _await_manual_dns(version_id, plan.manual)
-        steps.complete(version_id, plan.tasks, published)
+        steps.complete(version_id, plan)
         return "issued"
     except Exception as exc:
         # ``fail`` removes what is still published before the certificate shows "failed".
-        steps.fail(version_id, published, *_failure(version_id, exc))
+        steps.fail(version_id, plan, *_failure(version_id, exc))
         return "failed"
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -24,12 +26,15 @@ def tx() -> Iterator[Session]:
 
 
 def load(session: Session, version_id: str) -> tuple[CertificateVersion, Certificate]:
-    version = session.get(CertificateVersion, version_id)
-    if version is None:
+    """The version and its certificate, in one query."""
+    row = session.execute(
+        select(CertificateVersion, Certificate)
+        .join(Certificate, Certificate.id == CertificateVersion.certificate_id)
+        .where(CertificateVersion.id == version_id)
+    ).first()
+    if row is None:
         raise NotFound(f"certificate version {version_id} does not exist")
-    cert = session.get(Certificate, version.certificate_id)
-    assert cert is not None
-    return version, cert
+    return row[0], row[1]
 
 
 def record_event(
@@ -39,6 +44,7 @@ def record_event(
     detail: dict[str, Any],
     *,
     actor: str = SYSTEM,
+    at: datetime | None = None,
 ) -> None:
     audit.record(
         session,
@@ -48,6 +54,7 @@ def record_event(
         subject_type="certificate",
         subject_id=cert.id,
         detail=detail,
+        at=at,
     )
 
 
