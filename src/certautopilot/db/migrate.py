@@ -22,7 +22,7 @@ def alembic_config(settings: Settings) -> Config:
 def upgrade(settings: Settings) -> None:
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), "head")
+    command.upgrade(alembic_config(settings), "heads")
     from certautopilot.workflows.launcher import migrate_system_database
 
     migrate_system_database(settings)

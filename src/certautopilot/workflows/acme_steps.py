@@ -22,7 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
-from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.models import Certificate
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
@@ -41,8 +41,8 @@ from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import load_account_key
 from certautopilot.issuers.acme.types import Dns01Challenge
 from certautopilot.issuers.models import Issuer
-from certautopilot.renewal.windows import renewal_time
 from certautopilot.workflows.faults import pause_point
+from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
 from certautopilot.workflows.runtime import runtime
 
@@ -346,7 +346,6 @@ def complete(version_id: str, plan: Plan) -> None:
     removed, failed = _remove_records(handles, plan.published)
     chain = client.finalize(plan.order_url, plan.csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
     pause_point("after_finalize")
-    info = keys.cert_info(keys.split_pem_chain(chain)[0])
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
@@ -360,20 +359,7 @@ def complete(version_id: str, plan: Plan) -> None:
             at=validated_at,
         )
         _record_removals(session, cert, removed, failed)
-        version.chain_secret_id = secrets.store_secret(
-            session,
-            runtime().kek,
-            owner_table="certificate_versions",
-            owner_id=version.id,
-            purpose="certificate_chain",
-            plaintext=chain.encode(),
-        ).id
-        version.status = "issued"
-        version.serial = info.serial_hex
-        version.not_before = info.not_before
-        version.not_after = info.not_after
-        version.fingerprint_sha256 = info.fingerprint_sha256
-        _mark_issued(session, cert, version, info)
+        store_issued(session, cert, version, chain)
 
 
 def _record_publication(
@@ -402,42 +388,6 @@ def _record_publication(
             "dns.propagation.confirmed",
             {"names": sorted({t.txt_name for t in published})},
             at=datetime.fromisoformat(confirmed_at),
-        )
-
-
-def _mark_issued(
-    session: Session, cert: Certificate, version: CertificateVersion, info: keys.CertInfo
-) -> None:
-    cert.current_version_id = version.id
-    cert.not_after = info.not_after
-    cert.status = "issued"
-    cert.error = None
-    cert.pending_action = None
-    cert.next_renewal_at = (
-        renewal_time(
-            not_before=info.not_before,
-            not_after=info.not_after,
-            window=cert.renewal_window,
-            jitter_key=cert.id,
-        )
-        if cert.auto_renew
-        else None
-    )
-    set_step(session, cert, None)
-    record_event(
-        session,
-        cert,
-        "cert.renewed" if version.reason == "renew" else "cert.issued",
-        {
-            "serial": info.serial_hex,
-            "not_after": info.not_after.isoformat(),
-            "fingerprint_sha256": info.fingerprint_sha256,
-            "version": version.seq,
-        },
-    )
-    if cert.next_renewal_at is not None:
-        record_event(
-            session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
         )
 
 

@@ -1,0 +1,68 @@
+"""What every issuer path does once the CA has handed over a certificate.
+
+ACME and AD CS both call :func:`store_issued` inside their final write transaction:
+the chain is stored encrypted, the version and certificate become ``issued``, the renewal
+time is computed, and the timeline records ``cert.issued`` (or ``cert.renewed``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.crypto import keys
+from certautopilot.crypto import service as secrets
+from certautopilot.renewal.windows import renewal_time
+from certautopilot.workflows.records import record_event, set_step
+from certautopilot.workflows.runtime import runtime
+
+
+def store_issued(
+    session: Session, cert: Certificate, version: CertificateVersion, chain_pem: str
+) -> keys.CertInfo:
+    info = keys.cert_info(keys.split_pem_chain(chain_pem)[0])
+    version.chain_secret_id = secrets.store_secret(
+        session,
+        runtime().kek,
+        owner_table="certificate_versions",
+        owner_id=version.id,
+        purpose="certificate_chain",
+        plaintext=chain_pem.encode(),
+    ).id
+    version.status = "issued"
+    version.serial = info.serial_hex
+    version.not_before = info.not_before
+    version.not_after = info.not_after
+    version.fingerprint_sha256 = info.fingerprint_sha256
+    cert.current_version_id = version.id
+    cert.not_after = info.not_after
+    cert.status = "issued"
+    cert.error = None
+    cert.pending_action = None
+    cert.next_renewal_at = (
+        renewal_time(
+            not_before=info.not_before,
+            not_after=info.not_after,
+            window=cert.renewal_window,
+            jitter_key=cert.id,
+        )
+        if cert.auto_renew
+        else None
+    )
+    set_step(session, cert, None)
+    record_event(
+        session,
+        cert,
+        "cert.renewed" if version.reason == "renew" else "cert.issued",
+        {
+            "serial": info.serial_hex,
+            "not_after": info.not_after.isoformat(),
+            "fingerprint_sha256": info.fingerprint_sha256,
+            "version": version.seq,
+        },
+    )
+    if cert.next_renewal_at is not None:
+        record_event(
+            session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
+        )
+    return info
