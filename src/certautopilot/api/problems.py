@@ -35,6 +35,9 @@ def install(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, InvalidInput):
             extra["errors"] = [{"field": f, "message": m} for f, m in exc.errors]
+        warnings = getattr(exc, "warnings", None)
+        if warnings is not None:
+            extra["warnings"] = warnings
         if exc.status >= 500:
             log.warning("%s: %s", type(exc).__name__, exc)
         return problem(exc.status, exc.title, str(exc), **extra)

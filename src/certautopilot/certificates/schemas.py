@@ -48,11 +48,22 @@ class ChallengeOverride(BaseModel):
     )
 
 
+class OverrideIn(BaseModel):
+    """An admin's override of preflight warnings: a reason, and every warning code."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=2000)
+    acknowledged: list[str] = Field(default_factory=list, max_length=50)
+
+
 class CertificateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     issuer: str = Field(min_length=1, max_length=64)
-    common_name: str = Field(max_length=253)
+    common_name: str = Field(
+        default="", max_length=253, description="Required unless csr_pem gives the names."
+    )
     sans: list[str] = Field(default_factory=list, max_length=1000)
     key_type: KeyType = "ecdsa-p256"
     auto_renew: bool = True
@@ -60,7 +71,7 @@ class CertificateIn(BaseModel):
     distribution_targets: list[str] = Field(default_factory=list, max_length=100)
     challenge_overrides: dict[str, ChallengeOverride] = Field(default_factory=dict)
     csr_pem: str | None = Field(default=None, max_length=100_000)
-    override: dict[str, Any] | None = None
+    override: OverrideIn | None = None
 
 
 class RevokeIn(BaseModel):
@@ -96,6 +107,8 @@ class CertificateOut(BaseModel):
     current: VersionSummary | None
     renewal: dict[str, Any] | None
     error: dict[str, Any] | None
+    approval_request: dict[str, Any] | None = None
+    csr_provided: bool = False
     created_at: datetime
     updated_at: datetime
 
@@ -115,3 +128,23 @@ class TimelineEvent(BaseModel):
 class Timeline(BaseModel):
     step: str | None
     events: list[TimelineEvent]
+
+
+class PreflightWarning(BaseModel):
+    code: str
+    field: str
+    message: str
+
+
+class PreflightOut(BaseModel):
+    """The request as the service would issue it, and what project policy says about it."""
+
+    issuer: str
+    common_name: str
+    sans: list[str]
+    key_type: str
+    auto_renew: bool
+    auto_renew_disabled_reason: str | None
+    csr_provided: bool
+    approval_required: bool
+    warnings: list[PreflightWarning]

@@ -9,32 +9,27 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Text, cast, func, or_, select
 from sqlalchemy.orm import Session
 
+from certautopilot.approvals import service as approvals
+from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.models import Certificate, CertificateVersion
-from certautopilot.certificates.names import base_name, normalize_name, normalize_names
+from certautopilot.certificates.preflight import Preflight, preflight
 from certautopilot.certificates.schemas import (
     REVOCATION_REASONS,
     CertificateIn,
     CertificateOut,
     VersionSummary,
 )
-from certautopilot.dns.models import DnsZone
-from certautopilot.dns.propagation import find_zone
 from certautopilot.errors import Conflict, InvalidInput, NotFound
-from certautopilot.issuers.models import Issuer
+from certautopilot.policy import service as policy
 
-MANUAL_DNS_REASON = (
-    "Manual DNS: the challenge record has to be published by hand, so this certificate "
-    "cannot renew on its own."
-)
 STATUSES = (
     "requested",
     "awaiting_approval",
@@ -50,77 +45,21 @@ ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
 
 
 class IssuanceLauncher(Protocol):
-    """Starts the durable issuance of a version in the caller's transaction."""
+    """Starts the durable issuance of a version in the caller's transaction; with
+    ``approval`` the workflow first waits for the request's decision."""
 
-    def enqueue_issuance(self, session: Session, version_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class ChallengeTarget:
-    """Where the DNS-01 record for one name goes."""
-
-    name: str
-    zone_id: str
-    zone_name: str
-    challenge_name: str | None
+    def enqueue_issuance(
+        self, session: Session, version_id: str, *, approval: bool = False
+    ) -> None: ...
 
 
-def resolve_zones(
-    names: list[str], zones: list[DnsZone], overrides: dict[str, Any]
-) -> list[ChallengeTarget]:
-    by_name = {z.name: z for z in zones}
-    by_id = {z.id: z for z in zones}
-    norm_overrides: dict[str, Any] = {}
-    errors: list[tuple[str, str]] = []
-    for raw, override in overrides.items():
-        try:
-            norm_overrides[normalize_name(raw)] = override
-        except ValueError as exc:
-            errors.append((f"challenge_overrides.{raw}", f"{raw!r} {exc}"))
-    targets: list[ChallengeTarget] = []
-    for i, name in enumerate(names):
-        field = "common_name" if i == 0 else "sans"
-        override = norm_overrides.get(name) or norm_overrides.get(base_name(name))
-        if override is not None:
-            zone = by_id.get(override.zone) or by_name.get(override.zone.lower().rstrip("."))
-            if zone is None:
-                errors.append(
-                    (
-                        f"challenge_overrides.{name}.zone",
-                        f"no zone {override.zone!r} in this project",
-                    )
-                )
-                continue
-            targets.append(ChallengeTarget(name, zone.id, zone.name, override.challenge_name))
-            continue
-        zone_name = find_zone(base_name(name), list(by_name))
-        if zone_name is None:
-            errors.append(
-                (
-                    field,
-                    f"{name} is not under any DNS zone of this project; add the "
-                    "zone or a challenge_overrides entry for it",
-                )
-            )
-            continue
-        targets.append(ChallengeTarget(name, by_name[zone_name].id, zone_name, None))
-    if errors:
-        raise InvalidInput("; ".join(m for _, m in errors), errors)
-    return targets
-
-
-def _issuer_of(session: Session, project_id: str, issuer_id: str) -> Issuer:
-    issuer = session.get(Issuer, issuer_id)
-    if issuer is None or issuer.project_id != project_id:
-        raise InvalidInput.field("issuer", f"no issuer {issuer_id!r} in this project")
-    return issuer
-
-
-def _unsupported(body: CertificateIn) -> None:
-    if body.csr_pem is not None:
-        raise InvalidInput.field("csr_pem", "bring-your-own CSR is not available yet")
-    if body.override is not None:
-        raise InvalidInput.field("override", "there is no policy warning to override")
+def _check_targets(body: CertificateIn, pre: Preflight) -> None:
+    if body.distribution_targets and pre.csr is not None:
+        raise InvalidInput.field(
+            "distribution_targets",
+            "a certificate from your own CSR is never distributed: the service does not "
+            "have its private key to deploy; download it instead",
+        )
     if body.distribution_targets:
         raise InvalidInput.field(
             "distribution_targets", "no such distribution target in this project"
@@ -134,23 +73,26 @@ def create_certificate(
     body: CertificateIn,
     actor: Actor,
     launcher: IssuanceLauncher,
+    now: datetime,
 ) -> Certificate:
+    """Runs preflight, applies policy (override, approval), stores the request, starts it."""
     require(actor, "operator", "Requesting a certificate")
-    _unsupported(body)
-    issuer = _issuer_of(session, project_id, body.issuer)
-    names = normalize_names(body.common_name, body.sans)
-    zones = list(session.scalars(select(DnsZone).where(DnsZone.project_id == project_id)))
-    targets = resolve_zones(names, zones, body.challenge_overrides)
-    manual_zones = {z.id for z in zones if z.provider == "manual"}
-    manual = any(t.zone_id in manual_zones for t in targets)
+    pre = preflight(session, project_id=project_id, body=body)
+    if body.override is not None and not pre.warnings:
+        raise InvalidInput.field("override", "there is no policy warning to override")
+    override = policy.check_override(
+        pre.warnings, body.override.model_dump() if body.override else None, actor
+    )
+    _check_targets(body, pre)
+    names = pre.names
     cert = Certificate(
         project_id=project_id,
-        issuer_id=issuer.id,
+        issuer_id=pre.issuer.id,
         common_name=names[0],
         names=names,
-        key_type=body.key_type,
-        auto_renew=body.auto_renew and not manual,
-        auto_renew_disabled_reason=MANUAL_DNS_REASON if manual else None,
+        key_type=pre.key_type,
+        auto_renew=pre.auto_renew,
+        auto_renew_disabled_reason=pre.auto_renew_disabled_reason,
         renewal_window=body.renewal_window.model_dump(exclude_none=True)
         if body.renewal_window
         else None,
@@ -158,30 +100,79 @@ def create_certificate(
             t.name: {
                 "zone_id": t.zone_id,
                 "challenge_name": t.challenge_name,
-                "manual": t.zone_id in manual_zones,
+                "manual": t.zone_id in pre.manual_zone_ids,
             }
-            for t in targets
+            for t in pre.targets
         },
+        csr_provided=pre.csr is not None,
         status="requested",
         created_by=actor.user_id,
     )
     session.add(cert)
     session.flush()
-    audit.record(
+    _event(
         session,
-        type="cert.requested",
-        actor=actor.email,
-        project_id=project_id,
-        subject_type="certificate",
-        subject_id=cert.id,
-        detail={"names": names, "key_type": body.key_type, "issuer": issuer.name},
+        cert,
+        actor,
+        "cert.requested",
+        {
+            "names": names,
+            "key_type": pre.key_type,
+            "issuer": pre.issuer.name,
+            "csr_provided": pre.csr is not None,
+        },
     )
-    _new_version(session, cert, reason="issue", launcher=launcher)
+    warnings = [w.as_dict() for w in pre.warnings]
+    if override is not None:
+        _event(session, cert, actor, "policy.overridden", {**override, "warnings": warnings})
+    approval = pre.rules.approval_required
+    version = _new_version(
+        session,
+        cert,
+        reason="issue",
+        launcher=launcher,
+        csr_pem=pre.csr.pem if pre.csr else None,
+        approval=approval,
+    )
+    if approval:
+        approvals.create_request(
+            session,
+            cert=cert,
+            version_id=version.id,
+            actor=actor,
+            request=pre.out().model_dump(mode="json"),
+            warnings=warnings,
+            override=override,
+            now=now,
+            expiry_days=pre.rules.request_expiry_days,
+        )
+        cert.status = "awaiting_approval"
+        cert.step = "awaiting_approval"
     return cert
 
 
+def _event(
+    session: Session, cert: Certificate, actor: Actor, type: str, detail: dict[str, Any]
+) -> None:
+    audit.record(
+        session,
+        type=type,
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail=detail,
+    )
+
+
 def _new_version(
-    session: Session, cert: Certificate, *, reason: str, launcher: IssuanceLauncher
+    session: Session,
+    cert: Certificate,
+    *,
+    reason: str,
+    launcher: IssuanceLauncher,
+    csr_pem: str | None = None,
+    approval: bool = False,
 ) -> CertificateVersion:
     seq = (
         session.scalar(
@@ -191,14 +182,14 @@ def _new_version(
         )
         or 0
     ) + 1
-    version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason)
+    version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason, csr_pem=csr_pem)
     session.add(version)
     session.flush()
     cert.status = "requested"
     cert.error = None
     cert.pending_action = None
     cert.step = "queued"
-    launcher.enqueue_issuance(session, version.id)
+    launcher.enqueue_issuance(session, version.id, approval=approval)
     return version
 
 
@@ -219,7 +210,8 @@ def renew_certificate(
         subject_id=cert.id,
         detail={},
     )
-    return _new_version(session, cert, reason="renew", launcher=launcher)
+    csr_pem = latest_version(session, cert).csr_pem if cert.csr_provided else None
+    return _new_version(session, cert, reason="renew", launcher=launcher, csr_pem=csr_pem)
 
 
 def reason_code(reason: str) -> int:
@@ -330,10 +322,26 @@ def to_out_many(session: Session, certs: list[Certificate]) -> list[CertificateO
         if ids
         else {}
     )
-    return [_out(cert, versions.get(cert.current_version_id or "")) for cert in certs]
+    cert_ids = [c.id for c in certs if c.status == "awaiting_approval" or c.error]
+    requests = (
+        {
+            r.certificate_id: {"id": r.id, "status": r.status}
+            for r in session.scalars(
+                select(ApprovalRequest).where(ApprovalRequest.certificate_id.in_(cert_ids))
+            )
+        }
+        if cert_ids
+        else {}
+    )
+    return [
+        _out(cert, versions.get(cert.current_version_id or ""), requests.get(cert.id))
+        for cert in certs
+    ]
 
 
-def _out(cert: Certificate, version: CertificateVersion | None) -> CertificateOut:
+def _out(
+    cert: Certificate, version: CertificateVersion | None, request: dict[str, Any] | None
+) -> CertificateOut:
     current = None
     if version is not None and version.serial and version.not_before and version.not_after:
         current = VersionSummary(
@@ -356,6 +364,8 @@ def _out(cert: Certificate, version: CertificateVersion | None) -> CertificateOu
         current=current,
         renewal={"next_at": cert.next_renewal_at} if cert.next_renewal_at else None,
         error=cert.error,
+        approval_request=request,
+        csr_provided=cert.csr_provided,
         created_at=cert.created_at,
         updated_at=cert.updated_at,
     )

@@ -1,5 +1,6 @@
 """Imports every domain's models so that metadata (and Alembic) sees all tables."""
 
+from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.audit.models import AuditEvent
 from certautopilot.auth.models import ApiToken, Membership, User
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -7,10 +8,12 @@ from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.base import Base
 from certautopilot.dns.models import DnsZone
 from certautopilot.issuers.models import Issuer
+from certautopilot.policy.models import ProjectPolicy
 from certautopilot.projects.models import Project
 
 __all__ = [
     "ApiToken",
+    "ApprovalRequest",
     "AuditEvent",
     "Base",
     "Certificate",
@@ -19,6 +22,7 @@ __all__ = [
     "Issuer",
     "Membership",
     "Project",
+    "ProjectPolicy",
     "StoredSecret",
     "User",
 ]

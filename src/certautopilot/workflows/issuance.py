@@ -14,10 +14,13 @@ from dbos import error as dbos_error
 
 from certautopilot.errors import CertAutoPilotError, DNSError
 from certautopilot.workflows import acme_steps as steps
+from certautopilot.workflows import approval_steps
 
 log = logging.getLogger(__name__)
 QUEUE = "issuance"
 WORKFLOW_NAME = "issue_certificate"
+APPROVAL_WORKFLOW_NAME = "approve_then_issue"
+APPROVAL = "approval"
 DNS_CONFIRMED = "dns_confirmed"
 MANUAL_DNS_WAIT_SECONDS = 7 * 24 * 3600.0
 
@@ -28,6 +31,23 @@ def workflow_id(version_id: str) -> str:
 
 @DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=None)
 def issue_certificate(version_id: str) -> str:
+    return _issue(version_id)
+
+
+@DBOS.workflow(name=APPROVAL_WORKFLOW_NAME, max_recovery_attempts=None)
+def approve_then_issue(version_id: str) -> str:
+    """Waits for the approval request's decision (or its expiry), then issues."""
+    while True:
+        wait = approval_steps.seconds_left(version_id)
+        DBOS.recv(APPROVAL, timeout_seconds=max(wait, 0.0))
+        decision = approval_steps.decision(version_id)
+        if decision == "approved":
+            return _issue(version_id)
+        if decision != "pending":
+            return decision
+
+
+def _issue(version_id: str) -> str:
     plan: steps.Plan | None = None
     try:
         plan = steps.begin(version_id)

@@ -9,7 +9,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from certautopilot.config import Settings
-from certautopilot.workflows.issuance import DNS_CONFIRMED, QUEUE, WORKFLOW_NAME, workflow_id
+from certautopilot.workflows.issuance import (
+    APPROVAL,
+    APPROVAL_WORKFLOW_NAME,
+    DNS_CONFIRMED,
+    QUEUE,
+    WORKFLOW_NAME,
+    workflow_id,
+)
 from certautopilot.workflows.worker import APP_NAME
 
 
@@ -21,16 +28,22 @@ class DbosLauncher:
     def __init__(self, engine: Engine) -> None:
         self.client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
 
-    def enqueue_issuance(self, session: Session, version_id: str) -> None:
+    def enqueue_issuance(
+        self, session: Session, version_id: str, *, approval: bool = False
+    ) -> None:
         self.client.enqueue_in_transaction(
             session,
             {
-                "workflow_name": WORKFLOW_NAME,
+                "workflow_name": APPROVAL_WORKFLOW_NAME if approval else WORKFLOW_NAME,
                 "queue_name": QUEUE,
                 "workflow_id": workflow_id(version_id),
             },
             version_id,
         )
+
+    def decided(self, version_id: str, decision: str) -> None:
+        """Wakes a workflow waiting for approval; it reads the decision from the database."""
+        self.client.send(workflow_id(version_id), {"decision": decision}, APPROVAL)
 
     def confirm_dns(self, version_id: str, by: str) -> None:
         message: dict[str, Any] = {"by": by}

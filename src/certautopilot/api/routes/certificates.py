@@ -10,14 +10,17 @@ from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import lifecycle
 from certautopilot.certificates import service as certs
+from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
     CertificateIn,
     CertificateList,
     CertificateOut,
+    PreflightOut,
     RevokeIn,
     Timeline,
     TimelineEvent,
 )
+from certautopilot.clock import utcnow
 from certautopilot.errors import Conflict
 
 router = APIRouter(tags=["certificates"])
@@ -29,10 +32,21 @@ def create_certificate(
     body: CertificateIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
     cert = certs.create_certificate(
-        session, project_id=ctx.project.id, body=body, actor=ctx.actor, launcher=state.launcher
+        session,
+        project_id=ctx.project.id,
+        body=body,
+        actor=ctx.actor,
+        launcher=state.launcher,
+        now=utcnow(),
     )
     session.commit()
     return certs.to_out(session, cert)
+
+
+@router.post(BASE + "/preflight", response_model=PreflightOut)
+def preflight_certificate(body: CertificateIn, ctx: InProject, session: DbSession) -> PreflightOut:
+    """The request as it would be issued, and every project-policy warning about it."""
+    return preflight(session, project_id=ctx.project.id, body=body).out()
 
 
 @router.get(BASE, response_model=CertificateList)

@@ -1,0 +1,194 @@
+"""Approval requests: created when policy requires approval, decided by someone else.
+
+Only admins and approvers decide, and never on their own request. Deciding writes the
+decision first; the waiting workflow then reads it (so a decision survives a lost
+message or a restarted worker).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.approvals.models import ApprovalRequest
+from certautopilot.approvals.schemas import RequestOut
+from certautopilot.audit import service as audit
+from certautopilot.auth.service import Actor
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+def create_request(
+    session: Session,
+    *,
+    cert: Certificate,
+    version_id: str,
+    actor: Actor,
+    request: dict[str, Any],
+    warnings: list[dict[str, Any]],
+    override: dict[str, Any] | None,
+    now: datetime,
+    expiry_days: int,
+) -> ApprovalRequest:
+    row = ApprovalRequest(
+        project_id=cert.project_id,
+        certificate_id=cert.id,
+        version_id=version_id,
+        requester_id=actor.user_id,
+        requester_email=actor.email,
+        request=request,
+        warnings=warnings,
+        override=override,
+        expires_at=now + timedelta(days=expiry_days),
+    )
+    session.add(row)
+    session.flush()
+    for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
+        audit.record(
+            session,
+            type="request.created",
+            actor=actor.email,
+            project_id=cert.project_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail={
+                "request_id": row.id,
+                "warnings": [w["code"] for w in warnings],
+                "expires_at": row.expires_at.isoformat(),
+            },
+        )
+    return row
+
+
+def why_cannot_decide(row: ApprovalRequest, actor: Actor) -> str | None:
+    if row.requester_id == actor.user_id:
+        return "You made this request; self-approval is blocked. Another approver must decide."
+    if not actor.at_least("approver"):
+        return f"Deciding requests needs the approver or admin role; you are {actor.role}."
+    return None
+
+
+def get_request(session: Session, *, project_id: str, request_id: str) -> ApprovalRequest:
+    row = session.get(ApprovalRequest, request_id)
+    if row is None or row.project_id != project_id:
+        raise NotFound(f"no request {request_id!r} in this project")
+    return row
+
+
+def list_requests(
+    session: Session, *, project_id: str, status: str | None
+) -> list[ApprovalRequest]:
+    if status is not None and status not in STATUSES:
+        raise InvalidInput.field("status", f"must be one of {', '.join(STATUSES)}")
+    stmt = select(ApprovalRequest).where(ApprovalRequest.project_id == project_id)
+    if status:
+        stmt = stmt.where(ApprovalRequest.status == status)
+    return list(session.scalars(stmt.order_by(ApprovalRequest.created_at.desc()).limit(500)))
+
+
+def decide(
+    session: Session,
+    *,
+    row: ApprovalRequest,
+    actor: Actor,
+    approve: bool,
+    comment: str,
+    now: datetime,
+) -> Certificate:
+    """Records the decision; the caller commits, then wakes the workflow."""
+    reason = why_cannot_decide(row, actor)
+    if reason:
+        raise Forbidden(reason)
+    if row.status != "pending":
+        raise Conflict(f"the request is {row.status} already")
+    if now >= row.expires_at:
+        raise Conflict("the request has expired; the requester must submit it again")
+    comment = comment.strip()
+    if not approve and not comment:
+        raise InvalidInput.field("comment", "is required to reject: say why")
+    cert = session.get(Certificate, row.certificate_id)
+    assert cert is not None
+    row.status = "approved" if approve else "rejected"
+    row.comment = comment or None
+    row.decided_by = actor.email
+    row.decided_at = now
+    event = "request.approved" if approve else "request.rejected"
+    detail = {"request_id": row.id, "comment": comment or None}
+    for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
+        audit.record(
+            session,
+            type=event,
+            actor=actor.email,
+            project_id=row.project_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=detail,
+        )
+    if approve:
+        cert.status = "requested"
+        cert.step = "queued"
+    else:
+        cert.status = "rejected"
+        cert.step = None
+        cert.error = {"title": "Request rejected", "detail": comment, "type": None}
+        _close_version(session, row)
+    return cert
+
+
+def _close_version(session: Session, row: ApprovalRequest) -> None:
+    version = session.get(CertificateVersion, row.version_id)
+    if version is not None and version.status == "pending":
+        version.status = "rejected"
+
+
+def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
+    if row.status != "pending" or now < row.expires_at:
+        return
+    row.status = "expired"
+    row.decided_at = now
+    cert = session.get(Certificate, row.certificate_id)
+    assert cert is not None
+    _close_version(session, row)
+    cert.status = "rejected"
+    cert.step = None
+    cert.error = {
+        "title": "Request expired",
+        "detail": f"Nobody decided the request by {row.expires_at.isoformat()}.",
+        "type": None,
+    }
+    detail = {"request_id": row.id, "expired_at": now.isoformat()}
+    for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
+        audit.record(
+            session,
+            type="request.expired",
+            actor=audit.SYSTEM_ACTOR,
+            project_id=row.project_id,
+            subject_type=subject_type,
+            subject_id=subject_id,
+            detail=detail,
+        )
+
+
+def to_out(row: ApprovalRequest, actor: Actor) -> RequestOut:
+    reason = why_cannot_decide(row, actor) if row.status == "pending" else "already decided"
+    return RequestOut(
+        id=row.id,
+        certificate_id=row.certificate_id,
+        status=row.status,
+        requester=row.requester_email,
+        request=row.request,
+        warnings=row.warnings,
+        override=row.override,
+        comment=row.comment,
+        decided_by=row.decided_by,
+        decided_at=row.decided_at,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        can_decide=reason is None,
+        cannot_decide_reason=reason,
+    )

@@ -1,0 +1,117 @@
+"""Preflight: everything the service checks before a request is accepted.
+
+Hard errors (unknown issuer, bad names, names outside every zone, a broken CSR) raise
+InvalidInput. Policy violations come back as warnings; ``create_certificate`` refuses
+them for operators and accepts an admin's complete override.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.certificates.csr import CsrInfo, parse_csr
+from certautopilot.certificates.names import normalize_names
+from certautopilot.certificates.schemas import CertificateIn, PreflightOut, PreflightWarning
+from certautopilot.certificates.zones import ChallengeTarget, resolve_zones
+from certautopilot.dns.models import DnsZone
+from certautopilot.errors import InvalidInput
+from certautopilot.issuers.models import Issuer
+from certautopilot.policy import service as policy
+from certautopilot.policy.schemas import PolicyRules
+
+MANUAL_DNS_REASON = (
+    "Manual DNS: the challenge record has to be published by hand, so this certificate "
+    "cannot renew on its own."
+)
+CSR_REASON = (
+    "Bring-your-own CSR: the service never holds this key, so it cannot renew on its own; "
+    "renew by request."
+)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    issuer: Issuer
+    names: list[str]
+    key_type: str
+    csr: CsrInfo | None
+    targets: list[ChallengeTarget]
+    manual_zone_ids: frozenset[str]
+    auto_renew: bool
+    auto_renew_disabled_reason: str | None
+    rules: PolicyRules
+    warnings: list[policy.PolicyWarning]
+
+    def out(self) -> PreflightOut:
+        return PreflightOut(
+            issuer=self.issuer.id,
+            common_name=self.names[0],
+            sans=self.names,
+            key_type=self.key_type,
+            auto_renew=self.auto_renew,
+            auto_renew_disabled_reason=self.auto_renew_disabled_reason,
+            csr_provided=self.csr is not None,
+            approval_required=self.rules.approval_required,
+            warnings=[PreflightWarning(**w.as_dict()) for w in self.warnings],
+        )
+
+
+def _issuer_of(session: Session, project_id: str, issuer_id: str) -> Issuer:
+    issuer = session.get(Issuer, issuer_id)
+    if issuer is None or issuer.project_id != project_id:
+        raise InvalidInput.field("issuer", f"no issuer {issuer_id!r} in this project")
+    return issuer
+
+
+def _names(body: CertificateIn, csr: CsrInfo | None) -> list[str]:
+    if csr is None:
+        return normalize_names(body.common_name, body.sans)
+    if body.common_name or body.sans:
+        given = normalize_names(body.common_name or csr.names[0], body.sans)
+        extra = [n for n in given if n not in csr.names]
+        if extra:
+            raise InvalidInput.field(
+                "sans", f"{', '.join(extra)} not in the CSR; with a CSR the names come from it"
+            )
+    return csr.names
+
+
+def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Preflight:
+    issuer = _issuer_of(session, project_id, body.issuer)
+    csr = parse_csr(body.csr_pem) if body.csr_pem is not None else None
+    names = _names(body, csr)
+    zones = list(session.scalars(select(DnsZone).where(DnsZone.project_id == project_id)))
+    targets = resolve_zones(names, zones, body.challenge_overrides)
+    manual_zone_ids = frozenset(z.id for z in zones if z.provider == "manual")
+    reason = None
+    if any(t.zone_id in manual_zone_ids for t in targets):
+        reason = MANUAL_DNS_REASON
+    elif csr is not None:
+        reason = CSR_REASON
+    auto_renew = body.auto_renew and reason is None
+    key_type = csr.key_type if csr else body.key_type
+    rules = policy.rules_of(session, project_id)
+    warnings = policy.evaluate(
+        rules,
+        issuer=issuer,
+        names=names,
+        key_type=key_type,
+        auto_renew=auto_renew,
+        key_field="csr_pem" if csr else "key_type",
+        names_field="csr_pem" if csr else "sans",
+    )
+    return Preflight(
+        issuer=issuer,
+        names=names,
+        key_type=key_type,
+        csr=csr,
+        targets=targets,
+        manual_zone_ids=manual_zone_ids,
+        auto_renew=auto_renew,
+        auto_renew_disabled_reason=reason,
+        rules=rules,
+        warnings=warnings,
+    )

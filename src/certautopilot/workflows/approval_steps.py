@@ -1,0 +1,46 @@
+"""Steps of the approval wait: how long is left, and what was decided (or expiry)."""
+
+from __future__ import annotations
+
+from dbos import DBOS
+from sqlalchemy import select
+
+from certautopilot.approvals import service as approvals
+from certautopilot.approvals.models import ApprovalRequest
+from certautopilot.clock import utcnow
+from certautopilot.errors import NotFound
+from certautopilot.workflows.records import tx
+
+MAX_WAIT = 3600.0  # re-read at least hourly, so a lost wake-up costs at most an hour
+
+
+def _request(version_id: str) -> ApprovalRequest:
+    with tx() as session:
+        row = session.scalar(
+            select(ApprovalRequest).where(ApprovalRequest.version_id == version_id)
+        )
+        if row is None:
+            raise NotFound(f"no approval request for version {version_id}")
+        session.expunge(row)
+        return row
+
+
+@DBOS.step(name="approval.seconds_left")
+def seconds_left(version_id: str) -> float:
+    row = _request(version_id)
+    if row.status != "pending":
+        return 0.0
+    return min(MAX_WAIT, (row.expires_at - utcnow()).total_seconds())
+
+
+@DBOS.step(name="approval.decision")
+def decision(version_id: str) -> str:
+    """The request's status; a pending request past its expiry becomes ``expired``."""
+    with tx() as session:
+        row = session.scalar(
+            select(ApprovalRequest).where(ApprovalRequest.version_id == version_id)
+        )
+        if row is None:
+            raise NotFound(f"no approval request for version {version_id}")
+        approvals.expire(session, row=row, now=utcnow())
+        return row.status
