@@ -1,0 +1,160 @@
+"""Approval workflow: requests, self-approval blocked, approve/reject, restart, expiry."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from certautopilot.approvals.models import ApprovalRequest
+from certautopilot.clock import utcnow
+from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.lab.info import LabInfo
+from tests.conftest import Service, create_project
+
+
+def _team(service: Service, lab: LabInfo) -> tuple[str, str, dict[str, str]]:
+    project = create_project(service, lab, manual_zone=False)
+    p = project.slug
+    service.ok("PUT", f"/projects/{p}/policy", json={"approval_required": True})
+    tokens = {}
+    for who, role in (("op", "operator"), ("approver", "approver"), ("viewer", "viewer")):
+        email = f"{who}-{p}@example.test"
+        service.ok("POST", f"/projects/{p}/members", 201, json={"email": email, "role": role})
+        tokens[who] = service.token_for(email)
+    return p, project.issuer_id, tokens
+
+
+def _submit(service: Service, p: str, issuer: str, token: str, name: str) -> dict[str, object]:
+    body: dict[str, object] = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        token=token,
+        json={"issuer": issuer, "common_name": name},
+    )
+    return body
+
+
+def test_approval_by_another_user_issues(service: Service, lab: LabInfo) -> None:
+    p, issuer, tokens = _team(service, lab)
+    created = _submit(service, p, issuer, tokens["op"], "approve-me.example.test")
+    assert created["status"] == "awaiting_approval"
+    request_id = created["approval_request"]["id"]  # type: ignore[index]
+    time.sleep(0.5)
+    assert (
+        service.ok("GET", f"/projects/{p}/certificates/{created['id']}")["status"]
+        == "awaiting_approval"
+    )  # nothing issued without a decision
+
+    pending = service.ok("GET", f"/projects/{p}/requests", params={"status": "pending"})["items"]
+    assert [r["id"] for r in pending] == [request_id]
+    mine = service.ok("GET", f"/projects/{p}/requests/{request_id}", token=tokens["op"])
+    assert mine["can_decide"] is False and "self-approval" in mine["cannot_decide_reason"]
+    assert mine["request"]["sans"] == ["approve-me.example.test"]
+
+    own = service.call(
+        "POST", f"/projects/{p}/requests/{request_id}/approve", token=tokens["op"], json={}
+    )
+    assert own.status_code == 403 and "self-approval" in own.json()["detail"]
+    viewer = service.call(
+        "POST", f"/projects/{p}/requests/{request_id}/approve", token=tokens["viewer"], json={}
+    )
+    assert viewer.status_code == 403
+
+    decided = service.ok(
+        "POST",
+        f"/projects/{p}/requests/{request_id}/approve",
+        token=tokens["approver"],
+        json={"comment": "ok for prod"},
+    )
+    assert decided["status"] == "approved" and decided["decided_by"].startswith("approver-")
+    issued = service.wait_for(p, created["id"], ("issued", "failed"))  # type: ignore[arg-type]
+    assert issued["status"] == "issued", issued["error"]
+    again = service.call(
+        "POST",
+        f"/projects/{p}/requests/{request_id}/reject",
+        token=tokens["approver"],
+        json={"comment": "too late"},
+    )
+    assert again.status_code == 409
+    types = [e["type"] for e in service.timeline(p, created["id"])["events"]]  # type: ignore[arg-type]
+    assert (
+        types.index("request.created")
+        < types.index("request.approved")
+        < types.index("cert.issued")
+    )
+
+
+def test_admin_requester_cannot_approve_own_request(service: Service, lab: LabInfo) -> None:
+    p, issuer, _ = _team(service, lab)
+    created = _submit(service, p, issuer, service.admin_token, "admin-own.example.test")
+    request_id = created["approval_request"]["id"]  # type: ignore[index]
+    own = service.call("POST", f"/projects/{p}/requests/{request_id}/approve", json={})
+    assert own.status_code == 403 and "self-approval" in own.json()["detail"]
+
+
+def test_rejection_needs_a_comment_and_ends_the_request(service: Service, lab: LabInfo) -> None:
+    p, issuer, tokens = _team(service, lab)
+    created = _submit(service, p, issuer, tokens["op"], "reject-me.example.test")
+    request_id = created["approval_request"]["id"]  # type: ignore[index]
+    no_comment = service.call(
+        "POST",
+        f"/projects/{p}/requests/{request_id}/reject",
+        token=tokens["approver"],
+        json={"comment": ""},
+    )
+    assert no_comment.status_code == 422
+    assert no_comment.json()["errors"][0]["field"] == "comment"
+    service.ok(
+        "POST",
+        f"/projects/{p}/requests/{request_id}/reject",
+        token=tokens["approver"],
+        json={"comment": "use the wildcard we already have"},
+    )
+    body = service.wait_for(p, created["id"], ("rejected",))  # type: ignore[arg-type]
+    assert body["error"]["detail"] == "use the wildcard we already have"
+    events = service.timeline(p, created["id"])["events"]  # type: ignore[arg-type]
+    rejected = next(e for e in events if e["type"] == "request.rejected")
+    assert rejected["detail"]["comment"] == "use the wildcard we already have"
+    assert "cert.issued" not in [e["type"] for e in events]
+
+
+def test_approval_wait_survives_worker_sigkill(service: Service, lab: LabInfo) -> None:
+    p, issuer, tokens = _team(service, lab)
+    created = _submit(service, p, issuer, tokens["op"], "restart.example.test")
+    request_id = created["approval_request"]["id"]  # type: ignore[index]
+    time.sleep(1.0)  # the worker has picked the workflow up and waits on recv
+    service.kill_worker()
+    service.start_worker()
+    service.ok(
+        "POST", f"/projects/{p}/requests/{request_id}/approve", token=tokens["approver"], json={}
+    )
+    body = service.wait_for(p, created["id"], ("issued", "failed"), timeout=90)  # type: ignore[arg-type]
+    assert body["status"] == "issued", body["error"]
+
+
+def test_undecided_request_expires(service: Service, lab: LabInfo) -> None:
+    p, issuer, tokens = _team(service, lab)
+    created = _submit(service, p, issuer, tokens["op"], "expire.example.test")
+    request_id = created["approval_request"]["id"]  # type: ignore[index]
+    engine = make_engine(service.settings)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.execute(
+            update(ApprovalRequest)
+            .where(ApprovalRequest.id == request_id)
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        version_id = session.get(ApprovalRequest, request_id).version_id  # type: ignore[union-attr]
+    engine.dispose()
+    late = service.call(
+        "POST", f"/projects/{p}/requests/{request_id}/approve", token=tokens["approver"], json={}
+    )
+    assert late.status_code == 409 and "expired" in late.json()["detail"]
+    # The waiting workflow re-reads the request when woken (or at the latest hourly).
+    service.client.app.state.cap.launcher.decided(version_id, "pending")  # type: ignore[attr-defined]
+    body = service.wait_for(p, created["id"], ("rejected",))  # type: ignore[arg-type]
+    assert body["error"]["title"] == "Request expired"
+    request = service.ok("GET", f"/projects/{p}/requests/{request_id}")
+    assert request["status"] == "expired"
