@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -12,7 +14,7 @@ from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
-from certautopilot.errors import Conflict, NotFound
+from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import load_account_key
@@ -74,15 +76,38 @@ def download(
 
 
 def revoke(
-    session: Session, kek: KeyEncryptionKey, *, cert: Certificate, reason: str, actor: Actor
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    reason: str,
+    actor: Actor,
+    record_only: bool = False,
 ) -> None:
-    """Asks the CA to revoke the current version, then records it. The caller commits."""
+    """Asks the CA to revoke the current version, then records it. The caller commits.
+
+    AD CS Web Enrollment cannot revoke: for those certificates an operator revokes on the
+    CA and then records it here with ``record_only`` (audited as such)."""
     require(actor, "admin", "Revoking a certificate")
     code = reason_code(reason)
     if cert.status == "revoked":
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
+    if issuer.kind == "adcs":
+        if not record_only:
+            raise Conflict(
+                "AD CS Web Enrollment offers no revocation: revocation is an operator action "
+                f"on the CA (Certification Authority console, or certutil -revoke "
+                f"{version.serial} {code}). Once done, record it here with "
+                '{"reason": "...", "record_only": true}.'
+            )
+        _record_revocation(session, cert, version, reason, actor, {"record_only": True})
+        return
+    if record_only:
+        raise InvalidInput.field(
+            "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
+        )
     leaf = keys.split_pem_chain(chain_pem(session, kek, version))[0]
     client = AcmeClient(
         issuer.config["directory_url"],
@@ -92,6 +117,17 @@ def revoke(
     )
     session.commit()  # no transaction stays open while the CA is called
     client.revoke(leaf, code)
+    _record_revocation(session, cert, version, reason, actor, {})
+
+
+def _record_revocation(
+    session: Session,
+    cert: Certificate,
+    version: CertificateVersion,
+    reason: str,
+    actor: Actor,
+    extra: dict[str, Any],
+) -> None:
     version.status = "revoked"
     version.revoked_at = utcnow()
     version.revocation_reason = reason
@@ -105,5 +141,5 @@ def revoke(
         project_id=cert.project_id,
         subject_type="certificate",
         subject_id=cert.id,
-        detail={"reason": reason, "serial": version.serial, "version": version.seq},
+        detail={"reason": reason, "serial": version.serial, "version": version.seq, **extra},
     )

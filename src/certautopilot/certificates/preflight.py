@@ -18,6 +18,7 @@ from certautopilot.certificates.schemas import CertificateIn, PreflightOut, Pref
 from certautopilot.certificates.zones import ChallengeTarget, resolve_zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
@@ -44,6 +45,7 @@ class Preflight:
     auto_renew_disabled_reason: str | None
     rules: PolicyRules
     warnings: list[policy.PolicyWarning]
+    adcs_template: str | None = None
 
     def out(self) -> PreflightOut:
         return PreflightOut(
@@ -84,7 +86,9 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
     csr = parse_csr(body.csr_pem) if body.csr_pem is not None else None
     names = _names(body, csr)
     zones = list(session.scalars(select(DnsZone).where(DnsZone.project_id == project_id)))
-    targets = resolve_zones(names, zones, body.challenge_overrides)
+    adcs_template = _adcs_template(issuer, body)
+    # AD CS involves no DNS challenge: names need not fall under a project zone.
+    targets = [] if adcs_template else resolve_zones(names, zones, body.challenge_overrides)
     manual_zone_ids = frozenset(z.id for z in zones if z.provider == "manual")
     reason = None
     if any(t.zone_id in manual_zone_ids for t in targets):
@@ -114,4 +118,17 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
         auto_renew_disabled_reason=reason,
         rules=rules,
         warnings=warnings,
+        adcs_template=adcs_template,
     )
+
+
+def _adcs_template(issuer: Issuer, body: CertificateIn) -> str | None:
+    if issuer.kind != "adcs":
+        if body.adcs_template is not None:
+            raise InvalidInput.field("adcs_template", "is only for AD CS issuers")
+        return None
+    if body.challenge_overrides:
+        raise InvalidInput.field(
+            "challenge_overrides", "AD CS issuance has no DNS challenge to route"
+        )
+    return adcs_issuers.resolve_template(issuer, body.adcs_template)

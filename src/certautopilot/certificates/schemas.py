@@ -72,12 +72,21 @@ class CertificateIn(BaseModel):
     challenge_overrides: dict[str, ChallengeOverride] = Field(default_factory=dict)
     csr_pem: str | None = Field(default=None, max_length=100_000)
     override: OverrideIn | None = None
+    adcs_template: str | None = Field(
+        default=None,
+        max_length=100,
+        description="AD CS issuers: the template to enroll in (default: the issuer's first)",
+    )
 
 
 class RevokeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str = "unspecified"
+    record_only: bool = Field(
+        default=False,
+        description="AD CS: record a revocation an operator already made on the CA",
+    )
 
 
 class VersionSummary(BaseModel):

@@ -28,6 +28,7 @@ from certautopilot.certificates.schemas import (
     VersionSummary,
 )
 from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.policy import service as policy
 
 STATUSES = (
@@ -110,6 +111,8 @@ def create_certificate(
     )
     session.add(cert)
     session.flush()
+    if pre.adcs_template is not None:
+        adcs_issuers.attach_profile(session, certificate_id=cert.id, template=pre.adcs_template)
     _event(
         session,
         cert,
@@ -120,6 +123,7 @@ def create_certificate(
             "key_type": pre.key_type,
             "issuer": pre.issuer.name,
             "csr_provided": pre.csr is not None,
+            **({"adcs_template": pre.adcs_template} if pre.adcs_template else {}),
         },
     )
     warnings = [w.as_dict() for w in pre.warnings]

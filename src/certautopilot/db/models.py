@@ -7,11 +7,14 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.base import Base
 from certautopilot.dns.models import DnsZone
+from certautopilot.issuers.adcs.models import AdcsProfile, AdcsRequest
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy.models import ProjectPolicy
 from certautopilot.projects.models import Project
 
 __all__ = [
+    "AdcsProfile",
+    "AdcsRequest",
     "ApiToken",
     "ApprovalRequest",
     "AuditEvent",

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from certautopilot.issuers.adcs.schemas import AdcsIssuerIn, AdcsIssuerOut, AdcsIssuerPatch
 
 
 class AcmeIssuerIn(BaseModel):
@@ -20,8 +22,24 @@ class IssuerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=100)
-    kind: Literal["acme"]
-    acme: AcmeIssuerIn
+    kind: Literal["acme", "adcs"]
+    acme: AcmeIssuerIn | None = None
+    adcs: AdcsIssuerIn | None = None
+
+    @model_validator(mode="after")
+    def _settings_of_kind(self) -> IssuerIn:
+        given = {k for k in ("acme", "adcs") if getattr(self, k) is not None}
+        if given != {self.kind}:
+            raise ValueError(f"kind {self.kind!r} takes an {self.kind!r} object and no other")
+        return self
+
+
+class IssuerPatch(BaseModel):
+    """An edit; only AD CS issuers can be edited (the CA is checked again)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    adcs: AdcsIssuerPatch
 
 
 class AcmeIssuerOut(BaseModel):
@@ -38,3 +56,4 @@ class IssuerOut(BaseModel):
     kind: str
     status: str
     acme: AcmeIssuerOut | None = None
+    adcs: AdcsIssuerOut | None = None

@@ -1,4 +1,5 @@
-"""ACME issuers: the account is registered with the CA when the issuer is created."""
+"""Issuers. ACME: the account is registered with the CA when the issuer is created;
+AD CS: see ``issuers.adcs.service`` (the CA is checked when it is created or edited)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from certautopilot.errors import (
 )
 from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import generate_account_key
+from certautopilot.issuers.adcs import service as adcs_service
 from certautopilot.issuers.models import Issuer
 from certautopilot.issuers.schemas import AcmeIssuerOut, IssuerIn, IssuerOut
 from certautopilot.netguard import check_url
@@ -36,6 +38,8 @@ class RegisteredAccount:
 def register_acme_account(body: IssuerIn) -> RegisteredAccount:
     """Network I/O, outside any transaction: a new account key registered with the CA."""
     acme = body.acme
+    if acme is None:
+        raise InvalidInput.field("acme", "an ACME issuer needs its 'acme' settings")
     check_url(acme.directory_url, field="acme.directory_url")
     if bool(acme.eab_kid) != bool(acme.eab_hmac_key):
         raise InvalidInput.field("acme.eab_hmac_key", "EAB needs both eab_kid and eab_hmac_key")
@@ -72,6 +76,7 @@ def create_acme_issuer(
     ):
         raise Conflict(f"an issuer named {body.name!r} exists in this project")
     acme = body.acme
+    assert acme is not None  # register_acme_account checked it
     issuer = Issuer(
         id=account.issuer_id,
         project_id=project_id,
@@ -153,5 +158,10 @@ def to_out(issuer: Issuer) -> IssuerOut:
             has_ca_bundle=bool(cfg.get("ca_bundle_pem")),
         )
     return IssuerOut(
-        id=issuer.id, name=issuer.name, kind=issuer.kind, status=issuer.status, acme=acme
+        id=issuer.id,
+        name=issuer.name,
+        kind=issuer.kind,
+        status=issuer.status,
+        acme=acme,
+        adcs=adcs_service.to_out(issuer) if issuer.kind == "adcs" else None,
     )

@@ -1,8 +1,9 @@
 """The durable issuance workflow: one per certificate version, id ``issue:<version id>``.
 
 The body is deterministic: every read, write, network call and clock look-up is in a
-step (``acme_steps``). It waits on people with ``recv`` and always ends: in ``issued``,
-or in ``failed`` with the CA's or the DNS provider's words on the certificate.
+step (``acme_steps``; ``adcs_steps`` when the issuer is AD CS). It waits on people with
+``recv`` and always ends: in ``issued``, or in ``failed`` with the CA's or the DNS
+provider's words on the certificate.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dbos import error as dbos_error
 
 from certautopilot.errors import CertAutoPilotError, DNSError
 from certautopilot.workflows import acme_steps as steps
-from certautopilot.workflows import approval_steps
+from certautopilot.workflows import adcs_steps, approval_steps
 
 log = logging.getLogger(__name__)
 QUEUE = "issuance"
@@ -50,6 +51,9 @@ def approve_then_issue(version_id: str) -> str:
 def _issue(version_id: str) -> str:
     plan: steps.Plan | None = None
     try:
+        # Workflows started before issuer kinds existed replay without this step (patch).
+        if DBOS.patch("issuer-kind") and adcs_steps.issuer_kind(version_id) == "adcs":
+            return adcs_steps.run(version_id)
         plan = steps.begin(version_id)
         if plan.done:
             return "done"

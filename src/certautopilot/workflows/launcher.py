@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from certautopilot.config import Settings
+from certautopilot.workflows.adcs_steps import CA_CHECK
 from certautopilot.workflows.issuance import (
     APPROVAL,
     APPROVAL_WORKFLOW_NAME,
@@ -48,6 +49,11 @@ class DbosLauncher:
     def confirm_dns(self, version_id: str, by: str) -> None:
         message: dict[str, Any] = {"by": by}
         self.client.send(workflow_id(version_id), message, DNS_CONFIRMED)
+
+    def check_ca(self, version_id: str, by: str) -> None:
+        """Wakes an AD CS issuance waiting for CA-manager approval: it checks the CA now."""
+        message: dict[str, Any] = {"by": by}
+        self.client.send(workflow_id(version_id), message, CA_CHECK)
 
     def close(self) -> None:
         self.client.destroy()

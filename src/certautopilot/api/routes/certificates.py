@@ -95,7 +95,14 @@ def revoke_certificate(
     cert_id: str, body: RevokeIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    lifecycle.revoke(session, state.kek, cert=cert, reason=body.reason, actor=ctx.actor)
+    lifecycle.revoke(
+        session,
+        state.kek,
+        cert=cert,
+        reason=body.reason,
+        actor=ctx.actor,
+        record_only=body.record_only,
+    )
     session.commit()
     return certs.to_out(session, cert)
 
@@ -134,6 +141,32 @@ def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) 
     )
     session.commit()
     state.launcher.confirm_dns(version.id, ctx.actor.email)
+    return certs.to_out(session, cert)
+
+
+@router.post(
+    BASE + "/{cert_id}/check-ca",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CertificateOut,
+)
+def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
+    """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval)."""
+    auth.require(ctx.actor, "operator", "Checking the CA")
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    if cert.status != "awaiting_ca":
+        raise Conflict(f"the certificate is not waiting for the CA (status {cert.status})")
+    version = certs.latest_version(session, cert)
+    audit.record(
+        session,
+        type="adcs.check_requested",
+        actor=ctx.actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"request_id": (cert.pending_action or {}).get("request_id")},
+    )
+    session.commit()
+    state.launcher.check_ca(version.id, ctx.actor.email)
     return certs.to_out(session, cert)
 
 
