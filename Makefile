@@ -3,7 +3,7 @@
 #   make test   - install what is needed and run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := pebble bind9 bind9-utils dnsutils
+APT_PACKAGES := pebble bind9 bind9-utils dnsutils openssh-server openssh-client nginx haproxy
 
 .PHONY: demo test setup system-packages lint bench
 
@@ -16,7 +16,7 @@ test: setup
 setup: system-packages $(VENV)/.installed
 
 system-packages:
-	@if ! command -v pebble >/dev/null || ! command -v named >/dev/null || ! command -v nsupdate >/dev/null || ! command -v dig >/dev/null; then \
+	@if ! command -v pebble >/dev/null || ! command -v named >/dev/null || ! command -v nsupdate >/dev/null || ! command -v dig >/dev/null || ! command -v sshd >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 

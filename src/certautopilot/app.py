@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from certautopilot.api import problems
-from certautopilot.api.routes import certificates, governance, issuers, projects, zones
+from certautopilot.api.routes import certificates, governance, issuers, projects, targets, zones
 from certautopilot.api.state import AppState
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CertAutoPilot", version="0.1.0", lifespan=lifespan)
     problems.install(app)
-    for module in (projects, issuers, zones, certificates, governance):
+    for module in (projects, issuers, zones, certificates, governance, targets):
         app.include_router(module.router, prefix="/api/v1")
 
     @app.get("/healthz", include_in_schema=False)

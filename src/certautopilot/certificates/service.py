@@ -27,6 +27,8 @@ from certautopilot.certificates.schemas import (
     CertificateOut,
     VersionSummary,
 )
+from certautopilot.distribution import service as distribution
+from certautopilot.distribution.models import DistributionTarget
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.policy import service as policy
@@ -54,17 +56,14 @@ class IssuanceLauncher(Protocol):
     ) -> None: ...
 
 
-def _check_targets(body: CertificateIn, pre: Preflight) -> None:
+def _check_targets(
+    session: Session, project_id: str, body: CertificateIn, pre: Preflight
+) -> list[DistributionTarget]:
     if body.distribution_targets and pre.csr is not None:
-        raise InvalidInput.field(
-            "distribution_targets",
-            "a certificate from your own CSR is never distributed: the service does not "
-            "have its private key to deploy; download it instead",
-        )
-    if body.distribution_targets:
-        raise InvalidInput.field(
-            "distribution_targets", "no such distribution target in this project"
-        )
+        raise InvalidInput.field("distribution_targets", distribution.BYO_CSR_REFUSAL)
+    return distribution.check_target_ids(
+        session, project_id=project_id, ids=body.distribution_targets
+    )
 
 
 def create_certificate(
@@ -84,7 +83,7 @@ def create_certificate(
     override = policy.check_override(
         pre.warnings, body.override.model_dump() if body.override else None, actor
     )
-    _check_targets(body, pre)
+    targets = _check_targets(session, project_id, body, pre)
     names = pre.names
     cert = Certificate(
         project_id=project_id,
@@ -111,6 +110,7 @@ def create_certificate(
     )
     session.add(cert)
     session.flush()
+    distribution.attach(session, cert=cert, targets=targets)
     if pre.adcs_template is not None:
         adcs_issuers.attach_profile(session, certificate_id=cert.id, template=pre.adcs_template)
     _event(

@@ -6,6 +6,7 @@ from certautopilot.auth.models import ApiToken, Membership, User
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.base import Base
+from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.dns.models import DnsZone
 from certautopilot.issuers.adcs.models import AdcsProfile, AdcsRequest
 from certautopilot.issuers.models import Issuer
@@ -20,7 +21,10 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Certificate",
+    "CertificateTarget",
     "CertificateVersion",
+    "Deployment",
+    "DistributionTarget",
     "DnsZone",
     "Issuer",
     "Membership",

@@ -13,6 +13,7 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
 from certautopilot.renewal.windows import renewal_time
+from certautopilot.workflows.distribution import fan_out
 from certautopilot.workflows.records import record_event, set_step
 from certautopilot.workflows.runtime import runtime
 
@@ -65,4 +66,5 @@ def store_issued(
         record_event(
             session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
         )
+    fan_out(session, cert, version)  # deployments enqueued in this same transaction
     return info

@@ -11,7 +11,7 @@ from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
-from certautopilot.workflows import issuance
+from certautopilot.workflows import distribution, issuance
 from certautopilot.workflows.runtime import Runtime, set_runtime
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ def start_worker(settings: Settings) -> Runtime:
         worker_concurrency=settings.issuance_concurrency,
         polling_interval_sec=0.05,
     )
+    distribution.register_queue()
     log.info("worker %s started", settings.executor_id)
     return runtime
 

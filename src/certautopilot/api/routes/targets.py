@@ -1,0 +1,123 @@
+"""Distribution targets of a project, and a certificate's targets and deployments."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from certautopilot.api.deps import DbSession, InProject, State
+from certautopilot.audit import service as audit
+from certautopilot.auth import service as auth
+from certautopilot.certificates import service as certs
+from certautopilot.clock import utcnow
+from certautopilot.distribution import service as targets
+from certautopilot.distribution.schemas import (
+    AttachIn,
+    DeployIn,
+    DeploymentsOut,
+    DeployOut,
+    TargetIn,
+    TargetOut,
+    TargetRef,
+)
+from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
+
+router = APIRouter(tags=["distribution"])
+BASE = "/projects/{project}/targets"
+CERT = "/projects/{project}/certificates/{cert_id}"
+
+
+@router.post(BASE, status_code=status.HTTP_201_CREATED, response_model=TargetOut)
+def create_target(body: TargetIn, ctx: InProject, session: DbSession, state: State) -> TargetOut:
+    auth.require(ctx.actor, "admin", "Adding a distribution target")
+    target = targets.create_target(
+        session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
+    )
+    session.commit()
+    return targets.to_out(target)
+
+
+@router.get(BASE, response_model=list[TargetOut])
+def list_targets(ctx: InProject, session: DbSession) -> list[TargetOut]:
+    return [targets.to_out(t) for t in targets.list_targets(session, project_id=ctx.project.id)]
+
+
+@router.get(BASE + "/{target_id}", response_model=TargetOut)
+def get_target(target_id: str, ctx: InProject, session: DbSession) -> TargetOut:
+    return targets.to_out(
+        targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
+    )
+
+
+@router.delete(BASE + "/{target_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_target(target_id: str, ctx: InProject, session: DbSession) -> Response:
+    target = targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
+    targets.delete_target(session, target=target, actor=ctx.actor)
+    session.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(CERT + "/targets", response_model=list[TargetRef])
+def certificate_targets(cert_id: str, ctx: InProject, session: DbSession) -> list[TargetRef]:
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    return [targets.ref(t) for t in targets.attached_targets(session, cert.id)]
+
+
+@router.put(CERT + "/targets", response_model=list[TargetRef])
+def set_certificate_targets(
+    cert_id: str, body: AttachIn, ctx: InProject, session: DbSession
+) -> list[TargetRef]:
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    found = targets.set_targets(session, cert=cert, target_ids=body.targets, actor=ctx.actor)
+    session.commit()
+    return [targets.ref(t) for t in found]
+
+
+@router.get(CERT + "/deployments", response_model=DeploymentsOut)
+def deployments(cert_id: str, ctx: InProject, session: DbSession) -> DeploymentsOut:
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    return targets.deployments_of(session, cert=cert)
+
+
+@router.post(CERT + "/deploy", response_model=DeployOut)
+def deploy(
+    cert_id: str,
+    body: DeployIn,
+    ctx: InProject,
+    session: DbSession,
+    state: State,
+    response: Response,
+) -> DeployOut:
+    """Redeploys the current version; with ``dry_run`` checks every target (connectivity,
+    permissions) and reports what would be written, changing nothing."""
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    version, chosen = targets.prepare_deploy(
+        session, cert=cert, target_ids=body.targets, actor=ctx.actor
+    )
+    if body.dry_run:
+        started = utcnow()
+        results = targets.dry_run(session, state.kek, cert=cert, version=version, targets=chosen)
+        targets.record_dry_run(session, cert=cert, actor=ctx.actor, results=results, at=started)
+        session.commit()
+        return DeployOut(dry_run=True, results=results)
+    rows = targets.create_deployments(
+        session,
+        cert=cert,
+        version=version,
+        targets=chosen,
+        reason="redeploy",
+        requested_by=ctx.actor.email,
+        launch=enqueuer(state.launcher.client),
+        workflow_id=lambda dep: redeploy_workflow_id(dep.id),
+    )
+    audit.record(
+        session,
+        type="cert.deploy_requested",
+        actor=ctx.actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"targets": [t.name for t in chosen], "version": version.seq},
+    )
+    session.commit()
+    response.status_code = status.HTTP_202_ACCEPTED
+    return DeployOut(dry_run=False, deployments=[targets.deployment_out(session, d) for d in rows])

@@ -1,0 +1,373 @@
+"""API shapes of distribution targets and deployments.
+
+A target is ``{"name", "kind", "<kind>": {...}}`` like a DNS zone; each kind's block is a
+pydantic model whose ``SECRETS`` fields are stored encrypted and never returned.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from datetime import datetime
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KINDS = (
+    "ssh",
+    "local",
+    "haproxy",
+    "webhook",
+    "aws-acm",
+    "vault-kv",
+    "kubernetes-secret",
+)
+Kind = Literal["ssh", "local", "haproxy", "webhook", "aws-acm", "vault-kv", "kubernetes-secret"]
+
+
+def field_of(kind: str) -> str:
+    """The body field that holds a kind's settings: ``aws-acm`` → ``aws_acm``."""
+    return kind.replace("-", "_")
+
+
+class KindConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    SECRETS: ClassVar[tuple[str, ...]] = ()
+
+
+def _mode(value: str) -> str:
+    try:
+        number = int(value, 8)
+    except ValueError as exc:
+        raise ValueError("must be an octal file mode such as 0644") from exc
+    if not 0 <= number <= 0o777:
+        raise ValueError("must be a file mode between 0000 and 0777")
+    return f"{number:04o}"
+
+
+class FilesSpec(BaseModel):
+    """Which files to write in ``directory``; a name of null skips that file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    directory: str = Field(min_length=1, max_length=1000)
+    cert: str | None = Field(default="cert.pem", max_length=200)
+    chain: str | None = Field(default="chain.pem", max_length=200)
+    fullchain: str | None = Field(default="fullchain.pem", max_length=200)
+    key: str | None = Field(default="privkey.pem", max_length=200)
+    combined: str | None = Field(
+        default=None, max_length=200, description="full chain + key in one file (HAProxy)"
+    )
+    pkcs12: str | None = Field(
+        default=None, max_length=200, description="PKCS#12 file; needs pkcs12_password"
+    )
+    file_mode: str = "0644"
+    key_mode: str = Field(default="0600", description="mode of files holding the key")
+    owner: int | None = Field(default=None, ge=0, description="numeric uid")
+    group: int | None = Field(default=None, ge=0, description="numeric gid")
+
+    @field_validator("directory")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("must be an absolute path")
+        return posixpath.normpath(value)
+
+    @field_validator("cert", "chain", "fullchain", "key", "combined", "pkcs12")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or "/" in value or value in (".", "..") or "\x00" in value:
+            raise ValueError("must be a plain file name inside directory")
+        return value
+
+    @field_validator("file_mode", "key_mode")
+    @classmethod
+    def _modes(cls, value: str) -> str:
+        return _mode(value)
+
+    @model_validator(mode="after")
+    def _some(self) -> FilesSpec:
+        if not self.names():
+            raise ValueError("name at least one file to write")
+        if len(set(self.names().values())) != len(self.names()):
+            raise ValueError("two files have the same name")
+        return self
+
+    def names(self) -> dict[str, str]:
+        """format → file name, for the files to write."""
+        found = {
+            "cert": self.cert,
+            "chain": self.chain,
+            "fullchain": self.fullchain,
+            "key": self.key,
+            "combined": self.combined,
+            "pkcs12": self.pkcs12,
+        }
+        return {k: v for k, v in found.items() if v is not None}
+
+
+class SshConfig(KindConfig):
+    SECRETS = ("private_key", "password", "pkcs12_password")
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=100)
+    host_key: str = Field(
+        min_length=20,
+        max_length=20_000,
+        description="the server's public host key(s), OpenSSH format, one per line (pinned)",
+    )
+    files: FilesSpec
+    reload_command: str | None = Field(default=None, max_length=2000)
+    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    connect_timeout_seconds: float = Field(default=15, gt=0, le=120)
+    private_key: str | None = Field(default=None, max_length=20_000)
+    password: str | None = Field(default=None, max_length=1000)
+    pkcs12_password: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _auth(self) -> SshConfig:
+        if not self.private_key and not self.password:
+            raise ValueError("give private_key or password")
+        if self.files.pkcs12 and not self.pkcs12_password:
+            raise ValueError("files.pkcs12 needs pkcs12_password")
+        return self
+
+
+class LocalConfig(KindConfig):
+    SECRETS = ("pkcs12_password",)
+
+    files: FilesSpec
+    reload_command: str | None = Field(default=None, max_length=2000)
+    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    pkcs12_password: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _p12(self) -> LocalConfig:
+        if self.files.pkcs12 and not self.pkcs12_password:
+            raise ValueError("files.pkcs12 needs pkcs12_password")
+        return self
+
+
+class HaproxyConfig(KindConfig):
+    runtime_api: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the admin socket: an absolute unix socket path, or host:port",
+    )
+    cert_file: str = Field(
+        min_length=2, max_length=1000, description="the crt path HAProxy loaded at start"
+    )
+    write_file: bool = Field(
+        default=True, description="also write cert_file (full chain + key) for restarts"
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("cert_file")
+    @classmethod
+    def _abs(cls, value: str) -> str:
+        if not value.startswith("/") or "\n" in value or " " in value:
+            raise ValueError("must be an absolute path without spaces")
+        return value
+
+
+class WebhookConfig(KindConfig):
+    SECRETS = ("secret", "pkcs12_password")
+
+    url: str = Field(min_length=8, max_length=2000)
+    secret: str = Field(min_length=16, max_length=1000, description="HMAC-SHA256 key")
+    include_private_key: bool = False
+    pkcs12_password: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="adds a base64 PKCS#12 to the payload (needs include_private_key)",
+    )
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _p12(self) -> WebhookConfig:
+        if self.pkcs12_password and not self.include_private_key:
+            raise ValueError("pkcs12_password sends the key: set include_private_key")
+        return self
+
+
+class AwsAcmConfig(KindConfig):
+    SECRETS = ("secret_access_key", "session_token")
+
+    region: str = Field(min_length=1, max_length=50)
+    access_key_id: str = Field(min_length=1, max_length=200)
+    secret_access_key: str = Field(min_length=1, max_length=500)
+    session_token: str | None = Field(default=None, max_length=5000)
+    endpoint_url: str | None = Field(default=None, max_length=1000)
+    certificate_arn: str | None = Field(
+        default=None, max_length=2048, description="re-import into this ARN from the start"
+    )
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    timeout_seconds: float = Field(default=30, gt=0, le=300)
+
+
+class VaultKvConfig(KindConfig):
+    SECRETS = ("token",)
+
+    address: str = Field(min_length=8, max_length=1000)
+    token: str = Field(min_length=1, max_length=5000)
+    mount: str = Field(default="secret", min_length=1, max_length=200)
+    path: str = Field(min_length=1, max_length=1000)
+    namespace: str | None = Field(default=None, max_length=200)
+    include_private_key: bool = True
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+    @field_validator("mount", "path")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or ".." in value.split("/"):
+            raise ValueError("must be a KV path without '..'")
+        return value
+
+
+class KubernetesSecretConfig(KindConfig):
+    SECRETS = ("token",)
+
+    api_server: str = Field(min_length=8, max_length=1000)
+    token: str = Field(min_length=1, max_length=20_000)
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
+    include_ca: bool = Field(default=False, description="add ca.crt (the chain)")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+
+CONFIGS: dict[str, type[KindConfig]] = {
+    "ssh": SshConfig,
+    "local": LocalConfig,
+    "haproxy": HaproxyConfig,
+    "webhook": WebhookConfig,
+    "aws-acm": AwsAcmConfig,
+    "vault-kv": VaultKvConfig,
+    "kubernetes-secret": KubernetesSecretConfig,
+}
+
+
+class PostDeployCheck(BaseModel):
+    """A TLS handshake with SNI after deploying: the served leaf must be the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=443, ge=1, le=65535)
+    server_name: str | None = Field(
+        default=None, max_length=253, description="SNI; default: the certificate's first name"
+    )
+    wait_seconds: float = Field(
+        default=10, ge=0, le=300, description="keep looking this long for the new certificate"
+    )
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=4, ge=1, le=20)
+    delay_seconds: float = Field(default=30, ge=0.1, le=86_400)
+    backoff: float = Field(default=3, ge=1, le=10)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2, 3, ...)."""
+        return float(self.delay_seconds * self.backoff ** max(0, attempt - 2))
+
+
+class TargetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
+    kind: Kind
+    ssh: dict[str, Any] | None = None
+    local: dict[str, Any] | None = None
+    haproxy: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    aws_acm: dict[str, Any] | None = None
+    vault_kv: dict[str, Any] | None = None
+    kubernetes_secret: dict[str, Any] | None = None
+    post_deploy_check: PostDeployCheck | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+
+class TargetOut(BaseModel):
+    id: str
+    name: str
+    kind: str
+    config: dict[str, Any] = Field(description="the kind's settings, without credentials")
+    credentials: list[str] = Field(description="names of the stored (never shown) credentials")
+    post_deploy_check: PostDeployCheck | None
+    retry: RetryPolicy
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttachIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[str] = Field(max_length=1000)
+
+
+class DeployIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    targets: list[str] | None = Field(
+        default=None, max_length=1000, description="default: every attached target"
+    )
+    dry_run: bool = False
+
+
+class TargetRef(BaseModel):
+    id: str
+    name: str
+    kind: str
+
+
+class DeploymentOut(BaseModel):
+    id: str
+    target: TargetRef
+    version: int
+    serial: str | None
+    reason: str
+    status: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    error: dict[str, Any] | None
+    result: dict[str, Any] | None
+    requested_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TargetDeployments(BaseModel):
+    """Per attached target: its latest deployment (null when never deployed)."""
+
+    target: TargetRef
+    latest: DeploymentOut | None
+
+
+class DeploymentsOut(BaseModel):
+    items: list[TargetDeployments]
+    history: list[DeploymentOut]
+
+
+class DryRunItem(BaseModel):
+    target: TargetRef
+    ok: bool
+    checks: list[dict[str, Any]]
+    would: list[str]
+
+
+class DeployOut(BaseModel):
+    dry_run: bool
+    deployments: list[DeploymentOut] = Field(default_factory=list)
+    results: list[DryRunItem] = Field(default_factory=list)

@@ -1,0 +1,557 @@
+"""Distribution targets of a project, their attachment to certificates, and deployments.
+
+Every function takes the caller's session and never commits. Credentials are stored with
+``crypto.service.store_secret`` as one JSON document per target and decrypted only by
+:func:`load_settings`, in the worker step (or the dry run) that uses them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.audit import service as audit
+from certautopilot.auth.service import Actor, require
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.crypto import service as secrets
+from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.db.base import new_id
+from certautopilot.distribution import targets as plugins
+from certautopilot.distribution.check import verify_served
+from certautopilot.distribution.interfaces import (
+    Check,
+    DeployResult,
+    DistributionError,
+    DryRunReport,
+    Material,
+)
+from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
+from certautopilot.distribution.schemas import (
+    CONFIGS,
+    DeploymentOut,
+    DeploymentsOut,
+    DryRunItem,
+    KindConfig,
+    PostDeployCheck,
+    RetryPolicy,
+    TargetDeployments,
+    TargetIn,
+    TargetOut,
+    TargetRef,
+    field_of,
+)
+from certautopilot.errors import Conflict, InvalidInput, NotFound
+
+OWNER_TABLE = "distribution_targets"
+PURPOSE = "target_credentials"
+FINAL = ("succeeded", "failed", "superseded")
+BYO_CSR_REFUSAL = (
+    "a certificate from your own CSR is never distributed: the service does not have its "
+    "private key to deploy; download it instead"
+)
+DRY_RUN_TIMEOUT = 60.0
+
+
+class DeploymentLauncher(Protocol):
+    """Starts the durable deployment of one row in the caller's transaction."""
+
+    def __call__(self, session: Session, deployment_id: str, workflow_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A target's settings with its credentials: in memory only, never stored or logged."""
+
+    kind: str
+    config: KindConfig
+    check: PostDeployCheck | None
+    retry: RetryPolicy
+
+    def __repr__(self) -> str:
+        return f"Settings(kind={self.kind!r})"
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> KindConfig:
+    if raw is None:
+        raise InvalidInput.field(field, f"is required when kind is {kind}")
+    try:
+        return CONFIGS[kind].model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            (
+                ".".join([field, *(str(p) for p in e["loc"])]),
+                e["msg"].removeprefix("Value error, "),
+            )
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput("; ".join(f"{f}: {m}" for f, m in errors), errors) from None
+
+
+def create_target(
+    session: Session, kek: KeyEncryptionKey, *, project_id: str, body: TargetIn, actor: Actor
+) -> DistributionTarget:
+    require(actor, "admin", "Adding a distribution target")
+    field = field_of(body.kind)
+    others = [k for k in CONFIGS if field_of(k) != field and getattr(body, field_of(k))]
+    if others:
+        raise InvalidInput.field(field_of(others[0]), f"only applies when kind is {others[0]}")
+    config = parse_config(body.kind, getattr(body, field), field)
+    plugins.validate(body.kind, config, field)
+    if body.post_deploy_check is not None:
+        from certautopilot.distribution.guard import check_remote_host
+
+        check_remote_host(body.post_deploy_check.host, field="post_deploy_check.host")
+    if session.scalar(
+        select(DistributionTarget.id).where(
+            DistributionTarget.project_id == project_id, DistributionTarget.name == body.name
+        )
+    ):
+        raise Conflict(f"a target named {body.name!r} exists in this project already")
+    public = config.model_dump(mode="json", exclude=set(config.SECRETS))
+    hidden = {k: v for k in config.SECRETS if (v := getattr(config, k)) is not None}
+    target = DistributionTarget(
+        id=new_id(),
+        project_id=project_id,
+        name=body.name,
+        kind=body.kind,
+        config={
+            "settings": public,
+            "post_deploy_check": body.post_deploy_check.model_dump(mode="json")
+            if body.post_deploy_check
+            else None,
+            "retry": body.retry.model_dump(mode="json"),
+            "credentials": sorted(hidden),
+        },
+        created_by=actor.user_id,
+    )
+    if hidden:
+        target.credentials_secret_id = secrets.store_secret(
+            session,
+            kek,
+            owner_table=OWNER_TABLE,
+            owner_id=target.id,
+            purpose=PURPOSE,
+            plaintext=json.dumps(hidden).encode(),
+        ).id
+    session.add(target)
+    audit.record(
+        session,
+        type="target.created",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="target",
+        subject_id=target.id,
+        detail={"name": body.name, "kind": body.kind},
+    )
+    return target
+
+
+def list_targets(session: Session, *, project_id: str) -> list[DistributionTarget]:
+    stmt = (
+        select(DistributionTarget)
+        .where(DistributionTarget.project_id == project_id)
+        .order_by(DistributionTarget.name)
+    )
+    return list(session.scalars(stmt))
+
+
+def get_target(session: Session, *, project_id: str, target_id: str) -> DistributionTarget:
+    target = session.get(DistributionTarget, target_id)
+    if target is None or target.project_id != project_id:
+        raise NotFound(f"no distribution target {target_id!r} in this project")
+    return target
+
+
+def delete_target(session: Session, *, target: DistributionTarget, actor: Actor) -> None:
+    require(actor, "admin", "Removing a distribution target")
+    for dep in session.scalars(select(Deployment).where(Deployment.target_id == target.id)):
+        session.delete(dep)
+    for link in session.scalars(
+        select(CertificateTarget).where(CertificateTarget.target_id == target.id)
+    ):
+        session.delete(link)
+    audit.record(
+        session,
+        type="target.deleted",
+        actor=actor.email,
+        project_id=target.project_id,
+        subject_type="target",
+        subject_id=target.id,
+        detail={"name": target.name, "kind": target.kind},
+    )
+    session.delete(target)
+
+
+def to_out(target: DistributionTarget) -> TargetOut:
+    cfg = target.config
+    check = cfg.get("post_deploy_check")
+    return TargetOut(
+        id=target.id,
+        name=target.name,
+        kind=target.kind,
+        config=dict(cfg.get("settings", {})),
+        credentials=list(cfg.get("credentials", [])),
+        post_deploy_check=PostDeployCheck.model_validate(check) if check else None,
+        retry=RetryPolicy.model_validate(cfg.get("retry") or {}),
+        created_at=target.created_at,
+        updated_at=target.updated_at,
+    )
+
+
+def ref(target: DistributionTarget) -> TargetRef:
+    return TargetRef(id=target.id, name=target.name, kind=target.kind)
+
+
+def load_settings(session: Session, kek: KeyEncryptionKey, target: DistributionTarget) -> Settings:
+    """The target's settings with its credentials decrypted, in memory only."""
+    hidden: dict[str, Any] = {}
+    if target.credentials_secret_id:
+        hidden = json.loads(
+            secrets.reveal_secret(
+                session,
+                kek,
+                target.credentials_secret_id,
+                owner_table=OWNER_TABLE,
+                owner_id=target.id,
+                purpose=PURPOSE,
+            )
+        )
+    cfg = target.config
+    config = CONFIGS[target.kind].model_validate({**cfg.get("settings", {}), **hidden})
+    check = cfg.get("post_deploy_check")
+    return Settings(
+        kind=target.kind,
+        config=config,
+        check=PostDeployCheck.model_validate(check) if check else None,
+        retry=RetryPolicy.model_validate(cfg.get("retry") or {}),
+    )
+
+
+# -- attachment --------------------------------------------------------------------------
+
+
+def check_target_ids(
+    session: Session, *, project_id: str, ids: Sequence[str], field: str = "distribution_targets"
+) -> list[DistributionTarget]:
+    """The project's targets with these ids, in order; 422 naming ``field`` otherwise."""
+    wanted = list(dict.fromkeys(ids))
+    if not wanted:
+        return []
+    found = {
+        t.id: t
+        for t in session.scalars(
+            select(DistributionTarget).where(
+                DistributionTarget.id.in_(wanted), DistributionTarget.project_id == project_id
+            )
+        )
+    }
+    missing = [i for i in wanted if i not in found]
+    if missing:
+        errors = [
+            (f"{field}[{list(ids).index(i)}]", f"no distribution target {i!r} in this project")
+            for i in missing
+        ]
+        raise InvalidInput("; ".join(m for _, m in errors), errors)
+    return [found[i] for i in wanted]
+
+
+def attach(session: Session, *, cert: Certificate, targets: Sequence[DistributionTarget]) -> None:
+    if targets and cert.csr_provided:
+        raise InvalidInput.field("distribution_targets", BYO_CSR_REFUSAL)
+    have = set(
+        session.scalars(
+            select(CertificateTarget.target_id).where(CertificateTarget.certificate_id == cert.id)
+        )
+    )
+    for t in targets:
+        if t.id not in have:
+            session.add(CertificateTarget(certificate_id=cert.id, target_id=t.id, state={}))
+
+
+def set_targets(
+    session: Session,
+    *,
+    cert: Certificate,
+    target_ids: Sequence[str],
+    actor: Actor,
+) -> list[DistributionTarget]:
+    """Replaces the certificate's targets (the ACM ARN etc. of kept ones stay)."""
+    require(actor, "operator", "Changing a certificate's distribution targets")
+    targets = check_target_ids(session, project_id=cert.project_id, ids=target_ids, field="targets")
+    if targets and cert.csr_provided:
+        raise InvalidInput.field("targets", BYO_CSR_REFUSAL)
+    keep = {t.id for t in targets}
+    for link in session.scalars(
+        select(CertificateTarget).where(CertificateTarget.certificate_id == cert.id)
+    ):
+        if link.target_id not in keep:
+            session.delete(link)
+    session.flush()
+    attach(session, cert=cert, targets=targets)
+    audit.record(
+        session,
+        type="cert.targets_changed",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"targets": [t.name for t in targets]},
+    )
+    return targets
+
+
+def attached_targets(session: Session, cert_id: str) -> list[DistributionTarget]:
+    stmt = (
+        select(DistributionTarget)
+        .join(CertificateTarget, CertificateTarget.target_id == DistributionTarget.id)
+        .where(CertificateTarget.certificate_id == cert_id)
+        .order_by(DistributionTarget.name)
+    )
+    return list(session.scalars(stmt))
+
+
+# -- deployments -------------------------------------------------------------------------
+
+
+def create_deployments(
+    session: Session,
+    *,
+    cert: Certificate,
+    version: CertificateVersion,
+    targets: Sequence[DistributionTarget],
+    reason: str,
+    requested_by: str,
+    launch: DeploymentLauncher,
+    workflow_id: Any,
+) -> list[Deployment]:
+    """A pending row per target, and its workflow enqueued in the same transaction.
+    ``workflow_id(deployment)`` names the workflow (deterministic for fan-out)."""
+    rows: list[Deployment] = []
+    for t in targets:
+        retry = RetryPolicy.model_validate(t.config.get("retry") or {})
+        dep = Deployment(
+            id=new_id(),
+            certificate_id=cert.id,
+            target_id=t.id,
+            version_id=version.id,
+            reason=reason,
+            status="pending",
+            attempts=0,
+            max_attempts=retry.max_attempts,
+            requested_by=requested_by,
+        )
+        session.add(dep)
+        rows.append(dep)
+    session.flush()
+    for dep in rows:
+        launch(session, dep.id, workflow_id(dep))
+    return rows
+
+
+def _deployment_out(
+    dep: Deployment, target: DistributionTarget, version: CertificateVersion | None
+) -> DeploymentOut:
+    return DeploymentOut(
+        id=dep.id,
+        target=ref(target),
+        version=version.seq if version else 0,
+        serial=version.serial if version else None,
+        reason=dep.reason,
+        status=dep.status,
+        attempts=dep.attempts,
+        max_attempts=dep.max_attempts,
+        next_attempt_at=dep.next_attempt_at,
+        error=dep.error,
+        result=dep.result,
+        requested_by=dep.requested_by,
+        created_at=dep.created_at,
+        started_at=dep.started_at,
+        finished_at=dep.finished_at,
+    )
+
+
+def deployments_of(session: Session, *, cert: Certificate, history: int = 100) -> DeploymentsOut:
+    rows = list(
+        session.execute(
+            select(Deployment, DistributionTarget, CertificateVersion)
+            .join(DistributionTarget, DistributionTarget.id == Deployment.target_id)
+            .join(CertificateVersion, CertificateVersion.id == Deployment.version_id)
+            .where(Deployment.certificate_id == cert.id)
+            .order_by(Deployment.created_at.desc(), Deployment.id.desc())
+            .limit(history)
+        ).all()
+    )
+    latest: dict[str, DeploymentOut] = {}
+    out = []
+    for dep, target, version in rows:
+        item = _deployment_out(dep, target, version)
+        out.append(item)
+        latest.setdefault(target.id, item)
+    items = [
+        TargetDeployments(target=ref(t), latest=latest.get(t.id))
+        for t in attached_targets(session, cert.id)
+    ]
+    return DeploymentsOut(items=items, history=out)
+
+
+def deployment_out(session: Session, dep: Deployment) -> DeploymentOut:
+    target = session.get(DistributionTarget, dep.target_id)
+    assert target is not None
+    return _deployment_out(dep, target, session.get(CertificateVersion, dep.version_id))
+
+
+# -- material, deploy and dry run -------------------------------------------------------------
+
+
+def material_for(
+    session: Session, kek: KeyEncryptionKey, cert: Certificate, version: CertificateVersion
+) -> Material:
+    if version.chain_secret_id is None:
+        raise NotFound("the certificate version has not been issued")
+    chain = secrets.reveal_secret(
+        session,
+        kek,
+        version.chain_secret_id,
+        owner_table="certificate_versions",
+        owner_id=version.id,
+        purpose="certificate_chain",
+    ).decode()
+    key_pem = None
+    if version.key_secret_id:
+        key_pem = secrets.reveal_secret(
+            session,
+            kek,
+            version.key_secret_id,
+            owner_table="certificate_versions",
+            owner_id=version.id,
+            purpose="private_key",
+        ).decode()
+    return Material.from_chain(
+        certificate_id=cert.id,
+        version_id=version.id,
+        version=version.seq,
+        common_name=cert.common_name,
+        names=tuple(cert.names),
+        chain=chain,
+        key_pem=key_pem,
+    )
+
+
+async def deploy_once(
+    settings: Settings, material: Material, state: dict[str, Any], delivery_id: str
+) -> DeployResult:
+    """One attempt: the plugin's deploy, then the optional post-deploy check."""
+    plugin = plugins.build(settings.kind, settings.config, delivery_id=delivery_id)
+    result = await plugin.deploy(material, state)
+    if settings.check is None:
+        return result
+    verified = await verify_served(settings.check, material)
+    return DeployResult(
+        actions=(*result.actions, verified),
+        state=result.state,
+        detail={**result.detail, "post_deploy_check": "passed"},
+    )
+
+
+async def _dry_one(settings: Settings, material: Material, state: dict[str, Any]) -> DryRunReport:
+    try:
+        plugin = plugins.build(settings.kind, settings.config)
+        report = await asyncio.wait_for(plugin.dry_run(material, state), DRY_RUN_TIMEOUT)
+    except TimeoutError:
+        report = DryRunReport((Check("timeout", False, f"no answer in {DRY_RUN_TIMEOUT:g} s"),))
+    except DistributionError as exc:
+        report = DryRunReport((Check("error", False, str(exc)),))
+    if settings.check is not None:
+        c = settings.check
+        report = DryRunReport(
+            report.checks,
+            (*report.would, f"check that {c.host}:{c.port} then serves serial {material.serial}"),
+        )
+    return report
+
+
+def prepare_deploy(
+    session: Session,
+    *,
+    cert: Certificate,
+    target_ids: Sequence[str] | None,
+    actor: Actor,
+) -> tuple[CertificateVersion, list[DistributionTarget]]:
+    """Which version and targets a deploy request means; refuses what cannot be deployed."""
+    require(actor, "operator", "Deploying a certificate")
+    if cert.csr_provided:
+        raise Conflict(BYO_CSR_REFUSAL)
+    version = (
+        session.get(CertificateVersion, cert.current_version_id)
+        if cert.current_version_id
+        else None
+    )
+    if version is None or version.chain_secret_id is None:
+        raise Conflict("the certificate has not been issued yet: nothing to deploy")
+    attached = attached_targets(session, cert.id)
+    if target_ids is None:
+        targets = attached
+    else:
+        targets = check_target_ids(
+            session, project_id=cert.project_id, ids=target_ids, field="targets"
+        )
+        ids = {t.id for t in attached}
+        for i, t in enumerate(targets):
+            if t.id not in ids:
+                raise InvalidInput.field(
+                    f"targets[{i}]", f"target {t.name!r} is not attached to this certificate"
+                )
+    if not targets:
+        raise Conflict("the certificate has no distribution target to deploy to")
+    return version, targets
+
+
+def dry_run(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    version: CertificateVersion,
+    targets: Sequence[DistributionTarget],
+) -> list[DryRunItem]:
+    """Checks every target at once; nothing is written anywhere (not even here)."""
+    material = material_for(session, kek, cert, version)
+    jobs = []
+    for t in targets:
+        link = session.get(CertificateTarget, (cert.id, t.id))
+        jobs.append((t, load_settings(session, kek, t), dict(link.state) if link else {}))
+
+    async def run_all() -> list[DryRunReport]:
+        return list(await asyncio.gather(*(_dry_one(s, material, st) for _, s, st in jobs)))
+
+    reports = asyncio.run(run_all())
+    return [
+        DryRunItem(target=ref(t), **report.as_dict())
+        for (t, _, _), report in zip(jobs, reports, strict=True)
+    ]
+
+
+def record_dry_run(
+    session: Session, *, cert: Certificate, actor: Actor, results: list[DryRunItem], at: datetime
+) -> None:
+    audit.record(
+        session,
+        type="cert.deploy_dry_run",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"results": [{"target": r.target.name, "ok": r.ok} for r in results]},
+        at=at,
+    )

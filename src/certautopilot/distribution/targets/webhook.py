@@ -1,0 +1,159 @@
+"""``webhook``: an HTTPS POST of the certificate, signed with HMAC-SHA256.
+
+Headers: ``X-CertAutoPilot-Timestamp`` (Unix seconds), ``X-CertAutoPilot-Signature``
+(``v1=`` + hex HMAC-SHA256 with the target's secret over ``<timestamp>.<body>``), and
+``X-CertAutoPilot-Delivery`` (the same on every retry of one deployment, for receivers
+to de-duplicate). Receivers should refuse timestamps older than a few minutes.
+
+The private key is in the payload only when the target sets ``include_private_key``.
+Destinations are checked before every delivery (private/loopback refused unless the
+operator allowed them); redirects are not followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from certautopilot.distribution import guard
+from certautopilot.distribution.interfaces import (
+    Check,
+    DeployResult,
+    DistributionError,
+    DryRunReport,
+    Material,
+)
+from certautopilot.distribution.schemas import WebhookConfig
+from certautopilot.errors import InvalidInput
+
+SIGNATURE_HEADER = "X-CertAutoPilot-Signature"
+TIMESTAMP_HEADER = "X-CertAutoPilot-Timestamp"
+DELIVERY_HEADER = "X-CertAutoPilot-Delivery"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "v1=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, body: bytes, signature: str) -> bool:
+    """For receivers (and tests): constant-time comparison."""
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def tls_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if ca_bundle_pem:
+        context = ssl.create_default_context(cadata=ca_bundle_pem)
+    return context
+
+
+class WebhookTarget:
+    kind = "webhook"
+
+    def __init__(self, config: WebhookConfig, delivery_id: str = "") -> None:
+        self.config = config
+        self.delivery_id = delivery_id
+
+    def payload(self, material: Material) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "event": "certificate.deployed",
+            **material.public_summary(),
+            "cert_pem": material.cert_pem,
+            "chain_pem": material.chain_pem,
+            "fullchain_pem": material.fullchain_pem,
+        }
+        if self.config.include_private_key:
+            body["key_pem"] = material.require_key()
+            if self.config.pkcs12_password:
+                body["pkcs12_base64"] = base64.b64encode(
+                    material.pkcs12(self.config.pkcs12_password)
+                ).decode()
+        return body
+
+    def _check(self) -> None:
+        try:
+            guard.check_https(self.config.url, field="webhook.url")
+        except InvalidInput as exc:
+            raise DistributionError(str(exc)) from exc
+
+    async def deploy(self, material: Material, state: Mapping[str, Any]) -> DeployResult:
+        self._check()
+        body = json.dumps(self.payload(material), separators=(",", ":")).encode()
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "CertAutoPilot",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(self.config.secret, timestamp, body),
+            DELIVERY_HEADER: self.delivery_id,
+        }
+        try:
+            async with httpx.AsyncClient(
+                verify=tls_context(self.config.ca_bundle_pem),
+                timeout=self.config.timeout_seconds,
+                follow_redirects=False,
+                trust_env=False,
+            ) as client:
+                response = await client.post(self.config.url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise DistributionError(
+                f"POST {_safe(self.config.url)} failed: {exc or type(exc).__name__}",
+                retryable=True,
+            ) from exc
+        if not 200 <= response.status_code < 300:
+            retryable = response.status_code >= 500 or response.status_code in (408, 429)
+            raise DistributionError(
+                f"POST {_safe(self.config.url)} answered {response.status_code}: "
+                f"{response.text[:500]}",
+                retryable=retryable,
+            )
+        return DeployResult(
+            actions=(
+                f"POST {_safe(self.config.url)} → {response.status_code} "
+                f"({len(body)} bytes, private key "
+                f"{'included' if self.config.include_private_key else 'not included'})",
+            ),
+            detail={"status_code": response.status_code},
+        )
+
+    async def dry_run(self, material: Material, state: Mapping[str, Any]) -> DryRunReport:
+        fields = sorted(self.payload(material))
+        would = [f"POST {_safe(self.config.url)} with fields {', '.join(fields)}, signed"]
+        try:
+            self._check()
+        except DistributionError as exc:
+            return DryRunReport((Check("destination", False, str(exc)),), tuple(would))
+        parts = urlsplit(self.config.url)
+        host, port = parts.hostname or "", parts.port or 443
+        # A TLS handshake proves reachability and trust without sending anything.
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(
+                    host, port, ssl=tls_context(self.config.ca_bundle_pem), server_hostname=host
+                ),
+                self.config.timeout_seconds,
+            )
+            writer.close()
+            check = Check("tls", True, f"TLS handshake with {host}:{port} succeeded")
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            check = Check("tls", False, f"{host}:{port}: {exc or 'timeout'}")
+        return DryRunReport((check,), tuple(would))
+
+
+def _safe(url: str) -> str:
+    """The URL without query string or credentials (they may hold tokens)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"

@@ -1,0 +1,264 @@
+"""Fan-out: one durable deployment workflow per target on the ``distribution`` queue.
+
+:func:`fan_out` runs inside the transaction that stores an issued version
+(``issued.store_issued``): it writes a ``pending`` deployment per attached target and
+enqueues its workflow, id ``deploy:<version id>:<target id>``, in that same transaction —
+so a version is never stored without its deployments, and a retried step cannot enqueue
+twice. A certificate from the user's own CSR is never distributed.
+
+Each deployment workflow makes one attempt (one step: decrypt, deploy, post-deploy check,
+record). A retryable failure enqueues the next attempt as a new workflow, delayed by the
+target's backoff, instead of sleeping: a failing target never holds a queue slot that
+another target could use, and never blocks the others. The queue's concurrency limit is
+``CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY`` per worker (default 16).
+
+The timeline gets ``cert.distributed`` or ``cert.distribution_failed`` per target (and
+``distribution.attempt_failed`` for each failed attempt that will be retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from dbos import DBOS, DBOSClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.clock import utcnow
+from certautopilot.distribution import service
+from certautopilot.distribution.interfaces import DeployResult, DistributionError
+from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
+from certautopilot.distribution.schemas import RetryPolicy
+from certautopilot.workflows.records import load, record_event, tx
+from certautopilot.workflows.runtime import runtime
+
+log = logging.getLogger(__name__)
+QUEUE = "distribution"
+WORKFLOW_NAME = "deploy_certificate"
+CONCURRENCY_ENV = "CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY"
+
+
+def concurrency() -> int:
+    return max(1, int(os.environ.get(CONCURRENCY_ENV, "16")))
+
+
+def register_queue() -> None:
+    """Called by the worker after ``DBOS.launch()``."""
+    DBOS.register_queue(QUEUE, worker_concurrency=concurrency(), polling_interval_sec=0.05)
+
+
+def fanout_workflow_id(version_id: str, target_id: str) -> str:
+    return f"deploy:{version_id}:{target_id}"
+
+
+def redeploy_workflow_id(deployment_id: str) -> str:
+    return f"deploy:{deployment_id}"
+
+
+def retry_workflow_id(deployment_id: str, attempt: int) -> str:
+    return f"deploy:{deployment_id}:attempt-{attempt}"
+
+
+def enqueuer(client: DBOSClient) -> service.DeploymentLauncher:
+    def launch(session: Session, deployment_id: str, workflow_id: str) -> None:
+        client.enqueue_in_transaction(
+            session,
+            {"workflow_name": WORKFLOW_NAME, "queue_name": QUEUE, "workflow_id": workflow_id},
+            deployment_id,
+            1,
+        )
+
+    return launch
+
+
+def _worker_client() -> DBOSClient:
+    rt = runtime()
+    client = rt.cache.get("dbos-client")
+    if client is None:
+        from certautopilot.workflows.worker import APP_NAME
+
+        client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME)
+        rt.cache["dbos-client"] = client
+    assert isinstance(client, DBOSClient)
+    return client
+
+
+def fan_out(session: Session, cert: Certificate, version: CertificateVersion) -> int:
+    """Pending deployments + their workflows for every attached target, in the caller's
+    transaction. Returns how many."""
+    targets = service.attached_targets(session, cert.id)
+    if not targets:
+        return 0
+    if cert.csr_provided:
+        record_event(
+            session,
+            cert,
+            "distribution.skipped",
+            {"reason": "certificates from your own CSR are never distributed"},
+        )
+        return 0
+    rows = service.create_deployments(
+        session,
+        cert=cert,
+        version=version,
+        targets=targets,
+        reason="renewed" if version.reason == "renew" else "issued",
+        requested_by="system",
+        launch=enqueuer(_worker_client()),
+        workflow_id=lambda dep: fanout_workflow_id(version.id, dep.target_id),
+    )
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt ended in. Public values only (step output is stored by DBOS)."""
+
+    status: str
+    retry_in: float | None = None
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+def deploy_certificate(deployment_id: str, attempt: int) -> str:
+    outcome = attempt_deployment(deployment_id, attempt)
+    if outcome.retry_in is not None:
+        DBOS.enqueue_workflow_with_options(
+            {
+                "workflow_name": WORKFLOW_NAME,
+                "queue_name": QUEUE,
+                "workflow_id": retry_workflow_id(deployment_id, attempt + 1),
+                "delay_seconds": outcome.retry_in,
+            },
+            deployment_id,
+            attempt + 1,
+        )
+    return outcome.status
+
+
+@dataclass(frozen=True)
+class _Job:
+    cert_id: str
+    target_name: str
+    kind: str
+    version: int
+    serial: str | None
+
+
+def _superseded(session: Session, dep: Deployment, seq: int) -> bool:
+    """True when a newer version already reached this target."""
+    newer = session.scalar(
+        select(Deployment.id)
+        .join(CertificateVersion, CertificateVersion.id == Deployment.version_id)
+        .where(
+            Deployment.certificate_id == dep.certificate_id,
+            Deployment.target_id == dep.target_id,
+            Deployment.status == "succeeded",
+            CertificateVersion.seq > seq,
+        )
+        .limit(1)
+    )
+    return newer is not None
+
+
+@DBOS.step(name="deploy.attempt")
+def attempt_deployment(deployment_id: str, attempt: int) -> Outcome:
+    """One attempt, idempotent: a finished deployment is not done again, and what a
+    target receives twice (same files, same ARN, same serial in Vault) changes nothing."""
+    rt = runtime()
+    with tx() as session:
+        dep = session.get(Deployment, deployment_id)
+        if dep is None:
+            return Outcome("missing")
+        if dep.status in service.FINAL:
+            return Outcome(dep.status)
+        version, cert = load(session, dep.version_id)
+        target = session.get(DistributionTarget, dep.target_id)
+        assert target is not None
+        if _superseded(session, dep, version.seq):
+            dep.status = "superseded"
+            dep.finished_at = utcnow()
+            return Outcome("superseded")
+        settings = service.load_settings(session, rt.kek, target)
+        material = service.material_for(session, rt.kek, cert, version)
+        link = session.get(CertificateTarget, (cert.id, target.id))
+        state = dict(link.state) if link else {}
+        dep.status = "running"
+        dep.attempts = max(dep.attempts, attempt)
+        dep.started_at = dep.started_at or utcnow()
+        dep.next_attempt_at = None
+        job = _Job(cert.id, target.name, target.kind, version.seq, version.serial)
+    error: DistributionError | None = None
+    result = DeployResult()
+    try:
+        result = asyncio.run(service.deploy_once(settings, material, state, deployment_id))
+    except DistributionError as exc:
+        error = exc
+    except Exception as exc:  # a plugin bug must not kill the workflow without a record
+        log.exception("deployment %s to %s failed unexpectedly", deployment_id, job.target_name)
+        error = DistributionError(f"unexpected {type(exc).__name__} in the target plugin")
+    del material, settings
+    return _record(deployment_id, attempt, job, result, error)
+
+
+def _record(
+    deployment_id: str,
+    attempt: int,
+    job: _Job,
+    result: DeployResult,
+    error: DistributionError | None,
+) -> Outcome:
+    with tx() as session:
+        dep = session.get(Deployment, deployment_id)
+        cert = session.get(Certificate, job.cert_id)
+        if dep is None or cert is None:
+            return Outcome("missing")
+        if dep.status in service.FINAL:
+            return Outcome(dep.status)
+        base: dict[str, Any] = {
+            "target": job.target_name,
+            "target_id": dep.target_id,
+            "kind": job.kind,
+            "version": job.version,
+            "serial": job.serial,
+            "deployment_id": dep.id,
+            "attempt": attempt,
+        }
+        now = utcnow()
+        if error is None:
+            dep.status = "succeeded"
+            dep.error = None
+            dep.finished_at = now
+            dep.result = {"actions": list(result.actions), **dict(result.detail)}
+            link = session.get(CertificateTarget, (dep.certificate_id, dep.target_id))
+            if link is not None and result.state:
+                link.state = {**link.state, **dict(result.state)}
+            record_event(
+                session, cert, "cert.distributed", {**base, "actions": list(result.actions)}
+            )
+            return Outcome("succeeded")
+        dep.error = {"title": error.title, "detail": str(error), "retryable": error.retryable}
+        if error.retryable and attempt < dep.max_attempts:
+            target = session.get(DistributionTarget, dep.target_id)
+            retry = RetryPolicy.model_validate(
+                (target.config.get("retry") if target else None) or {}
+            )
+            delay = retry.delay_before(attempt + 1)
+            dep.status = "retrying"
+            dep.next_attempt_at = now + timedelta(seconds=delay)
+            record_event(
+                session,
+                cert,
+                "distribution.attempt_failed",
+                {**base, "error": str(error), "retry_in_seconds": delay},
+            )
+            return Outcome("retrying", delay)
+        dep.status = "failed"
+        dep.finished_at = now
+        record_event(session, cert, "cert.distribution_failed", {**base, "error": str(error)})
+        return Outcome("failed")
