@@ -1,5 +1,5 @@
-"""Project policy through the API: every rule × (operator refused, admin override accepted
-and audited, admin override missing a code refused), preflight, and the policy endpoint."""
+"""Project policy through the API: every rule x (operator refused, admin override accepted
+and audited, admin override missing a code refused), preflight, the policy endpoint."""
 
 from __future__ import annotations
 
