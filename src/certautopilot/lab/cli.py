@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from certautopilot.errors import ConfigError
+from certautopilot.lab.adcs_cli import adcs_app
 from certautopilot.lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
 from certautopilot.lab.info import LabInfo
 
@@ -18,6 +19,7 @@ lab_app = typer.Typer(
     help="The local ACME lab: BIND 9 (RFC 2136 + TSIG) and Pebble validating through it.",
     no_args_is_help=True,
 )
+lab_app.add_typer(adcs_app)  # certautopilot lab adcs: the AD CS Web Enrollment double
 
 
 def default_lab_dir() -> Path:
