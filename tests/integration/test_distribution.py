@@ -193,15 +193,18 @@ def issue(service: Service, project: Project, targets: list[str], **extra: Any) 
 def wait_deployed(
     service: Service, p: str, cert_id: str, serial: str, count: int, timeout: float = 60
 ) -> dict[str, dict[str, Any]]:
-    """Latest deployment per target once each of ``count`` targets finished ``serial``."""
+    """Latest deployment per target kind (by name when a kind repeats) once each of
+    ``count`` targets finished ``serial``."""
     deadline = time.monotonic() + timeout
     latest: dict[str, dict[str, Any]] = {}
     while time.monotonic() < deadline:
         body = service.ok("GET", f"/projects/{p}/certificates/{cert_id}/deployments")
+        items = [i for i in body["items"] if i["latest"] and i["latest"]["serial"] == serial]
+        kinds = [i["target"]["kind"] for i in items]
         latest = {
-            i["target"]["kind"]: i["latest"]
-            for i in body["items"]
-            if i["latest"] and i["latest"]["serial"] == serial
+            (k if kinds.count(k) == 1 else i["target"]["name"]): i["latest"]
+            for i in items
+            if (k := i["target"]["kind"])
         }
         done = [d for d in latest.values() if d["status"] in ("succeeded", "failed")]
         if len(done) == count:
@@ -337,3 +340,309 @@ def _check_every_kind(
 def _moto_serial(value: str) -> int:
     """moto prints the serial in decimal (ACM uses colon-separated hex)."""
     return int(value.replace(":", ""), 16) if ":" in value else int(value)
+
+
+def _deployment_events(service: Service, p: str, cert_id: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for e in service.timeline(p, cert_id)["events"]:
+        if e["type"] in ("cert.distributed", "cert.distribution_failed"):
+            found.setdefault(e["type"], []).append(e["detail"]["target"])
+    return found
+
+
+def test_a_failing_target_never_blocks_the_others(
+    service: Service, project: Project, servers: Servers
+) -> None:
+    s, p = servers, project.slug
+    s.need("ssh")
+    assert s.ssh
+    dead_port = ds.free_port(udp=False)
+    s.receiver.fail_first["/hook/flaky"] = 1
+    bodies = target_bodies(s, "fail")
+    ssh = bodies["ssh"]
+    ssh["ssh"]["reload_command"] = "echo 'nginx: [emerg] broken config' >&2; exit 3"
+    ssh["ssh"]["files"] = {"directory": str(s.base / "local-fail"), "fullchain": "f.pem"}
+    ssh.pop("post_deploy_check")
+    chosen = {
+        "broken-reload": {**ssh, "name": "broken-reload"},
+        "flaky": {
+            **bodies["webhook"],
+            "name": "flaky",
+            "webhook": {
+                **bodies["webhook"]["webhook"],
+                "url": bodies["webhook"]["webhook"]["url"].replace("/hook/fail", "/hook/flaky"),
+            },
+        },
+        "unreachable": {
+            **bodies["webhook"],
+            "name": "unreachable",
+            "retry": {"max_attempts": 2, "delay_seconds": 0.2, "backoff": 1},
+            "webhook": {
+                **bodies["webhook"]["webhook"],
+                "url": f"https://127.0.0.1:{dead_port}/hook",
+                "timeout_seconds": 2,
+            },
+        },
+        "local": bodies["local"],
+    }
+    ids = create_targets(service, p, chosen)
+    cert = issue(service, project, list(ids.values()))
+    wait_deployed(service, p, cert["id"], cert["current"]["serial"], 4)
+    body = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/deployments")
+    by_name = {i["target"]["name"]: i["latest"] for i in body["items"]}
+    assert by_name["local-fail"]["status"] == "succeeded"
+    flaky = by_name["flaky"]
+    assert flaky["status"] == "succeeded" and flaky["attempts"] == 2
+    broken = by_name["broken-reload"]
+    assert broken["status"] == "failed" and broken["attempts"] == 1  # not retryable
+    assert "exited with 3" in broken["error"]["detail"]
+    assert "broken config" in broken["error"]["detail"]
+    dead = by_name["unreachable"]
+    assert dead["status"] == "failed" and dead["attempts"] == 2
+    assert "POST https://127.0.0.1" in dead["error"]["detail"]
+    found = _deployment_events(service, p, cert["id"])
+    assert sorted(found["cert.distributed"]) == ["flaky", "local-fail"]
+    assert sorted(found["cert.distribution_failed"]) == ["broken-reload", "unreachable"]
+    retried = events(service, p, cert["id"], "distribution.attempt_failed")
+    assert sorted(e["detail"]["target"] for e in retried) == ["flaky", "unreachable"]
+    # both deliveries of the flaky hook carried the same delivery id (receivers dedupe)
+    flaky_hooks = [h for h in s.receiver.deliveries if h["path"] == "/hook/flaky"]
+    assert len({h["headers"]["x-certautopilot-delivery"] for h in flaky_hooks}) == 1
+    assert len(flaky_hooks) == 2
+
+
+def test_post_deploy_check_fails_when_the_old_certificate_is_still_served(
+    service: Service, project: Project, servers: Servers
+) -> None:
+    s, p = servers, project.slug
+    s.need("ssh")
+    assert s.ssh
+    bodies = target_bodies(s, "stale")
+    body = bodies["ssh"]
+    # Files go where nginx does not look, and nothing reloads it.
+    body["ssh"]["files"] = {"directory": str(s.base / "local-stale")}
+    body["ssh"].pop("reload_command")
+    body["ssh"].pop("pkcs12_password")
+    body["post_deploy_check"]["wait_seconds"] = 0.5
+    body["retry"] = {"max_attempts": 1}
+    ids = create_targets(service, p, {"ssh": body})
+    cert = issue(service, project, list(ids.values()))
+    latest = wait_deployed(service, p, cert["id"], cert["current"]["serial"], 1)
+    failed = latest["ssh"]
+    assert failed["status"] == "failed"
+    assert "still serves another certificate" in failed["error"]["detail"]
+    assert (s.base / "local-stale" / "fullchain.pem").exists()  # the upload itself worked
+
+
+def _snapshot(s: Servers, arn: str | None) -> dict[str, Any]:
+    snap: dict[str, Any] = {
+        "local": sorted(
+            (f.name, f.stat().st_mtime_ns, f.read_bytes()) for f in (s.base / "local-dry").iterdir()
+        ),
+        "hooks": len(s.receiver.deliveries),
+        "kube": (s.kube.writes, json.dumps(s.kube.secrets.get(("web", "tls-dry")))),
+    }
+    if s.ssh:
+        snap["ssh"] = sorted(
+            (f.name, f.stat().st_mtime_ns, f.read_bytes()) for f in s.ssh.cert_dir.iterdir()
+        )
+        snap["nginx"] = ds.served_fingerprint(s.ssh.https_port, NAME)
+    if s.haproxy:
+        snap["haproxy"] = (
+            ds.served_fingerprint(s.haproxy.port, NAME),
+            s.haproxy.cert_file.read_bytes(),
+        )
+    if s.moto and arn:
+        snap["acm"] = (
+            acm(s).describe_certificate(CertificateArn=arn)["Certificate"]["Serial"],
+            len(acm(s).list_certificates()["CertificateSummaryList"]),
+        )
+    if s.bao:
+        meta = vault(s).secrets.kv.v2.read_secret_metadata(path="certs/dry", mount_point="secret")
+        snap["vault"] = meta["data"]["current_version"]
+    return snap
+
+
+def test_dry_run_changes_nothing_then_redeploy(
+    service: Service, project: Project, servers: Servers
+) -> None:
+    s, p = servers, project.slug
+    bodies = target_bodies(s, "dry")
+    ids = create_targets(service, p, bodies)
+    cert = issue(service, project, list(ids.values()))
+    serial = cert["current"]["serial"]
+    latest = wait_deployed(service, p, cert["id"], serial, len(ids))
+    assert all(d["status"] == "succeeded" for d in latest.values()), latest
+    arn = latest["aws-acm"]["result"]["certificate_arn"] if "aws-acm" in latest else None
+    before = _snapshot(s, arn)
+    kube_dry_runs = s.kube.dry_runs
+
+    result = service.ok(
+        "POST", f"/projects/{p}/certificates/{cert['id']}/deploy", json={"dry_run": True}
+    )
+    assert result["dry_run"] is True and result["deployments"] == []
+    report = {r["target"]["kind"]: r for r in result["results"]}
+    assert set(report) == set(ids)
+    for kind, item in report.items():
+        assert item["ok"], (kind, item)
+        assert item["would"], kind
+    assert any("run " in w for w in report.get("ssh", {"would": ["run "]})["would"])
+    if "aws-acm" in report:
+        assert any(f"re-import serial {serial} into {arn}" in w for w in report["aws-acm"]["would"])
+    if "vault-kv" in report:
+        assert "already holds serial" in report["vault-kv"]["would"][0]
+
+    time.sleep(0.3)  # anything a dry run had started would show by now
+    assert _snapshot(s, arn) == before
+    assert s.kube.dry_runs == kube_dry_runs + 1  # the API server's own dryRun=All was used
+    listed = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/deployments")
+    assert len(listed["history"]) == len(ids)  # no deployment was recorded
+    assert events(service, p, cert["id"], "cert.deploy_dry_run")
+
+    # A target whose credentials are wrong reports it in the dry run.
+    if s.bao:
+        bad = service.ok(
+            "POST",
+            f"/projects/{p}/targets",
+            201,
+            json={
+                "name": "vault-bad-token",
+                "kind": "vault-kv",
+                "vault_kv": {"address": s.bao.url, "token": "wrong", "path": "certs/dry"},
+            },
+        )
+        service.ok(
+            "PUT",
+            f"/projects/{p}/certificates/{cert['id']}/targets",
+            json={"targets": [*ids.values(), bad["id"]]},
+        )
+        result = service.ok(
+            "POST",
+            f"/projects/{p}/certificates/{cert['id']}/deploy",
+            json={"dry_run": True, "targets": [bad["id"]]},
+        )
+        assert result["results"][0]["ok"] is False
+        assert "permission denied" in json.dumps(result["results"][0]["checks"]).lower()
+
+    # A real redeploy of one target: a new deployment, the webhook receives it again.
+    hooks = len(s.receiver.deliveries)
+    again = service.ok(
+        "POST",
+        f"/projects/{p}/certificates/{cert['id']}/deploy",
+        202,
+        json={"targets": [ids["webhook"]]},
+    )
+    assert [d["reason"] for d in again["deployments"]] == ["redeploy"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/deployments")
+        mine = [d for d in listed["history"] if d["id"] == again["deployments"][0]["id"]]
+        if mine and mine[0]["status"] == "succeeded":
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"redeploy did not finish: {listed}")
+    assert len(s.receiver.deliveries) == hooks + 1
+    assert mine[0]["requested_by"] == "admin@example.test"
+
+
+def test_targets_api_rules_and_no_secret_leaves(
+    service: Service, project: Project, servers: Servers
+) -> None:
+    from tests.integration.test_byo_csr import _csr
+    from tests.integration.test_secrets import _everything_in_database, _logs
+
+    s, p = servers, project.slug
+    bodies = target_bodies(s, "rules")
+
+    def refused(body: dict[str, Any]) -> tuple[str, str]:
+        r = service.call("POST", f"/projects/{p}/targets", json=body)
+        assert r.status_code == 422, r.text
+        return r.json()["errors"][0]["field"], r.json()["detail"]
+
+    if "ssh" in bodies:
+        bad_key = {**bodies["ssh"], "ssh": {**bodies["ssh"]["ssh"], "host_key": "x" * 30}}
+        assert refused(bad_key)[0] == "ssh.host_key"
+        extra = {**bodies["ssh"], "webhook": bodies["webhook"]["webhook"]}
+        assert refused(extra)[0] == "webhook"
+    outside = {"name": "etc", "kind": "local", "local": {"files": {"directory": "/etc/ssl"}}}
+    assert refused(outside)[0] == "local.files.directory"
+    hook = bodies["webhook"]["webhook"]
+    plain = {**bodies["webhook"], "webhook": {**hook, "url": "http://127.0.0.1/x"}}
+    assert refused(plain)[0] == "webhook.url"
+    private = {**bodies["webhook"], "webhook": {**hook, "url": "https://10.20.30.40/x"}}
+    field_, detail = refused(private)
+    assert field_ == "webhook.url" and "CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS" in detail
+    short = {**bodies["webhook"], "webhook": {**hook, "secret": "short"}}
+    assert refused(short)[0] == "webhook.secret"
+
+    ids = create_targets(service, p, bodies)
+    conflict = service.call("POST", f"/projects/{p}/targets", json=bodies["webhook"])
+    assert conflict.status_code == 409
+
+    unknown = service.call(
+        "POST",
+        f"/projects/{p}/certificates",
+        json={
+            "issuer": project.issuer_id,
+            "common_name": NAME,
+            "distribution_targets": [ids["webhook"], "nope"],
+        },
+    )
+    assert unknown.status_code == 422
+    assert unknown.json()["errors"][0]["field"] == "distribution_targets[1]"
+
+    operator = f"op-{p}@example.test"
+    service.ok("POST", f"/projects/{p}/members", 201, json={"email": operator, "role": "operator"})
+    forbidden = service.call(
+        "POST", f"/projects/{p}/targets", token=service.token_for(operator), json=bodies["local"]
+    )
+    assert forbidden.status_code == 403
+
+    cert = issue(service, project, list(ids.values()))
+    wait_deployed(service, p, cert["id"], cert["current"]["serial"], len(ids))
+
+    # A certificate from the user's own CSR: no targets, no deployment.
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    byo = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "csr_pem": _csr(ec.generate_private_key(ec.SECP256R1()), ["byo.example.test"]),
+        },
+    )
+    put = service.call(
+        "PUT", f"/projects/{p}/certificates/{byo['id']}/targets", json={"targets": [ids["local"]]}
+    )
+    assert put.status_code == 422 and "never distributed" in put.json()["detail"]
+    service.wait_for(p, byo["id"], ("issued", "failed"))
+    deploy = service.call("POST", f"/projects/{p}/certificates/{byo['id']}/deploy", json={})
+    assert deploy.status_code == 409
+
+    secrets = [WEBHOOK_SECRET, VAULT_TOKEN, KUBE_TOKEN, AWS["secret_access_key"], P12_PASSWORD]
+    if s.ssh:
+        secrets.append(s.ssh.client_key.splitlines()[2])
+    listing = service.call("GET", f"/projects/{p}/targets").text
+    one = service.call("GET", f"/projects/{p}/targets/{ids['webhook']}").json()
+    assert one["credentials"] == ["secret"]
+    deployments = service.call("GET", f"/projects/{p}/certificates/{cert['id']}/deployments").text
+    timeline = json.dumps(service.timeline(p, cert["id"]))
+    stored = _everything_in_database(service)
+    logs = _logs(service)
+    for secret in secrets:
+        for where, text in (
+            ("targets API", listing + json.dumps(one)),
+            ("deployments API", deployments),
+            ("timeline", timeline),
+            ("database (ours and DBOS's)", stored),
+            ("logs", logs),
+        ):
+            assert secret not in text, f"a credential leaked into the {where}"
+
+    gone = service.call("DELETE", f"/projects/{p}/targets/{ids['local']}")
+    assert gone.status_code == 204
+    left = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/targets")
+    assert ids["local"] not in [t["id"] for t in left]
