@@ -29,7 +29,7 @@ def double() -> Iterator[AdcsDouble]:
 
 
 def _awaiting(service: Service, slug: str, cert_id: str) -> dict[str, Any]:
-    body = service.wait_for(slug, cert_id, ("awaiting_ca", "failed", "issued"), timeout=30)
+    body = service.wait_for(slug, cert_id, ("awaiting_ca", "failed", "issued"), timeout=60)
     assert body["status"] == "awaiting_ca", body
     action = body["pending_action"]
     assert action["kind"] == "ca_approval"
@@ -75,7 +75,7 @@ def test_pending_then_approved_across_a_worker_sigkill(
     finally:
         service.start_worker()
 
-    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=30)
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
     assert body["status"] == "issued", body["error"]
     assert body["pending_action"] is None
     fullchain = service.call("GET", f"/projects/{slug}/certificates/{created['id']}/fullchain.pem")
@@ -97,7 +97,7 @@ def test_check_ca_picks_up_an_approval_at_once(service: Service, double: AdcsDou
     body = _awaiting(service, slug, created["id"])
     double.approve(body["pending_action"]["request_id"])
     service.ok("POST", f"/projects/{slug}/certificates/{created['id']}/check-ca", 202)
-    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=15)
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
     assert body["status"] == "issued", body["error"]
     checked = [
         e for e in _events(service, slug, created["id"]) if e["type"] == "adcs.request.issued"
@@ -118,7 +118,7 @@ def test_denied_request_fails_with_the_disposition(service: Service, double: Adc
     request_id = body["pending_action"]["request_id"]
     double.deny(request_id, "Denied by CA manager: not a production name")
     service.ok("POST", f"/projects/{slug}/certificates/{created['id']}/check-ca", 202)
-    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=15)
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
     assert body["status"] == "failed"
     assert "not a production name" in body["error"]["detail"]
     assert str(request_id) in body["error"]["detail"]
@@ -136,7 +136,7 @@ def test_unapproved_request_fails_at_the_deadline(service: Service, double: Adcs
         service, slug, issuer, "late.corp.test", adcs_template="WebServerApproval"
     )
     _awaiting(service, slug, created["id"])
-    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=20)
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
     assert body["status"] == "failed"
     assert "No CA manager approved request" in body["error"]["detail"]
 
@@ -167,7 +167,7 @@ def test_template_the_ca_no_longer_offers_fails_with_its_words(
     finally:
         del double.templates["Retired"]  # the CA admin removes it from the CA
     created = request_cert(service, slug, ok["id"], "retired.corp.test")
-    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=20)
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
     assert body["status"] == "failed"
     assert "0x80094800" in body["error"]["detail"]
     assert body["error"]["type"] == "urn:certautopilot:adcs:unknown-template"

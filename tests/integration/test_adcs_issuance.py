@@ -39,7 +39,7 @@ def cert_auth() -> Iterator[AdcsDouble]:
 
 
 def _issued(service: Service, slug: str, cert_id: str, double: AdcsDouble) -> None:
-    body = service.wait_for(slug, cert_id, ("issued", "failed"), timeout=30)
+    body = service.wait_for(slug, cert_id, ("issued", "failed"), timeout=60)
     assert body["status"] == "issued", body["error"]
     fullchain = service.call("GET", f"/projects/{slug}/certificates/{cert_id}/fullchain.pem")
     assert fullchain.status_code == 200

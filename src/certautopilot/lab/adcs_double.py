@@ -192,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             headers = []
             if "ntlm" in self.double.auth_modes:
-                headers += [("WWW-Authenticate", "Negotiate"), ("WWW-Authenticate", "NTLM")]
+                headers += [("WWW-Authenticate", s) for s in self.double.windows_schemes]
             if "basic" in self.double.auth_modes:
                 headers.append(("WWW-Authenticate", f'Basic realm="{self.double.host}"'))
         self._send(
@@ -225,7 +225,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return name  # Basic authenticates one request, not the connection
             self._challenge()
             return None
-        if scheme in ("ntlm", "negotiate") and "ntlm" in double.auth_modes:
+        offered = {s.lower() for s in double.windows_schemes}
+        if scheme in offered and "ntlm" in double.auth_modes:
             return self._ntlm(scheme, credentials.strip())
         if double.auth_modes == {"client_cert"}:
             self._send(
@@ -441,6 +442,7 @@ class AdcsDouble:
         port: int = 0,
         auth_modes: set[AuthMode] | frozenset[AuthMode] = frozenset({"basic", "ntlm"}),
         require_channel_binding: bool = False,
+        windows_schemes: tuple[str, ...] = ("Negotiate", "NTLM"),
         users: dict[str, str] | None = None,
         templates: dict[str, TemplateMode] | None = None,
         validity_days: int = 365,
@@ -450,6 +452,7 @@ class AdcsDouble:
         self.port = port
         self.auth_modes = set(auth_modes)
         self.require_channel_binding = require_channel_binding
+        self.windows_schemes = windows_schemes  # what IIS's Windows authentication offers
         self.users = dict(users or DEFAULT_USERS)
         self.templates: dict[str, TemplateMode] = dict(templates or DEFAULT_TEMPLATES)
         self.validity_days = validity_days

@@ -95,6 +95,20 @@ def test_required_channel_binding_refuses_a_client_without_it(hardened: AdcsDoub
         ca.home()  # the same credentials with the binding pass
 
 
+def test_ntlm_inside_negotiate_with_required_binding(csr_pem: str) -> None:
+    """Only ``Negotiate`` offered (as with Kerberos): SPNEGO-wrapped NTLM, binding checked."""
+    with AdcsDouble(
+        auth_modes={"ntlm"}, require_channel_binding=True, windows_schemes=("Negotiate",)
+    ) as double:
+        issued = enroll(AdcsClient(settings(double, "ntlm")), csr_pem)
+        assert double.requests[issued.request_id].requester == USER
+        without = AdcsClient(settings(double, "ntlm", send_channel_binding=False))
+        with pytest.raises(IssuerError) as caught, without.session() as ca:
+            ca.home()
+        assert caught.value.problem_type == adcs_client.PT_UNAUTHORIZED
+        assert double.stats.refused_bindings == 1
+
+
 def test_client_certificate(csr_pem: str) -> None:
     with AdcsDouble(auth_modes={"client_cert"}) as double:
         cert, key = double.client_certificate("svc-pki")
