@@ -20,8 +20,9 @@ Tree::
     ├── CryptoError                         500  decrypt failure, wrong KEK, tampering
     ├── IssuerError                         502  the CA said no (problem type + detail)
     │   └── TransientIssuerError            503  worth retrying (badNonce, 429, 5xx, network)
-    └── DNSError                            502  a DNS provider failed
-        └── PropagationTimeout              504  a TXT record never showed up where checked
+    ├── DNSError                            502  a DNS provider failed
+    │   └── PropagationTimeout              504  a TXT record never showed up where checked
+    └── NotificationError                   502  an SMTP server or webhook refused a message
 """
 
 from __future__ import annotations
@@ -111,3 +112,8 @@ class DNSError(CertAutoPilotError):
 class PropagationTimeout(DNSError):
     status = 504
     title = "DNS record not visible"
+
+
+class NotificationError(CertAutoPilotError):
+    status = 502
+    title = "Notification failed"

@@ -19,13 +19,24 @@ from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certautopilot.notifications import service as notifications
+from certautopilot.notifications.service import NotificationLauncher
+from certautopilot.projects.models import Project
 
 STATUSES = ("pending", "approved", "rejected", "expired")
+
+
+def _link(session: Session, row: ApprovalRequest, base_url: str) -> str:
+    project = session.get(Project, row.project_id)
+    slug = project.slug if project else row.project_id
+    return f"{base_url.rstrip('/')}/projects/{slug}/requests/{row.id}"
 
 
 def create_request(
     session: Session,
     *,
+    launcher: NotificationLauncher,
+    base_url: str,
     cert: Certificate,
     version_id: str,
     actor: Actor,
@@ -62,6 +73,27 @@ def create_request(
                 "expires_at": row.expires_at.isoformat(),
             },
         )
+    approvers = [
+        e
+        for e in notifications.emails_with_roles(session, cert.project_id, ("approver", "admin"))
+        if e != actor.email
+    ]
+    codes = ", ".join(w["code"] for w in warnings) or "none"
+    notifications.notify(
+        session,
+        launcher,
+        project_id=cert.project_id,
+        event="request.created",
+        recipients=approvers,
+        certificate_id=cert.id,
+        link=_link(session, row, base_url),
+        subject=f"Approval needed: certificate for {cert.common_name}",
+        text=(
+            f"{actor.email} requests a certificate for {', '.join(cert.names)} "
+            f"(key {cert.key_type}). Policy warnings: {codes}. "
+            f"Decide by {row.expires_at:%Y-%m-%d %H:%M} UTC."
+        ),
+    )
     return row
 
 
@@ -94,6 +126,8 @@ def list_requests(
 def decide(
     session: Session,
     *,
+    launcher: NotificationLauncher,
+    base_url: str,
     row: ApprovalRequest,
     actor: Actor,
     approve: bool,
@@ -137,6 +171,18 @@ def decide(
         cert.step = None
         cert.error = {"title": "Request rejected", "detail": comment, "type": None}
         _close_version(session, row)
+    verdict = "approved" if approve else "rejected"
+    notifications.notify(
+        session,
+        launcher,
+        project_id=row.project_id,
+        event=event,
+        recipients=[row.requester_email],
+        certificate_id=cert.id,
+        link=_link(session, row, base_url),
+        subject=f"Your certificate request for {cert.common_name} was {verdict}",
+        text=f"{actor.email} {verdict} the request" + (f": {comment}" if comment else "."),
+    )
     return cert
 
 

@@ -68,7 +68,7 @@ class CertificateIn(BaseModel):
     key_type: KeyType = "ecdsa-p256"
     auto_renew: bool = True
     renewal_window: RenewalWindow | None = None
-    distribution_targets: list[str] = Field(default_factory=list, max_length=100)
+    distribution_targets: list[str] = Field(default_factory=list, max_length=1000)
     challenge_overrides: dict[str, ChallengeOverride] = Field(default_factory=dict)
     csr_pem: str | None = Field(default=None, max_length=100_000)
     override: OverrideIn | None = None

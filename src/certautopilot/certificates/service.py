@@ -55,6 +55,8 @@ class IssuanceLauncher(Protocol):
         self, session: Session, version_id: str, *, approval: bool = False
     ) -> None: ...
 
+    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None: ...
+
 
 def _check_targets(
     session: Session, project_id: str, body: CertificateIn, pre: Preflight
@@ -74,6 +76,7 @@ def create_certificate(
     actor: Actor,
     launcher: IssuanceLauncher,
     now: datetime,
+    base_url: str = "",
 ) -> Certificate:
     """Runs preflight, applies policy (override, approval), stores the request, starts it."""
     require(actor, "operator", "Requesting a certificate")
@@ -141,6 +144,8 @@ def create_certificate(
     if approval:
         approvals.create_request(
             session,
+            launcher=launcher,
+            base_url=base_url,
             cert=cert,
             version_id=version.id,
             actor=actor,

@@ -10,6 +10,7 @@ from certautopilot.distribution.models import CertificateTarget, Deployment, Dis
 from certautopilot.dns.models import DnsZone
 from certautopilot.issuers.adcs.models import AdcsProfile, AdcsRequest
 from certautopilot.issuers.models import Issuer
+from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.policy.models import ProjectPolicy
 from certautopilot.projects.models import Project
 
@@ -28,6 +29,8 @@ __all__ = [
     "DnsZone",
     "Issuer",
     "Membership",
+    "Notification",
+    "NotificationChannel",
     "Project",
     "ProjectPolicy",
     "StoredSecret",

@@ -22,6 +22,7 @@ from typing import Any, ParamSpec, TypeVar
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from certautopilot.auth.models import User
 from certautopilot.certificates.models import Certificate
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
@@ -41,10 +42,12 @@ from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import load_account_key
 from certautopilot.issuers.acme.types import Dns01Challenge
 from certautopilot.issuers.models import Issuer
+from certautopilot.notifications import service as notifications
+from certautopilot.projects.models import Project
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
-from certautopilot.workflows.runtime import runtime
+from certautopilot.workflows.runtime import launcher, runtime
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -452,3 +455,23 @@ def fail(
             "cert.failed",
             {"title": title, "detail": detail, "type": problem_type, "version": version.seq},
         )
+        _tell_requester(session, cert, title, detail)
+
+
+def _tell_requester(session: Session, cert: Certificate, title: str, detail: str) -> None:
+    """Notifies whoever requested the certificate that its issuance failed."""
+    requester = session.get(User, cert.created_by)
+    project = session.get(Project, cert.project_id)
+    base = runtime().settings.public_url.rstrip("/")
+    notifications.notify(
+        session,
+        launcher(),
+        project_id=cert.project_id,
+        event="cert.failed",
+        recipients=[requester.email] if requester else [],
+        certificate_id=cert.id,
+        link=f"{base}/projects/{project.slug if project else cert.project_id}"
+        f"/certificates/{cert.id}",
+        subject=f"Certificate for {cert.common_name} failed: {title}",
+        text=detail,
+    )

@@ -81,7 +81,7 @@ def _worker_client() -> DBOSClient:
     rt = runtime()
     client = rt.cache.get("dbos-client")
     if client is None:
-        from certautopilot.workflows.worker import APP_NAME
+        from certautopilot.workflows.launcher import APP_NAME
 
         client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME)
         rt.cache["dbos-client"] = client

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from certautopilot.config import Settings
+from certautopilot.workflows import notify
 from certautopilot.workflows.adcs_steps import CA_CHECK
 from certautopilot.workflows.issuance import (
     APPROVAL,
@@ -18,7 +19,8 @@ from certautopilot.workflows.issuance import (
     WORKFLOW_NAME,
     workflow_id,
 )
-from certautopilot.workflows.worker import APP_NAME
+
+APP_NAME = "certautopilot"
 
 
 def migrate_system_database(settings: Settings) -> None:
@@ -41,6 +43,18 @@ class DbosLauncher:
             },
             version_id,
         )
+
+    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
+        for notification_id in notification_ids:
+            self.client.enqueue_in_transaction(
+                session,
+                {
+                    "workflow_name": notify.WORKFLOW_NAME,
+                    "queue_name": notify.QUEUE,
+                    "workflow_id": notify.workflow_id(notification_id),
+                },
+                notification_id,
+            )
 
     def decided(self, version_id: str, decision: str) -> None:
         """Wakes a workflow waiting for approval; it reads the decision from the database."""

@@ -38,3 +38,8 @@ def runtime() -> Runtime:
     if _current is None:
         raise ConfigError("the worker runtime is not set up (call set_runtime at start)")
     return _current
+
+
+def launcher() -> Any:
+    """The worker's DBOS client (a DbosLauncher), for enqueueing in a step's transaction."""
+    return runtime().cache["launcher"]

@@ -11,11 +11,11 @@ from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
-from certautopilot.workflows import distribution, issuance
+from certautopilot.workflows import distribution, issuance, notify
+from certautopilot.workflows.launcher import APP_NAME, DbosLauncher
 from certautopilot.workflows.runtime import Runtime, set_runtime
 
 log = logging.getLogger(__name__)
-APP_NAME = "certautopilot"
 
 
 def dbos_config(settings: Settings, engine: Engine) -> DBOSConfig:
@@ -38,7 +38,8 @@ def start_worker(settings: Settings) -> Runtime:
         settings=settings, engine=engine, sessions=make_sessionmaker(engine), kek=load_kek(settings)
     )
     set_runtime(runtime)
-    assert issuance.issue_certificate is not None  # registers the workflow
+    assert issuance.issue_certificate is not None  # registers the workflows
+    assert notify.deliver_notification is not None
     DBOS(config=dbos_config(settings, engine))
     DBOS.launch()
     DBOS.register_queue(
@@ -47,6 +48,8 @@ def start_worker(settings: Settings) -> Runtime:
         polling_interval_sec=0.05,
     )
     distribution.register_queue()
+    DBOS.register_queue(notify.QUEUE, worker_concurrency=8, polling_interval_sec=0.2)
+    runtime.cache["launcher"] = DbosLauncher(engine)
     log.info("worker %s started", settings.executor_id)
     return runtime
 

@@ -38,6 +38,7 @@ def create_certificate(
         actor=ctx.actor,
         launcher=state.launcher,
         now=utcnow(),
+        base_url=state.settings.public_url,
     )
     session.commit()
     return certs.to_out(session, cert)

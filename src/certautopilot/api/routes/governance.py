@@ -9,6 +9,8 @@ from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn, RequestList, RequestOut
 from certautopilot.auth import service as auth
 from certautopilot.clock import utcnow
+from certautopilot.notifications import service as notifications
+from certautopilot.notifications.schemas import ChannelIn, ChannelOut
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyOut, PolicyRules
 
@@ -63,7 +65,14 @@ def _decide(
 ) -> RequestOut:
     row = approvals.get_request(session, project_id=ctx.project.id, request_id=request_id)
     approvals.decide(
-        session, row=row, actor=ctx.actor, approve=approve, comment=body.comment, now=utcnow()
+        session,
+        launcher=state.launcher,
+        base_url=state.settings.public_url,
+        row=row,
+        actor=ctx.actor,
+        approve=approve,
+        comment=body.comment,
+        now=utcnow(),
     )
     session.commit()
     state.launcher.decided(row.version_id, row.status)
@@ -82,3 +91,23 @@ def reject(
     request_id: str, body: DecisionIn, ctx: InProject, session: DbSession, state: State
 ) -> RequestOut:
     return _decide(request_id, body, ctx, session, state, approve=False)
+
+
+@router.post(
+    "/projects/{project}/notification-channels", status_code=201, response_model=ChannelOut
+)
+def create_channel(body: ChannelIn, ctx: InProject, session: DbSession, state: State) -> ChannelOut:
+    channel = notifications.create_channel(
+        session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
+    )
+    session.commit()
+    return notifications.to_out(channel)
+
+
+@router.get("/projects/{project}/notification-channels", response_model=list[ChannelOut])
+def list_channels(ctx: InProject, session: DbSession) -> list[ChannelOut]:
+    auth.require(ctx.actor, "admin", "Reading notification channels")
+    return [
+        notifications.to_out(c)
+        for c in notifications.list_channels(session, project_id=ctx.project.id)
+    ]
