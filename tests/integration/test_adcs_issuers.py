@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from certautopilot.crypto import keys
 from certautopilot.db.session import make_engine, make_sessionmaker
 from certautopilot.issuers.models import Issuer
 from certautopilot.lab.adcs_double import AdcsDouble
@@ -220,3 +221,43 @@ def test_certificate_input_on_an_adcs_issuer(service: Service, double: AdcsDoubl
         "POST", base + "/preflight", json={"issuer": issuer_id, "common_name": "x.corp.test"}
     )
     assert preflight["sans"] == ["x.corp.test"]
+
+
+def test_an_unexpected_page_fails_the_job_with_an_excerpt(
+    service: Service, double: AdcsDouble
+) -> None:
+    slug = new_project(service)
+    issuer_id = add_issuer(service, slug, double, "basic")
+    double.foreign_page = (
+        "<html><head><title>Sign in</title></head><body><form><input name=u></form>"
+        "<p>Please sign in to continue.</p>" + "<p>padding</p>" * 500 + "</body></html>"
+    )
+    try:
+        created = request_cert(service, slug, issuer_id, "proxy.corp.test")
+        body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
+    finally:
+        double.foreign_page = None
+    assert body["status"] == "failed"
+    assert body["error"]["type"] == "urn:certautopilot:adcs:unexpected-page"
+    assert "Please sign in to continue." in body["error"]["detail"]
+    assert len(body["error"]["detail"]) < 500
+
+
+def test_own_csr_on_an_adcs_issuer(service: Service, double: AdcsDouble) -> None:
+    slug = new_project(service)
+    issuer_id = add_issuer(service, slug, double, "basic")
+    key = keys.generate_key("rsa-2048")
+    csr = keys.build_csr(key, ["byo.corp.test", "www.byo.corp.test"]).decode()
+    created = service.ok(
+        "POST",
+        f"/projects/{slug}/certificates",
+        202,
+        json={"issuer": issuer_id, "csr_pem": csr},
+    )
+    body = service.wait_for(slug, created["id"], ("issued", "failed"), timeout=60)
+    assert body["status"] == "issued", body["error"]
+    assert body["sans"] == ["byo.corp.test", "www.byo.corp.test"]
+    leaf = service.call("GET", f"/projects/{slug}/certificates/{created['id']}/cert.pem").text
+    assert keys.cert_info(leaf).names == ("byo.corp.test", "www.byo.corp.test")
+    no_key = service.call("GET", f"/projects/{slug}/certificates/{created['id']}/key.pem")
+    assert no_key.status_code == 404

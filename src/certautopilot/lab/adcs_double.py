@@ -347,6 +347,9 @@ class _Handler(BaseHTTPRequestHandler):
             key, _, value = line.partition(":")
             if key.strip().lower() == "certificatetemplate":
                 template = value.strip()
+        if double.foreign_page is not None:  # e.g. a proxy's sign-in page in front of IIS
+            self._send(200, double.foreign_page)
+            return
         request = double.submit(form.get("CertRequest", ""), template, user)
         self._send(200, double.submission_page(request))
 
@@ -456,6 +459,7 @@ class AdcsDouble:
         self.users = dict(users or DEFAULT_USERS)
         self.templates: dict[str, TemplateMode] = dict(templates or DEFAULT_TEMPLATES)
         self.validity_days = validity_days
+        self.foreign_page: str | None = None  # set: certfnsh.asp answers with this page
         self.ca_name = ca_name
         self.control_token = secrets.token_urlsafe(16)
         self.lock = threading.Lock()
