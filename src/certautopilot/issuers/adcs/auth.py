@@ -28,7 +28,8 @@ from spnego.channel_bindings import GssChannelBindings
 Mechanism = Literal["ntlm", "kerberos"]
 MAX_ROUNDS = 4  # NTLM needs 2 legs, Kerberos 1 (2 with mutual auth)
 
-_SCHEME_TOKEN = re.compile(r"^\s*([A-Za-z0-9_-]+)(?:\s+([A-Za-z0-9+/=]+))?\s*$")
+_SCHEME = re.compile(r"^\s*([A-Za-z0-9_-]+)(?:\s+(.*?))?\s*$")
+_TOKEN = re.compile(r"^[A-Za-z0-9+/]+=*$")
 
 
 def tls_server_end_point(cert_der: bytes) -> bytes:
@@ -54,9 +55,11 @@ def offered(response: httpx.Response) -> dict[str, str | None]:
     schemes: dict[str, str | None] = {}
     for value in response.headers.get_list("www-authenticate"):
         for part in value.split(","):
-            found = _SCHEME_TOKEN.match(part)
+            found = _SCHEME.match(part)
             if found:
-                schemes.setdefault(found.group(1).lower(), found.group(2))
+                rest = found.group(2)
+                token = rest if rest and _TOKEN.match(rest) else None
+                schemes.setdefault(found.group(1).lower(), token)
     return schemes
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ssl
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; Trident/7.0; rv:11.0) like Gecko CertAutoPilot"
 )
 MAX_BODY = 2 * 1024 * 1024
+MAX_SECONDS = 90.0  # one exchange, however slowly the bytes trickle in
 TIMEOUT = httpx.Timeout(30.0, connect=10.0)
 
 PT_TLS = "urn:certautopilot:adcs:tls"
@@ -179,6 +181,11 @@ class AdcsSession:
                 f"{self.settings.auth} authentication as {self.settings.who} failed: {exc}",
                 PT_UNAUTHORIZED,
             ) from exc
+        except ValueError as exc:  # e.g. a server token that is not base64
+            raise IssuerError(
+                f"{self.settings.auth} authentication: the CA's answer could not be read: {exc}",
+                PT_UNAUTHORIZED,
+            ) from exc
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
         status = response.status_code
         if status == 401:
@@ -283,7 +290,13 @@ class AdcsSession:
 def _read_capped(response: httpx.Response) -> bytes:
     chunks: list[bytes] = []
     size = 0
+    started = time.monotonic()
     for chunk in response.iter_bytes():
+        if time.monotonic() - started > MAX_SECONDS:
+            raise TransientIssuerError(
+                f"the CA took over {MAX_SECONDS:.0f} s to send {response.request.url.path}",
+                PT_UNREACHABLE,
+            )
         size += len(chunk)
         if size > MAX_BODY:
             raise IssuerError(
