@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -382,27 +382,42 @@ def _deployment_out(
 
 
 def deployments_of(session: Session, *, cert: Certificate, history: int = 100) -> DeploymentsOut:
-    rows = list(
-        session.execute(
+    """Each attached target's latest deployment, and the ``history`` most recent ones."""
+
+    def rows(stmt: Any) -> list[tuple[Deployment, DistributionTarget, CertificateVersion]]:
+        full = (
             select(Deployment, DistributionTarget, CertificateVersion)
             .join(DistributionTarget, DistributionTarget.id == Deployment.target_id)
             .join(CertificateVersion, CertificateVersion.id == Deployment.version_id)
             .where(Deployment.certificate_id == cert.id)
-            .order_by(Deployment.created_at.desc(), Deployment.id.desc())
-            .limit(history)
-        ).all()
+        )
+        return [(d, t, v) for d, t, v in session.execute(stmt(full)).all()]
+
+    newest = (Deployment.created_at.desc(), Deployment.id.desc())
+    ranked = (
+        select(
+            Deployment.id,
+            func.row_number().over(partition_by=Deployment.target_id, order_by=newest).label("n"),
+        )
+        .where(Deployment.certificate_id == cert.id)
+        .subquery()
     )
-    latest: dict[str, DeploymentOut] = {}
-    out = []
-    for dep, target, version in rows:
-        item = _deployment_out(dep, target, version)
-        out.append(item)
-        latest.setdefault(target.id, item)
+    latest = {
+        t.id: _deployment_out(d, t, v)
+        for d, t, v in rows(
+            lambda q: q.join(ranked, ranked.c.id == Deployment.id).where(ranked.c.n == 1)
+        )
+    }
+    past = (
+        [_deployment_out(d, t, v) for d, t, v in rows(lambda q: q.order_by(*newest).limit(history))]
+        if history
+        else []
+    )
     items = [
         TargetDeployments(target=ref(t), latest=latest.get(t.id))
         for t in attached_targets(session, cert.id)
     ]
-    return DeploymentsOut(items=items, history=out)
+    return DeploymentsOut(items=items, history=past)
 
 
 def deployment_out(session: Session, dep: Deployment) -> DeploymentOut:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -195,15 +197,39 @@ def attempt_deployment(deployment_id: str, attempt: int) -> Outcome:
         job = _Job(cert.id, target.name, target.kind, version.seq, version.serial)
     error: DistributionError | None = None
     result = DeployResult()
-    try:
-        result = asyncio.run(service.deploy_once(settings, material, state, deployment_id))
-    except DistributionError as exc:
-        error = exc
-    except Exception as exc:  # a plugin bug must not kill the workflow without a record
-        log.exception("deployment %s to %s failed unexpectedly", deployment_id, job.target_name)
-        error = DistributionError(f"unexpected {type(exc).__name__} in the target plugin")
+    with _slots():
+        io_started_at, started = utcnow(), time.perf_counter()
+        try:
+            result = asyncio.run(service.deploy_once(settings, material, state, deployment_id))
+        except DistributionError as exc:
+            error = exc
+        except Exception as exc:  # a plugin bug must not kill the workflow without a record
+            log.exception("deployment %s to %s failed unexpectedly", deployment_id, job.target_name)
+            error = DistributionError(f"unexpected {type(exc).__name__} in the target plugin")
+        timing = {
+            "io_started_at": io_started_at.isoformat(),
+            "io_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
     del material, settings
-    return _record(deployment_id, attempt, job, result, error)
+    return _record(deployment_id, attempt, job, result, error, timing)
+
+
+_slot_lock = threading.Lock()
+_slot_semaphore: threading.BoundedSemaphore | None = None
+
+
+def _slots() -> threading.BoundedSemaphore:
+    """At most ``concurrency()`` deployments talk to targets at once in this process.
+
+    The queue's ``worker_concurrency`` is the same number, but DBOS 3.4 counts a worker's
+    running workflows from a registry filled asynchronously, and was measured running up to
+    30 of a 16-limit queue at once on one worker: this makes the limit hold.
+    """
+    global _slot_semaphore
+    with _slot_lock:
+        if _slot_semaphore is None:
+            _slot_semaphore = threading.BoundedSemaphore(concurrency())
+        return _slot_semaphore
 
 
 def _record(
@@ -212,6 +238,7 @@ def _record(
     job: _Job,
     result: DeployResult,
     error: DistributionError | None,
+    timing: dict[str, Any],
 ) -> Outcome:
     with tx() as session:
         dep = session.get(Deployment, deployment_id)
@@ -234,7 +261,7 @@ def _record(
             dep.status = "succeeded"
             dep.error = None
             dep.finished_at = now
-            dep.result = {"actions": list(result.actions), **dict(result.detail)}
+            dep.result = {"actions": list(result.actions), **dict(result.detail), **timing}
             link = session.get(CertificateTarget, (dep.certificate_id, dep.target_id))
             if link is not None and result.state:
                 link.state = {**link.state, **dict(result.state)}
@@ -242,7 +269,12 @@ def _record(
                 session, cert, "cert.distributed", {**base, "actions": list(result.actions)}
             )
             return Outcome("succeeded")
-        dep.error = {"title": error.title, "detail": str(error), "retryable": error.retryable}
+        dep.error = {
+            "title": error.title,
+            "detail": str(error),
+            "retryable": error.retryable,
+            **timing,
+        }
         if error.retryable and attempt < dep.max_attempts:
             target = session.get(DistributionTarget, dep.target_id)
             retry = RetryPolicy.model_validate(

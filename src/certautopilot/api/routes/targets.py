@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
@@ -73,9 +73,15 @@ def set_certificate_targets(
 
 
 @router.get(CERT + "/deployments", response_model=DeploymentsOut)
-def deployments(cert_id: str, ctx: InProject, session: DbSession) -> DeploymentsOut:
+def deployments(
+    cert_id: str,
+    ctx: InProject,
+    session: DbSession,
+    history: int = Query(default=100, ge=0, le=1000, description="past deployments listed"),
+) -> DeploymentsOut:
+    """Per attached target, its latest deployment; then the most recent ``history`` ones."""
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    return targets.deployments_of(session, cert=cert)
+    return targets.deployments_of(session, cert=cert, history=history)
 
 
 @router.post(CERT + "/deploy", response_model=DeployOut)
