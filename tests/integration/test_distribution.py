@@ -15,6 +15,7 @@ import os
 import stat
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +99,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def unique(prefix: str) -> str:
+    """Names on the shared servers differ per test run (the module runs once per database)."""
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
 
 def target_bodies(s: Servers, tag: str) -> dict[str, dict[str, Any]]:
@@ -246,7 +252,8 @@ def test_issuance_and_renewal_fan_out_to_every_kind(
     service: Service, project: Project, servers: Servers
 ) -> None:
     s, p = servers, project.slug
-    bodies = target_bodies(s, "fan")
+    tag = unique("fan")
+    bodies = target_bodies(s, tag)
     ids = create_targets(service, p, bodies)
 
     cert = issue(service, project, list(ids.values()))
@@ -258,8 +265,9 @@ def test_issuance_and_renewal_fan_out_to_every_kind(
     assert sorted(e["detail"]["kind"] for e in distributed) == sorted(ids)
     chain = fullchain(service, p, cert["id"])
     leaf_fp = ds.fingerprint_of(chain)
-    _check_every_kind(service, s, p, cert["id"], serial, chain, leaf_fp, ids, first=True)
     arn = latest["aws-acm"]["result"]["certificate_arn"] if "aws-acm" in latest else None
+    _check_every_kind(s, serial, chain, leaf_fp, tag=tag, arn=arn, first=True)
+    acm_count = len(acm(s).list_certificates()["CertificateSummaryList"]) if arn else 0
 
     # Renewal: a new version fans out again; ACM re-imports into the same ARN.
     service.ok("POST", f"/projects/{p}/certificates/{cert['id']}/renew", 202)
@@ -274,24 +282,20 @@ def test_issuance_and_renewal_fan_out_to_every_kind(
     assert {k: d["status"] for k, d in latest2.items()} == dict.fromkeys(ids, "succeeded")
     assert all(d["reason"] == "renewed" and d["version"] == 2 for d in latest2.values())
     chain2 = fullchain(service, p, cert["id"])
-    _check_every_kind(
-        service, s, p, cert["id"], serial2, chain2, ds.fingerprint_of(chain2), ids, first=False
-    )
     if arn:
         assert latest2["aws-acm"]["result"]["certificate_arn"] == arn
-        assert len(acm(s).list_certificates()["CertificateSummaryList"]) == 1
+        assert len(acm(s).list_certificates()["CertificateSummaryList"]) == acm_count
+    _check_every_kind(s, serial2, chain2, ds.fingerprint_of(chain2), tag=tag, arn=arn, first=False)
 
 
 def _check_every_kind(
-    service: Service,
     s: Servers,
-    p: str,
-    cert_id: str,
     serial: str,
     chain: str,
     leaf_fp: str,
-    ids: dict[str, str],
     *,
+    tag: str,
+    arn: str | None,
     first: bool,
 ) -> None:
     if s.ssh:
@@ -307,12 +311,12 @@ def _check_every_kind(
         assert key is not None and leaf is not None and cas
         assert format(leaf.serial_number, "x") == serial
         assert not [f for f in os.listdir(d) if f.endswith(".tmp")]
-    local = (s.base / "local-fan" / "combined.pem").read_text()
+    local = (s.base / f"local-{tag}" / "combined.pem").read_text()
     assert local.startswith(chain) and "PRIVATE KEY" in local
     if s.haproxy:
         assert ds.served_fingerprint(s.haproxy.port, NAME) == leaf_fp
         assert s.haproxy.cert_file.read_text().startswith(chain)
-    hooks = [h for h in s.receiver.deliveries if h["path"] == "/hook/fan"]
+    hooks = [h for h in s.receiver.deliveries if h["path"] == f"/hook/{tag}"]
     hook = hooks[-1]
     h = hook["headers"]
     assert verify(
@@ -321,17 +325,15 @@ def _check_every_kind(
     payload = json.loads(hook["body"])
     assert payload["serial"] == serial and payload["fullchain_pem"] == chain
     assert "key_pem" not in payload  # not enabled on this target
-    if s.moto:
-        arns = acm(s).list_certificates()["CertificateSummaryList"]
-        assert len(arns) == 1
-        described = acm(s).describe_certificate(CertificateArn=arns[0]["CertificateArn"])
+    if arn:
+        described = acm(s).describe_certificate(CertificateArn=arn)
         assert _moto_serial(described["Certificate"]["Serial"]) == int(serial, 16)
     if s.bao:
-        read = vault(s).secrets.kv.v2.read_secret_version(path="certs/fan", mount_point="secret")
+        read = vault(s).secrets.kv.v2.read_secret_version(path=f"certs/{tag}", mount_point="secret")
         assert read["data"]["data"]["serial"] == serial
         assert read["data"]["metadata"]["version"] == (1 if first else 2)
         assert "PRIVATE KEY" in read["data"]["data"]["private_key"]
-    secret = s.kube.secrets[("web", "tls-fan")]
+    secret = s.kube.secrets[("web", f"tls-{tag}")]
     assert secret["type"] == "kubernetes.io/tls"
     assert base64.b64decode(secret["data"]["tls.crt"]).decode() == chain
     assert "PRIVATE KEY" in base64.b64decode(secret["data"]["tls.key"]).decode()
@@ -357,11 +359,12 @@ def test_a_failing_target_never_blocks_the_others(
     s.need("ssh")
     assert s.ssh
     dead_port = ds.free_port(udp=False)
-    s.receiver.fail_first["/hook/flaky"] = 1
-    bodies = target_bodies(s, "fail")
+    tag = unique("fail")
+    s.receiver.fail_first[f"/hook/{tag}-flaky"] = 1
+    bodies = target_bodies(s, tag)
     ssh = bodies["ssh"]
     ssh["ssh"]["reload_command"] = "echo 'nginx: [emerg] broken config' >&2; exit 3"
-    ssh["ssh"]["files"] = {"directory": str(s.base / "local-fail"), "fullchain": "f.pem"}
+    ssh["ssh"]["files"] = {"directory": str(s.base / f"local-{tag}"), "fullchain": "f.pem"}
     ssh.pop("post_deploy_check")
     chosen = {
         "broken-reload": {**ssh, "name": "broken-reload"},
@@ -370,7 +373,7 @@ def test_a_failing_target_never_blocks_the_others(
             "name": "flaky",
             "webhook": {
                 **bodies["webhook"]["webhook"],
-                "url": bodies["webhook"]["webhook"]["url"].replace("/hook/fail", "/hook/flaky"),
+                "url": f"https://127.0.0.1:{s.webhook_port}/hook/{tag}-flaky",
             },
         },
         "unreachable": {
@@ -390,7 +393,7 @@ def test_a_failing_target_never_blocks_the_others(
     wait_deployed(service, p, cert["id"], cert["current"]["serial"], 4)
     body = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/deployments")
     by_name = {i["target"]["name"]: i["latest"] for i in body["items"]}
-    assert by_name["local-fail"]["status"] == "succeeded"
+    assert by_name[f"local-{tag}"]["status"] == "succeeded"
     flaky = by_name["flaky"]
     assert flaky["status"] == "succeeded" and flaky["attempts"] == 2
     broken = by_name["broken-reload"]
@@ -401,12 +404,12 @@ def test_a_failing_target_never_blocks_the_others(
     assert dead["status"] == "failed" and dead["attempts"] == 2
     assert "POST https://127.0.0.1" in dead["error"]["detail"]
     found = _deployment_events(service, p, cert["id"])
-    assert sorted(found["cert.distributed"]) == ["flaky", "local-fail"]
+    assert sorted(found["cert.distributed"]) == ["flaky", f"local-{tag}"]
     assert sorted(found["cert.distribution_failed"]) == ["broken-reload", "unreachable"]
     retried = events(service, p, cert["id"], "distribution.attempt_failed")
     assert sorted(e["detail"]["target"] for e in retried) == ["flaky", "unreachable"]
     # both deliveries of the flaky hook carried the same delivery id (receivers dedupe)
-    flaky_hooks = [h for h in s.receiver.deliveries if h["path"] == "/hook/flaky"]
+    flaky_hooks = [h for h in s.receiver.deliveries if h["path"] == f"/hook/{tag}-flaky"]
     assert len({h["headers"]["x-certautopilot-delivery"] for h in flaky_hooks}) == 1
     assert len(flaky_hooks) == 2
 
@@ -417,10 +420,11 @@ def test_post_deploy_check_fails_when_the_old_certificate_is_still_served(
     s, p = servers, project.slug
     s.need("ssh")
     assert s.ssh
-    bodies = target_bodies(s, "stale")
+    tag = unique("stale")
+    bodies = target_bodies(s, tag)
     body = bodies["ssh"]
     # Files go where nginx does not look, and nothing reloads it.
-    body["ssh"]["files"] = {"directory": str(s.base / "local-stale")}
+    body["ssh"]["files"] = {"directory": str(s.base / f"local-{tag}")}
     body["ssh"].pop("reload_command")
     body["ssh"].pop("pkcs12_password")
     body["post_deploy_check"]["wait_seconds"] = 0.5
@@ -431,16 +435,17 @@ def test_post_deploy_check_fails_when_the_old_certificate_is_still_served(
     failed = latest["ssh"]
     assert failed["status"] == "failed"
     assert "still serves another certificate" in failed["error"]["detail"]
-    assert (s.base / "local-stale" / "fullchain.pem").exists()  # the upload itself worked
+    assert (s.base / f"local-{tag}" / "fullchain.pem").exists()  # the upload itself worked
 
 
-def _snapshot(s: Servers, arn: str | None) -> dict[str, Any]:
+def _snapshot(s: Servers, arn: str | None, tag: str) -> dict[str, Any]:
     snap: dict[str, Any] = {
         "local": sorted(
-            (f.name, f.stat().st_mtime_ns, f.read_bytes()) for f in (s.base / "local-dry").iterdir()
+            (f.name, f.stat().st_mtime_ns, f.read_bytes())
+            for f in (s.base / f"local-{tag}").iterdir()
         ),
         "hooks": len(s.receiver.deliveries),
-        "kube": (s.kube.writes, json.dumps(s.kube.secrets.get(("web", "tls-dry")))),
+        "kube": (s.kube.writes, json.dumps(s.kube.secrets.get(("web", f"tls-{tag}")))),
     }
     if s.ssh:
         snap["ssh"] = sorted(
@@ -458,7 +463,8 @@ def _snapshot(s: Servers, arn: str | None) -> dict[str, Any]:
             len(acm(s).list_certificates()["CertificateSummaryList"]),
         )
     if s.bao:
-        meta = vault(s).secrets.kv.v2.read_secret_metadata(path="certs/dry", mount_point="secret")
+        kv = vault(s).secrets.kv.v2
+        meta = kv.read_secret_metadata(path=f"certs/{tag}", mount_point="secret")
         snap["vault"] = meta["data"]["current_version"]
     return snap
 
@@ -467,14 +473,15 @@ def test_dry_run_changes_nothing_then_redeploy(
     service: Service, project: Project, servers: Servers
 ) -> None:
     s, p = servers, project.slug
-    bodies = target_bodies(s, "dry")
+    tag = unique("dry")
+    bodies = target_bodies(s, tag)
     ids = create_targets(service, p, bodies)
     cert = issue(service, project, list(ids.values()))
     serial = cert["current"]["serial"]
     latest = wait_deployed(service, p, cert["id"], serial, len(ids))
     assert all(d["status"] == "succeeded" for d in latest.values()), latest
     arn = latest["aws-acm"]["result"]["certificate_arn"] if "aws-acm" in latest else None
-    before = _snapshot(s, arn)
+    before = _snapshot(s, arn, tag)
     kube_dry_runs = s.kube.dry_runs
 
     result = service.ok(
@@ -493,7 +500,7 @@ def test_dry_run_changes_nothing_then_redeploy(
         assert "already holds serial" in report["vault-kv"]["would"][0]
 
     time.sleep(0.3)  # anything a dry run had started would show by now
-    assert _snapshot(s, arn) == before
+    assert _snapshot(s, arn, tag) == before
     assert s.kube.dry_runs == kube_dry_runs + 1  # the API server's own dryRun=All was used
     listed = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/deployments")
     assert len(listed["history"]) == len(ids)  # no deployment was recorded
@@ -508,7 +515,7 @@ def test_dry_run_changes_nothing_then_redeploy(
             json={
                 "name": "vault-bad-token",
                 "kind": "vault-kv",
-                "vault_kv": {"address": s.bao.url, "token": "wrong", "path": "certs/dry"},
+                "vault_kv": {"address": s.bao.url, "token": "wrong", "path": f"certs/{tag}"},
             },
         )
         service.ok(
@@ -553,7 +560,7 @@ def test_targets_api_rules_and_no_secret_leaves(
     from tests.integration.test_secrets import _everything_in_database, _logs
 
     s, p = servers, project.slug
-    bodies = target_bodies(s, "rules")
+    bodies = target_bodies(s, unique("rules"))
 
     def refused(body: dict[str, Any]) -> tuple[str, str]:
         r = service.call("POST", f"/projects/{p}/targets", json=body)
