@@ -31,6 +31,7 @@ from certautopilot.distribution import service as distribution
 from certautopilot.distribution.models import DistributionTarget
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers.adcs import service as adcs_issuers
+from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 
 STATUSES = (
@@ -52,7 +53,7 @@ class IssuanceLauncher(Protocol):
     ``approval`` the workflow first waits for the request's decision."""
 
     def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False
+        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
     ) -> None: ...
 
     def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None: ...
@@ -198,7 +199,8 @@ def _new_version(
     cert.error = None
     cert.pending_action = None
     cert.step = "queued"
-    launcher.enqueue_issuance(session, version.id, approval=approval)
+    kind = session.scalar(select(Issuer.kind).where(Issuer.id == cert.issuer_id)) or "acme"
+    launcher.enqueue_issuance(session, version.id, approval=approval, kind=kind)
     return version
 
 

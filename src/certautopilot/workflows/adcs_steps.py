@@ -23,10 +23,8 @@ from typing import Literal
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from dbos import DBOS
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto import service as secrets
@@ -68,18 +66,6 @@ def run(version_id: str) -> str:
         by = str(message.get("by")) if isinstance(message, dict) else None
         outcome = check(version_id, by)
     return "done" if outcome.state == "done" else "issued"
-
-
-@DBOS.step(name="issuer.kind")
-def issuer_kind(version_id: str) -> str:
-    with tx() as session:
-        kind = session.scalar(
-            select(Issuer.kind)
-            .join(Certificate, Certificate.issuer_id == Issuer.id)
-            .join(CertificateVersion, CertificateVersion.certificate_id == Certificate.id)
-            .where(CertificateVersion.id == version_id)
-        )
-    return kind or "acme"
 
 
 # -- per-worker clients ----------------------------------------------------------------

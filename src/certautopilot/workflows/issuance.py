@@ -31,28 +31,28 @@ def workflow_id(version_id: str) -> str:
 
 
 @DBOS.workflow(name=WORKFLOW_NAME, max_recovery_attempts=None)
-def issue_certificate(version_id: str) -> str:
-    return _issue(version_id)
+def issue_certificate(version_id: str, kind: str = "acme") -> str:
+    return _issue(version_id, kind)
 
 
 @DBOS.workflow(name=APPROVAL_WORKFLOW_NAME, max_recovery_attempts=None)
-def approve_then_issue(version_id: str) -> str:
+def approve_then_issue(version_id: str, kind: str = "acme") -> str:
     """Waits for the approval request's decision (or its expiry), then issues."""
     while True:
         wait = approval_steps.seconds_left(version_id)
         DBOS.recv(APPROVAL, timeout_seconds=max(wait, 0.0))
         decision = approval_steps.decision(version_id)
         if decision == "approved":
-            return _issue(version_id)
+            return _issue(version_id, kind)
         if decision != "pending":
             return decision
 
 
-def _issue(version_id: str) -> str:
+def _issue(version_id: str, kind: str) -> str:
+    """``kind`` comes with the workflow's input (the issuer's kind when it was enqueued)."""
     plan: steps.Plan | None = None
     try:
-        # Workflows started before issuer kinds existed replay without this step (patch).
-        if DBOS.patch("issuer-kind") and adcs_steps.issuer_kind(version_id) == "adcs":
+        if kind == "adcs":
             return adcs_steps.run(version_id)
         plan = steps.begin(version_id)
         if plan.done:

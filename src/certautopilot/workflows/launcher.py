@@ -32,8 +32,9 @@ class DbosLauncher:
         self.client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
 
     def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False
+        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
     ) -> None:
+        """``kind`` is the issuer's kind (acme, adcs): the workflow takes its path at once."""
         self.client.enqueue_in_transaction(
             session,
             {
@@ -42,6 +43,7 @@ class DbosLauncher:
                 "workflow_id": workflow_id(version_id),
             },
             version_id,
+            kind,
         )
 
     def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
