@@ -8,11 +8,11 @@ from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor, require
+from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.service import current_version, reason_code
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
-from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
@@ -29,34 +29,15 @@ def issued_version(session: Session, cert: Certificate) -> CertificateVersion:
     return version
 
 
-def chain_pem(session: Session, kek: KeyEncryptionKey, version: CertificateVersion) -> str:
-    assert version.chain_secret_id
-    return secrets.reveal_secret(
-        session,
-        kek,
-        version.chain_secret_id,
-        owner_table="certificate_versions",
-        owner_id=version.id,
-        purpose="certificate_chain",
-    ).decode()
-
-
 def download(
     session: Session, kek: KeyEncryptionKey, *, cert: Certificate, what: str, actor: Actor
 ) -> str:
     version = issued_version(session, cert)
     if what == "key":
         require(actor, "admin", "Downloading a private key")
-        if version.key_secret_id is None:
+        pem = material.private_key_pem(session, kek, version)
+        if pem is None:
             raise NotFound("the service does not hold this certificate's private key")
-        pem = secrets.reveal_secret(
-            session,
-            kek,
-            version.key_secret_id,
-            owner_table="certificate_versions",
-            owner_id=version.id,
-            purpose="private_key",
-        ).decode()
         audit.record(
             session,
             type="key.exported",
@@ -67,7 +48,7 @@ def download(
             detail={"version": version.seq, "serial": version.serial},
         )
         return pem
-    parts = keys.split_pem_chain(chain_pem(session, kek, version))
+    parts = keys.split_pem_chain(material.chain_pem(session, kek, version))
     if what == "cert":
         return parts[0]
     if what == "chain":
@@ -108,7 +89,7 @@ def revoke(
         raise InvalidInput.field(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
         )
-    leaf = keys.split_pem_chain(chain_pem(session, kek, version))[0]
+    leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
     client = AcmeClient(
         issuer.config["directory_url"],
         load_account_key(issuers.account_key_pem(session, kek, issuer)),

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor, require
+from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -432,26 +433,8 @@ def deployment_out(session: Session, dep: Deployment) -> DeploymentOut:
 def material_for(
     session: Session, kek: KeyEncryptionKey, cert: Certificate, version: CertificateVersion
 ) -> Material:
-    if version.chain_secret_id is None:
-        raise NotFound("the certificate version has not been issued")
-    chain = secrets.reveal_secret(
-        session,
-        kek,
-        version.chain_secret_id,
-        owner_table="certificate_versions",
-        owner_id=version.id,
-        purpose="certificate_chain",
-    ).decode()
-    key_pem = None
-    if version.key_secret_id:
-        key_pem = secrets.reveal_secret(
-            session,
-            kek,
-            version.key_secret_id,
-            owner_table="certificate_versions",
-            owner_id=version.id,
-            purpose="private_key",
-        ).decode()
+    chain = material.chain_pem(session, kek, version)
+    key_pem = material.private_key_pem(session, kek, version)
     return Material.from_chain(
         certificate_id=cert.id,
         version_id=version.id,
@@ -507,6 +490,8 @@ def prepare_deploy(
     require(actor, "operator", "Deploying a certificate")
     if cert.csr_provided:
         raise Conflict(BYO_CSR_REFUSAL)
+    if cert.status == "revoked":
+        raise Conflict("the certificate is revoked: deploying it would install a dead certificate")
     version = (
         session.get(CertificateVersion, cert.current_version_id)
         if cert.current_version_id

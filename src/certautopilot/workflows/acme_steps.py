@@ -23,10 +23,10 @@ from dbos import DBOS
 from sqlalchemy.orm import Session
 
 from certautopilot.auth.models import User
+from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
-from certautopilot.crypto import service as secrets
 from certautopilot.dns import service as zones
 from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
@@ -243,14 +243,7 @@ def _store_order(
         if version.order_url is not None:
             return
         if key_pem is not None:
-            version.key_secret_id = secrets.store_secret(
-                session,
-                runtime().kek,
-                owner_table="certificate_versions",
-                owner_id=version.id,
-                purpose="private_key",
-                plaintext=key_pem,
-            ).id
+            material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
             record_event(session, cert, "key.generated", {"key_type": key_type})
         version.order_url = order_url

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives import serialization
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from certautopilot.certificates import material
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
-from certautopilot.crypto import service as secrets
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
 from certautopilot.issuers.adcs import client as adcs_client
 from certautopilot.issuers.adcs import pages
@@ -195,14 +195,7 @@ def _store_key(version_id: str, csr_pem: str, key_pem: bytes, key_type: str) -> 
         version, cert = load(session, version_id)
         if version.csr_pem is not None:
             return version.csr_pem
-        version.key_secret_id = secrets.store_secret(
-            session,
-            runtime().kek,
-            owner_table="certificate_versions",
-            owner_id=version.id,
-            purpose="private_key",
-            plaintext=key_pem,
-        ).id
+        material.store_private_key(session, runtime().kek, version, key_pem)
         version.csr_pem = csr_pem
         record_event(session, cert, "key.generated", {"key_type": key_type})
     return csr_pem

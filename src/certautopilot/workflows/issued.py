@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto import keys
-from certautopilot.crypto import service as secrets
 from certautopilot.renewal.windows import renewal_time
 from certautopilot.workflows.distribution import fan_out
 from certautopilot.workflows.records import record_event, set_step
@@ -22,14 +22,7 @@ def store_issued(
     session: Session, cert: Certificate, version: CertificateVersion, chain_pem: str
 ) -> keys.CertInfo:
     info = keys.cert_info(keys.split_pem_chain(chain_pem)[0])
-    version.chain_secret_id = secrets.store_secret(
-        session,
-        runtime().kek,
-        owner_table="certificate_versions",
-        owner_id=version.id,
-        purpose="certificate_chain",
-        plaintext=chain_pem.encode(),
-    ).id
+    material.store_chain(session, runtime().kek, version, chain_pem)
     version.status = "issued"
     version.serial = info.serial_hex
     version.not_before = info.not_before
