@@ -249,7 +249,7 @@ def _store_order(
         version.order_url = order_url
         cert.status = "issuing"
         record_event(session, cert, "acme.order.created", {"order_url": order_url})
-        set_step(session, cert, "validating")
+        set_step(session, cert, "authorizing")
 
 
 def _tasks(found: list[Dns01Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
