@@ -16,7 +16,7 @@ test: setup
 setup: system-packages $(VENV)/.installed
 
 system-packages:
-	@if ! command -v pebble >/dev/null || ! command -v named >/dev/null || ! command -v nsupdate >/dev/null || ! command -v dig >/dev/null || ! command -v sshd >/dev/null || ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then \
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
