@@ -9,6 +9,7 @@ with the reason; the others still run.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -26,6 +27,11 @@ import hvac
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from certautopilot.distribution.interfaces import DistributionError, Material
+from certautopilot.distribution.schemas import FilesSpec, HaproxyConfig, SshConfig, VaultKvConfig
+from certautopilot.distribution.targets.haproxy import HaproxyTarget
+from certautopilot.distribution.targets.ssh import SshTarget
+from certautopilot.distribution.targets.vault_kv import VaultKvTarget
 from certautopilot.distribution.targets.webhook import verify
 from tests.conftest import Project, Service
 from tests.integration import distribution_servers as ds
@@ -552,6 +558,13 @@ def test_dry_run_changes_nothing_then_redeploy(
     assert len(s.receiver.deliveries) == hooks + 1
     assert mine[0]["requested_by"] == "admin@example.test"
 
+    # A revoked certificate is not deployed again.
+    service.ok(
+        "POST", f"/projects/{p}/certificates/{cert['id']}/revoke", json={"reason": "superseded"}
+    )
+    refused = service.call("POST", f"/projects/{p}/certificates/{cert['id']}/deploy", json={})
+    assert refused.status_code == 409 and "revoked" in refused.json()["detail"]
+
 
 def test_targets_api_rules_and_no_secret_leaves(
     service: Service, project: Project, servers: Servers
@@ -653,3 +666,128 @@ def test_targets_api_rules_and_no_secret_leaves(
     assert gone.status_code == 204
     left = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/targets")
     assert ids["local"] not in [t["id"] for t in left]
+
+
+# -- plugins straight against the servers (no service): the failure paths --------------------
+
+
+def _material(name: str = NAME, *, mismatched_key: bool = False) -> Material:
+    cert, key = ds.self_signed(name)
+    if mismatched_key:
+        key = ds.self_signed(name)[1]
+    return Material.from_chain(
+        certificate_id="c",
+        version_id="v",
+        version=1,
+        common_name=name,
+        names=(name,),
+        chain=cert,
+        key_pem=key,
+    )
+
+
+def test_haproxy_rolls_back_a_bad_pair_and_keeps_serving(servers: Servers) -> None:
+    servers.need("haproxy")
+    h = servers.haproxy
+    assert h
+    before = ds.served_fingerprint(h.port, NAME)
+    file_before = h.cert_file.read_bytes()
+    target = HaproxyTarget(HaproxyConfig(runtime_api=str(h.socket), cert_file=str(h.cert_file)))
+    with pytest.raises(DistributionError) as caught:
+        asyncio.run(target.deploy(_material(mismatched_key=True), {}))
+    assert "HAProxy" in str(caught.value)
+    assert ds.served_fingerprint(h.port, NAME) == before
+    assert h.cert_file.read_bytes() == file_before  # nothing written for restarts either
+    shown = ds.haproxy_command(h.socket, f"show ssl cert *{h.cert_file}")
+    assert "No transaction" in shown or "Transaction" not in shown  # aborted
+
+
+def test_ssh_refuses_a_host_key_that_is_not_the_pinned_one(servers: Servers) -> None:
+    servers.need("ssh")
+    ssh = servers.ssh
+    assert ssh
+    other = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+    config = SshConfig(
+        host="127.0.0.1",
+        port=ssh.ssh_port,
+        username="root",
+        host_key=other,
+        private_key=ssh.client_key,
+        files=FilesSpec(directory=str(servers.base)),
+    )
+    with pytest.raises(DistributionError, match="not the pinned one") as caught:
+        asyncio.run(SshTarget(config).deploy(_material(), {}))
+    assert not caught.value.retryable
+    report = asyncio.run(SshTarget(config).dry_run(_material(), {}))
+    assert not report.ok and report.checks[0].name == "connect"
+
+
+def test_vault_check_and_set_refuses_to_overwrite_a_concurrent_write(servers: Servers) -> None:
+    servers.need("vault-kv")
+    assert servers.bao
+    path = f"certs/{unique('cas')}"
+    target = VaultKvTarget(VaultKvConfig(address=servers.bao.url, token=VAULT_TOKEN, path=path))
+    asyncio.run(target.deploy(_material(), {}))  # version 1
+    # Someone else writes version 2 between our read and our write:
+    stale = target._current
+    target._current = lambda client: (1, {})  # type: ignore[method-assign]
+    vault(servers).secrets.kv.v2.create_or_update_secret(
+        path=path, secret={"other": "writer"}, mount_point="secret"
+    )
+    with pytest.raises(DistributionError, match="check-and-set") as caught:
+        asyncio.run(target.deploy(_material(), {}))
+    assert caught.value.retryable
+    target._current = stale  # type: ignore[method-assign]
+    result = asyncio.run(target.deploy(_material(), {}))  # the retry reads version 2
+    assert result.state == {"version": 3}
+
+
+def _kubeconfig() -> dict[str, str] | None:
+    """Server, CA and bearer token of the current context of $KUBECONFIG, if usable."""
+    path = os.environ.get("KUBECONFIG")
+    if not path:
+        return None
+    import yaml  # PyYAML comes with moto[server]
+
+    doc = yaml.safe_load(Path(path.split(":")[0]).read_text())
+    context = next(c for c in doc["contexts"] if c["name"] == doc["current-context"])["context"]
+    cluster = next(c for c in doc["clusters"] if c["name"] == context["cluster"])["cluster"]
+    user = next(u for u in doc["users"] if u["name"] == context["user"])["user"]
+    if "token" not in user:
+        return None
+    ca = cluster.get("certificate-authority-data")
+    return {
+        "api_server": cluster["server"],
+        "token": user["token"],
+        "ca_bundle_pem": base64.b64decode(ca).decode() if ca else "",
+        "namespace": context.get("namespace", "default"),
+    }
+
+
+def test_kubernetes_secret_on_a_real_cluster_when_kubeconfig_is_set(
+    service: Service, project: Project
+) -> None:
+    """Opt-in: no API server can run here; set KUBECONFIG (a token user) to run it."""
+    kube = _kubeconfig()
+    if kube is None:
+        pytest.skip("opt-in: set KUBECONFIG to a cluster reachable with a bearer token")
+    p, name = project.slug, unique("cap-test")
+    target = service.ok(
+        "POST",
+        f"/projects/{p}/targets",
+        201,
+        json={
+            "name": name,
+            "kind": "kubernetes-secret",
+            "kubernetes_secret": {
+                "api_server": kube["api_server"],
+                "token": kube["token"],
+                "ca_bundle_pem": kube["ca_bundle_pem"] or None,
+                "namespace": kube["namespace"],
+                "name": name,
+            },
+        },
+    )
+    cert = issue(service, project, [target["id"]])
+    latest = wait_deployed(service, p, cert["id"], cert["current"]["serial"], 1)
+    assert latest["kubernetes-secret"]["status"] == "succeeded", latest
