@@ -791,3 +791,49 @@ def test_kubernetes_secret_on_a_real_cluster_when_kubeconfig_is_set(
     cert = issue(service, project, [target["id"]])
     latest = wait_deployed(service, p, cert["id"], cert["current"]["serial"], 1)
     assert latest["kubernetes-secret"]["status"] == "succeeded", latest
+
+
+def test_sigkill_after_deploying_recovers_and_records_once(
+    service: Service, project: Project, servers: Servers, tmp_path: Path
+) -> None:
+    """The worker dies after a target got the certificate but before the deployment was
+    recorded: the restarted worker deploys again (same delivery id) and records it once."""
+    s, p = servers, project.slug
+    tag = unique("crash")
+    bodies = target_bodies(s, tag)
+    ids = create_targets(service, p, {"webhook": bodies["webhook"], "local": bodies["local"]})
+    marker = tmp_path / "paused"
+    service.stop_worker()
+    service.start_worker(
+        {"CERTAUTOPILOT_FAULT_PAUSE": "after_deploy", "CERTAUTOPILOT_FAULT_MARKER": str(marker)}
+    )
+    try:
+        created = service.ok(
+            "POST",
+            f"/projects/{p}/certificates",
+            202,
+            json={
+                "issuer": project.issuer_id,
+                "common_name": NAME,
+                "distribution_targets": list(ids.values()),
+            },
+        )
+        deadline = time.monotonic() + 30
+        while not marker.exists():
+            assert time.monotonic() < deadline, "no deployment reached the pause point"
+            time.sleep(0.02)
+        time.sleep(0.3)  # let the other deployment reach it too
+        service.kill_worker()
+    finally:
+        if service.worker is not None and service.worker.poll() is not None:
+            service.start_worker()
+    cert = service.wait_for(p, created["id"], ("issued", "failed"))
+    latest = wait_deployed(service, p, cert["id"], cert["current"]["serial"], 2, timeout=90)
+    assert {k: d["status"] for k, d in latest.items()} == {
+        "webhook": "succeeded",
+        "local": "succeeded",
+    }
+    assert len(events(service, p, cert["id"], "cert.distributed")) == 2
+    hooks = [h for h in s.receiver.deliveries if h["path"] == f"/hook/{tag}"]
+    assert len(hooks) in (1, 2)  # 2 when it was paused after delivering
+    assert len({h["headers"]["x-certautopilot-delivery"] for h in hooks}) == 1

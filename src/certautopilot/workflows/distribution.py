@@ -37,6 +37,7 @@ from certautopilot.distribution import service
 from certautopilot.distribution.interfaces import DeployResult, DistributionError
 from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.distribution.schemas import RetryPolicy
+from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.records import load, record_event, tx
 from certautopilot.workflows.runtime import runtime
 
@@ -211,6 +212,7 @@ def attempt_deployment(deployment_id: str, attempt: int) -> Outcome:
             "io_ms": round((time.perf_counter() - started) * 1000, 1),
         }
     del material, settings
+    pause_point("after_deploy")  # crash tests: the target has it, the row does not say so yet
     return _record(deployment_id, attempt, job, result, error, timing)
 
 
