@@ -40,6 +40,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (projects, issuers, zones, certificates, governance, targets):
         app.include_router(module.router, prefix="/api/v1")
 
+    from certautopilot.web.router import install as install_web
+
+    install_web(app)  # the server-rendered UI and /static
+
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}

@@ -18,6 +18,7 @@ from certautopilot.config import Settings
 app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_is_help=True)
 app.add_typer(token_cli.app, name="token")
 app.add_typer(kek_cli.app, name="kek")
+app.add_typer(__import__("certautopilot.cli.user", fromlist=["app"]).app, name="user")
 
 
 def _lab_app() -> None:

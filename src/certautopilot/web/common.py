@@ -1,0 +1,169 @@
+"""What every web view shares: templates, the signed-in user, the project, CSRF, errors."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import Depends, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.routing import APIRoute
+from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
+
+from certautopilot.api.deps import ProjectContext, get_state
+from certautopilot.api.state import AppState
+from certautopilot.auth.models import User
+from certautopilot.auth.service import Actor
+from certautopilot.errors import CertAutoPilotError, Unauthenticated
+from certautopilot.projects import service as projects
+from certautopilot.projects.models import Project
+from certautopilot.web import session as websession
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+STATUS_TONE = {
+    "issued": "ok",
+    "requested": "busy",
+    "issuing": "busy",
+    "retrying": "busy",
+    "awaiting_dns": "wait",
+    "awaiting_ca": "wait",
+    "awaiting_approval": "wait",
+    "pending": "wait",
+    "approved": "ok",
+    "failed": "bad",
+    "rejected": "bad",
+    "revoked": "bad",
+    "expired": "bad",
+    "denied": "bad",
+}
+templates.env.globals["status_tone"] = lambda s: STATUS_TONE.get(s, "muted")
+templates.env.filters["human"] = lambda s: str(s).replace("_", " ")
+
+
+class CsrfError(CertAutoPilotError):
+    status = 403
+    title = "Form expired"
+
+
+class WebRoute(APIRoute):
+    """Errors become HTML: sign-in redirects for anonymous users, an error page otherwise."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Unauthenticated:
+                target = request.url.path
+                if request.url.query:
+                    target += "?" + request.url.query
+                if request.headers.get("hx-request"):
+                    return Response(status_code=401, headers={"HX-Redirect": "/login"})
+                return RedirectResponse("/login?next=" + quote(target), status_code=303)
+            except CertAutoPilotError as exc:
+                if exc.status >= 500:
+                    log.warning("%s: %s", type(exc).__name__, exc)
+                return error_page(request, exc)
+
+        return route
+
+
+def error_page(request: Request, exc: CertAutoPilotError) -> HTMLResponse:
+    hint = {
+        403: "Your role in this project does not allow this. Ask a project admin.",
+        404: "It may have been removed, or you are not a member of its project.",
+    }.get(exc.status, "")
+    if isinstance(exc, CsrfError):
+        hint = "Reload the page and try again."
+    return templates.TemplateResponse(
+        request,
+        "error.html",
+        {"title": exc.title, "detail": str(exc), "hint": hint, "status": exc.status, "web": None},
+        status_code=exc.status,
+    )
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    state: AppState = get_state(request)
+    with state.sessions() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(get_session)]
+State = Annotated[AppState, Depends(get_state)]
+
+
+@dataclass
+class Web:
+    """The signed-in user, their projects and (on project pages) the project and role."""
+
+    request: Request
+    user: User
+    csrf: str
+    projects: list[Project]
+    project: Project | None = None
+    actor: Actor | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def can(self, role: str) -> bool:
+        return self.actor is not None and self.actor.at_least(role)
+
+    @property
+    def ctx(self) -> ProjectContext:
+        assert self.project is not None and self.actor is not None
+        return ProjectContext(self.project, self.actor)
+
+    def render(self, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return templates.TemplateResponse(
+            self.request, name, {"web": self, **context}, status_code=status_code
+        )
+
+
+def session_key(request: Request) -> bytes:
+    return websession.secret_key(get_state(request).settings)
+
+
+def get_web(request: Request, session: DbSession) -> Web:
+    ws = websession.read(request, session_key(request))
+    if ws is None or ws.user_id is None:
+        raise Unauthenticated("sign in first")
+    user = session.get(User, ws.user_id)
+    if user is None or websession.password_fingerprint(user.password_hash) != ws.fingerprint:
+        raise Unauthenticated("sign in again")
+    return Web(request, user, ws.csrf, projects.projects_of(session, user=user))
+
+
+SignedIn = Annotated[Web, Depends(get_web)]
+
+
+def get_project_web(project: str, session: DbSession, web: SignedIn) -> Web:
+    row, role = projects.project_for_member(session, slug=project, user=web.user)
+    web.project = row
+    web.actor = Actor(user_id=web.user.id, email=web.user.email, role=role)
+    return web
+
+
+InProjectWeb = Annotated[Web, Depends(get_project_web)]
+
+
+async def check_csrf(request: Request, web: Web) -> dict[str, Any]:
+    """The posted form, after checking its CSRF token (form field or X-CSRF-Token header)."""
+    form = await request.form()
+    sent = request.headers.get("x-csrf-token") or str(form.get("csrf") or "")
+    if not sent or not hmac.compare_digest(sent, web.csrf):
+        raise CsrfError("the form's security token is missing or out of date")
+    out: dict[str, Any] = {}
+    for key in form:
+        values = [str(v) for v in form.getlist(key)]
+        out[key] = values if len(values) > 1 or key.endswith("[]") else values[0]
+    return out

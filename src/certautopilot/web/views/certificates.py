@@ -1,0 +1,390 @@
+"""Certificates: inventory, New Certificate (live preflight), detail with live timeline."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from pydantic import ValidationError
+
+from certautopilot.api.problems import _field_name
+from certautopilot.api.routes import certificates as api
+from certautopilot.audit import service as audit
+from certautopilot.certificates import lifecycle
+from certautopilot.certificates import service as certs
+from certautopilot.certificates.preflight import preflight
+from certautopilot.certificates.schemas import REVOCATION_REASONS, CertificateIn, RevokeIn
+from certautopilot.clock import utcnow
+from certautopilot.distribution import service as distribution
+from certautopilot.dns import service as dns
+from certautopilot.errors import InvalidInput
+from certautopilot.issuers import service as issuers
+from certautopilot.policy import service as policy
+from certautopilot.policy.schemas import PolicyRules
+from certautopilot.web.common import DbSession, InProjectWeb, State, Web, WebRoute, check_csrf
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+BASE = "/p/{project}/certificates"
+PAGE_SIZE = 25
+STATUSES = (
+    "requested",
+    "awaiting_approval",
+    "issuing",
+    "retrying",
+    "awaiting_dns",
+    "awaiting_ca",
+    "issued",
+    "failed",
+    "rejected",
+    "revoked",
+)
+FINAL = {"issued", "failed", "rejected", "revoked", "expired"}
+FIELDS = (
+    "issuer",
+    "common_name",
+    "sans",
+    "key_type",
+    "auto_renew",
+    "renewal_window",
+    "distribution_targets",
+    "approval",
+    "csr_pem",
+    "challenge_overrides",
+)
+KEY_TYPES = (
+    (
+        "ecdsa-p256",
+        "ECDSA P-256",
+        "The right default. Smallest, fastest handshake, lowest CPU, supported everywhere modern.",
+    ),
+    ("ecdsa-p384", "ECDSA P-384", "For higher-assurance use cases. Same wins, larger margin."),
+    (
+        "rsa-2048",
+        "RSA 2048",
+        "When a downstream device only speaks RSA (older F5 partitions, ancient JVMs).",
+    ),
+    (
+        "rsa-3072",
+        "RSA 3072",
+        "Only when a compliance regime demands it. Significantly slower TLS handshake.",
+    ),
+    (
+        "rsa-4096",
+        "RSA 4096",
+        "Only when a compliance regime demands it. Significantly slower TLS handshake.",
+    ),
+)
+
+
+# -- inventory -----------------------------------------------------------------------------
+@router.get(BASE, response_class=HTMLResponse)
+def inventory(
+    web: InProjectWeb,
+    session: DbSession,
+    q: str = "",
+    status: str = "",
+    cursor: str = "",
+) -> Response:
+    assert web.project is not None
+    rows, next_cursor = certs.list_certificates(
+        session,
+        project_id=web.project.id,
+        status=status or None,
+        expiring_before=None,
+        q=q.strip()[:253] or None,
+        limit=PAGE_SIZE,
+        cursor=cursor or None,
+    )
+    issuer_names = {i.id: i.name for i in issuers.list_issuers(session, project_id=web.project.id)}
+    return web.render(
+        "certificates/list.html",
+        items=certs.to_out_many(session, rows),
+        issuer_names=issuer_names,
+        q=q,
+        status=status,
+        statuses=STATUSES,
+        next_cursor=next_cursor,
+        paged=bool(cursor),
+    )
+
+
+# -- new certificate -----------------------------------------------------------------------
+_SPLIT = re.compile(r"[\s,;]+")
+
+
+def _body_from_form(form: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The API body the form describes, and form-level errors (bad override lines...)."""
+    errors: list[tuple[str, str]] = []
+    body: dict[str, Any] = {
+        "issuer": str(form.get("issuer") or ""),
+        "common_name": str(form.get("common_name") or "").strip(),
+        "sans": [s for s in _SPLIT.split(str(form.get("sans") or "")) if s],
+        "key_type": str(form.get("key_type") or "ecdsa-p256"),
+        "auto_renew": form.get("auto_renew") == "on",
+    }
+    days = str(form.get("renew_days") or "").strip()
+    if days:
+        try:
+            body["renewal_window"] = {"days_before_expiry": float(days)}
+        except ValueError:
+            errors.append(("renewal_window", "must be a number of days, such as 30"))
+    targets = form.get("targets[]") or []
+    body["distribution_targets"] = [targets] if isinstance(targets, str) else list(targets)
+    if form.get("byo_csr") == "on":
+        body["csr_pem"] = str(form.get("csr_pem") or "")
+    overrides: dict[str, Any] = {}
+    for n, line in enumerate(str(form.get("challenge_overrides") or "").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) not in (2, 3):
+            errors.append(
+                (
+                    "challenge_overrides",
+                    f"line {n}: write 'name zone' or 'name zone challenge-name'",
+                )
+            )
+            continue
+        overrides[parts[0]] = {"zone": parts[1]}
+        if len(parts) == 3:
+            overrides[parts[0]]["challenge_name"] = parts[2]
+    body["challenge_overrides"] = overrides
+    reason = str(form.get("override_reason") or "").strip()
+    acks = form.get("ack[]") or []
+    acks = [acks] if isinstance(acks, str) else list(acks)
+    if reason or acks:
+        body["override"] = {"reason": reason, "acknowledged": acks}
+    return body, errors
+
+
+def _field_of(name: str) -> str:
+    head = re.split(r"[.\[]", name, maxsplit=1)[0]
+    if head == "override":
+        return "override"
+    return head if head in FIELDS else "form"
+
+
+def _parse(
+    form: dict[str, Any],
+) -> tuple[CertificateIn | None, dict[str, Any], dict[str, list[str]]]:
+    body, problems = _body_from_form(form)
+    errors: dict[str, list[str]] = {}
+    for f, m in problems:
+        errors.setdefault(f, []).append(m)
+    model = None
+    try:
+        model = CertificateIn.model_validate(body)
+    except ValidationError as exc:
+        for e in exc.errors():
+            name = _field_name(tuple(e.get("loc", ())))
+            errors.setdefault(_field_of(name), []).append(
+                f"{name}: {e.get('msg', 'invalid')}".replace("Value error, ", "")
+            )
+    return (model if not errors else None), body, errors
+
+
+def _errors_of(exc: InvalidInput) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f, m in exc.errors or [("form", str(exc))]:
+        out.setdefault(_field_of(f), []).append(m)
+    return out
+
+
+def _check(web: Web, session: DbSession, form: dict[str, Any]) -> dict[str, Any]:
+    """Preflight of what the form holds: warnings and errors per field, and the verdict."""
+    assert web.project is not None
+    model, body, errors = _parse(form)
+    warnings: list[dict[str, str]] = []
+    result = None
+    if model is not None and model.issuer and (model.common_name or model.csr_pem):
+        # The preflight service decides; an override is judged only on submit.
+        try:
+            result = preflight(
+                session, project_id=web.project.id, body=model.model_copy(update={"override": None})
+            )
+            warnings = [w.as_dict() for w in result.warnings]
+        except InvalidInput as exc:
+            for f, msgs in _errors_of(exc).items():
+                errors.setdefault(f, []).extend(msgs)
+    by_field: dict[str, list[dict[str, str]]] = {}
+    for w in warnings:
+        by_field.setdefault(w["field"] if w["field"] in FIELDS else "form", []).append(w)
+    return {
+        "preflight": result.out() if result else None,
+        "warnings": warnings,
+        "warnings_by_field": by_field,
+        "errors": errors,
+        "body": body,
+        "checked": model is not None,
+    }
+
+
+def _form_context(web: Web, session: DbSession) -> dict[str, Any]:
+    assert web.project is not None
+    row = policy.get_policy(session, web.project.id)
+    rules = PolicyRules.model_validate(row.rules) if row else PolicyRules()
+    zones = dns.list_zones(session, project_id=web.project.id)
+    return {
+        "issuers": issuers.list_issuers(session, project_id=web.project.id),
+        "targets": distribution.list_targets(session, project_id=web.project.id),
+        "zones": zones,
+        "manual_zones": [z.name for z in zones if z.provider == "manual"],
+        "rules": rules,
+        "key_types": KEY_TYPES,
+        "fields": FIELDS,
+    }
+
+
+@router.get(BASE + "/new", response_class=HTMLResponse)
+def new_form(web: InProjectWeb, session: DbSession) -> Response:
+    ctx = _form_context(web, session)
+    form = {
+        "issuer": ctx["issuers"][0].id if ctx["issuers"] else "",
+        "key_type": "ecdsa-p256",
+        "auto_renew": "on",
+    }
+    return web.render(
+        "certificates/new.html",
+        form=form,
+        check={"warnings": [], "warnings_by_field": {}, "errors": {}, "preflight": None},
+        **ctx,
+    )
+
+
+@router.post(BASE + "/preflight", response_class=HTMLResponse)
+async def live_preflight(request: Request, web: InProjectWeb, session: DbSession) -> Response:
+    form = await check_csrf(request, web)
+    check = _check(web, session, form)
+    return web.render(
+        "certificates/_preflight.html", check=check, form=form, fields=FIELDS, oob=True
+    )
+
+
+@router.post(BASE + "/new", response_class=HTMLResponse)
+async def create(request: Request, web: InProjectWeb, session: DbSession, state: State) -> Response:
+    form = await check_csrf(request, web)
+    model, _, errors = _parse(form)
+    check: dict[str, Any] | None = None
+    if model is not None:
+        try:
+            cert = certs.create_certificate(
+                session,
+                project_id=web.ctx.project.id,
+                body=model,
+                actor=web.ctx.actor,
+                launcher=state.launcher,
+                now=utcnow(),
+                base_url=state.settings.public_url,
+            )
+            session.commit()
+        except InvalidInput as exc:
+            session.rollback()
+            errors = _errors_of(exc)
+            if getattr(exc, "warnings", None):
+                errors.setdefault("override", []).append(str(exc))
+        else:
+            slug = web.ctx.project.slug
+            if cert.status == "awaiting_approval":
+                return RedirectResponse(f"/p/{slug}/requests?created={cert.id}", status_code=303)
+            return RedirectResponse(f"/p/{slug}/certificates/{cert.id}", status_code=303)
+    check = _check(web, session, form)
+    for f, msgs in errors.items():
+        for m in msgs:
+            if m not in check["errors"].get(f, []):
+                check["errors"].setdefault(f, []).append(m)
+    return web.render(
+        "certificates/new.html",
+        status_code=422,
+        form=form,
+        check=check,
+        submitted=True,
+        **_form_context(web, session),
+    )
+
+
+# -- detail --------------------------------------------------------------------------------
+def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any]:
+    assert web.project is not None
+    cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
+    out = certs.to_out(session, cert)
+    issuer = issuers.get_issuer(session, project_id=web.project.id, issuer_id=cert.issuer_id)
+    events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
+    return {
+        "cert": out,
+        "issuer": issuer,
+        "events": list(reversed(events)),
+        "step": cert.step,
+        "live": out.status not in FINAL,
+        "reasons": list(REVOCATION_REASONS),
+    }
+
+
+@router.get(BASE + "/{cert_id}", response_class=HTMLResponse)
+def detail(cert_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    return web.render("certificates/detail.html", **_detail_context(web, session, cert_id))
+
+
+@router.get(BASE + "/{cert_id}/live", response_class=HTMLResponse)
+def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    return web.render("certificates/_live.html", **_detail_context(web, session, cert_id))
+
+
+def _back(web: Web, cert_id: str, flash: str = "") -> Response:
+    assert web.project is not None
+    url = f"/p/{web.project.slug}/certificates/{cert_id}"
+    return RedirectResponse(url + (f"?flash={flash}" if flash else ""), status_code=303)
+
+
+@router.post(BASE + "/{cert_id}/dns-confirm")
+async def dns_confirm(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    await check_csrf(request, web)
+    api.dns_confirm(cert_id, web.ctx, session, state)
+    return _back(web, cert_id, "dns-confirm")
+
+
+@router.post(BASE + "/{cert_id}/renew")
+async def renew(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    await check_csrf(request, web)
+    api.renew_certificate(cert_id, web.ctx, session, state)
+    return _back(web, cert_id, "renew")
+
+
+@router.post(BASE + "/{cert_id}/revoke")
+async def revoke(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    form = await check_csrf(request, web)
+    if form.get("confirm") != "yes":
+        raise InvalidInput.field("confirm", "tick the confirmation box to revoke")
+    reason = str(form.get("reason") or "unspecified")
+    if reason not in REVOCATION_REASONS:
+        raise InvalidInput.field("reason", "choose a reason from the list")
+    api.revoke_certificate(cert_id, RevokeIn(reason=reason), web.ctx, session, state)
+    return _back(web, cert_id, "revoked")
+
+
+@router.get(BASE + "/{cert_id}/download/{what}.pem")
+def download(
+    cert_id: str, what: str, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    assert web.project is not None
+    if what not in lifecycle.DOWNLOADS:
+        raise InvalidInput.field("what", f"must be one of {', '.join(lifecycle.DOWNLOADS)}")
+    cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
+    pem = lifecycle.download(session, state.kek, cert=cert, what=what, actor=web.ctx.actor)
+    session.commit()
+    name = f"{cert.common_name.replace('*', 'wildcard')}-{what}.pem"
+    return PlainTextResponse(
+        pem,
+        media_type="application/x-pem-file",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{name}"',
+        },
+    )

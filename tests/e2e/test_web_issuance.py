@@ -1,0 +1,102 @@
+"""Browser: sign in, request a certificate on the New Certificate page, watch it issue;
+a manual-DNS certificate completed by publishing the record and clicking "I've added it"."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
+from certautopilot.lab.info import LabInfo
+from tests.conftest import Project, Service
+from tests.e2e.conftest import screenshot, sign_in, web_user
+
+pytestmark = pytest.mark.lab
+
+
+def test_sign_in_new_certificate_issued_with_timeline(
+    service: Service, project: Project, new_page: Any
+) -> None:
+    admin = web_user(service, "admin@example.test")
+    page = new_page()
+    page.goto(f"/p/{project.slug}/certificates")
+    assert "/login" in page.url  # anonymous users are sent to sign in
+    sign_in(page, admin)
+    assert page.url.endswith(f"/p/{project.slug}/certificates")
+
+    page.get_by_role("link", name="New certificate").first.click()
+    name = f"web-{uuid.uuid4().hex[:6]}.example.test"
+    page.get_by_label("Common name").fill(name)
+    page.get_by_label("Subject alternative names").fill(f"www.{name}\napi.{name}, cdn.{name}")
+    page.locator("[data-testid=preflight-ok]").wait_for()
+    assert "4 names" in page.locator("#preflight-summary").inner_text()
+    assert page.get_by_label("Auto-renew").is_checked()
+    assert page.locator("input[name=key_type][value=ecdsa-p256]").is_checked()
+    assert "The right default" in page.content()
+    screenshot(page, "new-certificate-form")
+    page.locator("#submit").click()
+
+    page.wait_for_url(f"**/p/{project.slug}/certificates/*")
+    page.locator("#live[data-status=issued]").wait_for(timeout=90_000)
+    timeline = page.locator("[data-testid=timeline]").inner_text()
+    assert "cert.requested" in timeline and "cert.issued" in timeline
+    assert len(page.locator("[data-testid=fingerprint]").inner_text()) >= 64
+    assert name in page.locator("[data-testid=names]").inner_text()
+    assert page.get_by_role("link", name="Private key").count() == 1  # admin
+    screenshot(page, "certificate-issued-detail")
+
+    page.get_by_role("link", name="Certificates").first.click()
+    page.get_by_label("Name").fill(name)
+    page.get_by_role("button", name="Filter").click()
+    row = page.locator("tbody tr")
+    assert row.count() == 1 and "issued" in row.inner_text()
+    screenshot(page, "inventory")
+
+
+def _publish(lab: LabInfo, name: str, value: str) -> None:
+    RFC2136Provider(
+        RFC2136Config(
+            server="127.0.0.1",
+            port=lab.dns_port,
+            tsig_name=lab.tsig_name,
+            tsig_algorithm=lab.tsig_algorithm,
+            tsig_secret=lab.tsig_secret,
+        )
+    ).publish_txt("manual.test", name, value, 60)
+
+
+def test_manual_dns_completed_with_ive_added_it(
+    service: Service, project: Project, lab: LabInfo, new_page: Any
+) -> None:
+    admin = web_user(service, "admin@example.test")
+    page = new_page()
+    sign_in(page, admin)
+    page.goto(f"/p/{project.slug}/certificates/new")
+    name = f"m{uuid.uuid4().hex[:6]}.manual.test"
+    page.get_by_label("Common name").fill(name)
+    page.locator("[data-testid=autorenew-off]").wait_for()
+    page.locator("#submit").click()
+
+    page.locator("#live[data-status=awaiting_dns]").wait_for(timeout=60_000)
+    box = page.locator("[data-testid=manual-dns]")
+    txt_name = box.locator("[data-testid=txt-name]").inner_text().strip()
+    txt_value = box.locator("[data-testid=txt-value]").inner_text().strip()
+    assert txt_name == f"_acme-challenge.{name}"
+    assert len(txt_value) == 43
+    assert "Auto-renew is off" in box.inner_text() and "Manual DNS" in box.inner_text()
+    assert box.get_by_role("button", name="Copy").count() == 2
+
+    # Clicked before the record exists: the page says so and the job keeps waiting.
+    page.get_by_role("button", name="I've added it").click()
+    page.locator("[data-testid=dns-message]", has_text="Not visible yet").wait_for(timeout=30_000)
+    assert page.locator("#live").get_attribute("data-status") == "awaiting_dns"
+    screenshot(page, "manual-dns-not-visible-yet")
+
+    _publish(lab, txt_name, txt_value)
+    page.get_by_role("button", name="I've added it").click()
+    page.locator("#live[data-status=issued]").wait_for(timeout=90_000)
+    timeline = page.locator("[data-testid=timeline]").inner_text()
+    assert "dns.manual.not_visible" in timeline and "dns.manual.confirmed" in timeline
+    screenshot(page, "manual-dns-issued")
