@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 
 
 def utcnow() -> datetime:
@@ -12,3 +13,10 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes: they are UTC by construction."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def scheduler_now() -> datetime:
+    """The renewal scheduler's clock: ``utcnow()`` moved by ``CERTAUTOPILOT_CLOCK_OFFSET_SECONDS``
+    (unset in production; tests set it in a worker's environment to bring renewals forward)."""
+    offset = float(os.environ.get("CERTAUTOPILOT_CLOCK_OFFSET_SECONDS") or 0)
+    return utcnow() + timedelta(seconds=offset)

@@ -13,6 +13,7 @@ from certautopilot.issuers.models import Issuer
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.policy.models import ProjectPolicy
 from certautopilot.projects.models import Project
+from certautopilot.renewal.models import OrderLog, RenewalState
 
 __all__ = [
     "AdcsProfile",
@@ -31,8 +32,10 @@ __all__ = [
     "Membership",
     "Notification",
     "NotificationChannel",
+    "OrderLog",
     "Project",
     "ProjectPolicy",
+    "RenewalState",
     "StoredSecret",
     "User",
 ]

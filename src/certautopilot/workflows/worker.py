@@ -11,7 +11,7 @@ from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
-from certautopilot.workflows import distribution, issuance, notify
+from certautopilot.workflows import distribution, issuance, notify, renewal
 from certautopilot.workflows.launcher import APP_NAME, DbosLauncher
 from certautopilot.workflows.runtime import Runtime, set_runtime
 
@@ -50,6 +50,7 @@ def start_worker(settings: Settings) -> Runtime:
     distribution.register_queue()
     DBOS.register_queue(notify.QUEUE, worker_concurrency=8, polling_interval_sec=0.2)
     runtime.cache["launcher"] = DbosLauncher(engine)
+    renewal.register_schedule()  # the renewal scheduler (one run per tick, any workers)
     log.info("worker %s started", settings.executor_id)
     return runtime
 

@@ -1,0 +1,48 @@
+"""What the renewal scheduler remembers per certificate, and the new orders it has placed.
+
+``RenewalState`` holds the scheduler's own bookkeeping, apart from the certificate row:
+the renewal it started and is waiting on, how many attempts failed in a row (the backoff
+survives restarts), which expiry warnings were sent, and the ACME profile to order with.
+``OrderLog`` counts the new orders of scheduled renewals, per ACME account (issuer) and per
+registered domain, for the rate-limit budget.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from certautopilot.clock import utcnow
+from certautopilot.db.base import Base, new_id
+
+
+class RenewalState(Base):
+    __tablename__ = "renewal_states"
+
+    certificate_id: Mapped[str] = mapped_column(
+        ForeignKey("certificates.id", ondelete="CASCADE"), primary_key=True
+    )
+    version_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    from_version_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    attempts: Mapped[int] = mapped_column(default=0)
+    last_failure_at: Mapped[datetime | None] = mapped_column(default=None)
+    gave_up_at: Mapped[datetime | None] = mapped_column(default=None)
+    warnings_sent: Mapped[list[str]] = mapped_column(default=list)
+    acme_profile: Mapped[str | None] = mapped_column(String(64), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class OrderLog(Base):
+    __tablename__ = "renewal_order_log"
+    __table_args__ = (
+        Index("ix_renewal_order_log_issuer_at", "issuer_id", "at"),
+        Index("ix_renewal_order_log_domain_at", "registered_domain", "at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("issuers.id", ondelete="CASCADE"))
+    registered_domain: Mapped[str] = mapped_column(String(253))
+    certificate_id: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,112 @@
+"""The renewal scheduler as a DBOS schedule: one ``renewal_tick`` workflow per tick.
+
+DBOS gives a scheduled run the workflow id ``sched-<schedule>-<tick time>``, so each tick
+runs exactly once however many workers run the schedule. The body is deterministic: the
+clock, every query and every write are steps, and each step is idempotent (a step that
+runs again after a crash finds its work done: the reconciled renewals no longer point at
+a finished version, the taken certificates are no longer due, the warnings are remembered).
+Step data carries only ids and counts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Any
+
+from dbos import DBOS
+
+from certautopilot.clock import scheduler_now
+from certautopilot.renewal import budget
+from certautopilot.renewal import scheduler as rules
+from certautopilot.renewal.backoff import BackoffPolicy
+from certautopilot.workflows.records import tx
+from certautopilot.workflows.runtime import launcher, runtime
+
+log = logging.getLogger(__name__)
+SCHEDULE_NAME = "renewal-tick"
+WORKFLOW_NAME = "renewal_tick"
+DEFAULT_TICK_SECONDS = 30
+
+
+def tick_seconds() -> int:
+    return max(1, int(os.environ.get("CERTAUTOPILOT_RENEWAL_TICK_SECONDS") or DEFAULT_TICK_SECONDS))
+
+
+def cron_for(seconds: int) -> str:
+    """A six-field (seconds first) cron expression firing every ``seconds``."""
+    if seconds < 60:
+        return f"*/{seconds} * * * * *"
+    minutes = max(1, seconds // 60)
+    return f"0 */{minutes} * * * *" if minutes < 60 else "0 0 * * * *"
+
+
+def config() -> rules.Config:
+    env = os.environ
+    return rules.Config(
+        backoff=BackoffPolicy(
+            base_seconds=float(env.get("CERTAUTOPILOT_RENEWAL_BACKOFF_BASE_SECONDS") or 300),
+            cap_seconds=float(env.get("CERTAUTOPILOT_RENEWAL_BACKOFF_CAP_SECONDS") or 6 * 3600),
+            max_attempts=int(env.get("CERTAUTOPILOT_RENEWAL_MAX_ATTEMPTS") or 5),
+        ),
+        limits=budget.Limits.from_env(),
+        public_url=runtime().settings.public_url,
+    )
+
+
+@DBOS.step(name="renewal.now")
+def now_step() -> datetime:
+    return scheduler_now()
+
+
+@DBOS.step(name="renewal.reconcile")
+def reconcile_step(now: datetime) -> int:
+    with tx() as session:
+        return rules.reconcile(session, now=now, launcher=launcher(), config=config())
+
+
+@DBOS.step(name="renewal.due")
+def due_step(now: datetime) -> list[str]:
+    with tx() as session:
+        return rules.due_certificates(session, now=now, limit=config().batch)
+
+
+@DBOS.step(name="renewal.start")
+def start_step(cert_id: str, now: datetime) -> str | None:
+    with tx() as session:
+        return rules.start_renewal(
+            session, cert_id=cert_id, now=now, launcher=launcher(), config=config()
+        )
+
+
+@DBOS.step(name="renewal.warnings")
+def warnings_step(now: datetime) -> int:
+    with tx() as session:
+        return rules.expiry_warnings(session, now=now, launcher=launcher(), config=config())
+
+
+@DBOS.workflow(name=WORKFLOW_NAME)
+def renewal_tick(scheduled_at: datetime, context: Any) -> None:
+    now = now_step()
+    reconcile_step(now)
+    started = 0
+    for cert_id in due_step(now):
+        if start_step(cert_id, now) is not None:
+            started += 1
+    warnings_step(now)
+    if started:
+        log.info("renewal tick %s started %d renewal(s)", scheduled_at.isoformat(), started)
+
+
+def register_schedule() -> None:
+    """Creates or updates the schedule (every worker does; DBOS upserts it atomically)."""
+    DBOS.apply_schedules(
+        [
+            {
+                "schedule_name": SCHEDULE_NAME,
+                "workflow_fn": renewal_tick,
+                "schedule": cron_for(tick_seconds()),
+            }
+        ]
+    )

@@ -1,0 +1,251 @@
+"""Renewal on its own: a lab issuing 2-minute certificates, two workers, an injected clock.
+
+The workers run with ``CERTAUTOPILOT_CLOCK_OFFSET_SECONDS`` so the scheduler sees the
+renewal time (one third of the lifetime left) a few seconds after issuance, and a 1-second
+tick. Both workers run the schedule; each tick runs once, and each certificate version is
+renewed at most once (``cert.renewal_started`` names the version it replaces).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from cryptography import x509
+from dbos import DBOSClient
+from sqlalchemy import select
+
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot.lab.info import LabInfo
+from certautopilot.notifications.models import Notification
+from certautopilot.workflows.launcher import APP_NAME
+from certautopilot.workflows.renewal import WORKFLOW_NAME
+from tests.conftest import Project, Service, create_project
+
+VALIDITY = 120
+WORKER_ENV = {
+    "CERTAUTOPILOT_RENEWAL_TICK_SECONDS": "1",
+    # due at 2/3 of 120 s = 80 s after issuance (minus <= 2.4 s jitter): seen ~5 s after
+    "CERTAUTOPILOT_CLOCK_OFFSET_SECONDS": "75",
+    "CERTAUTOPILOT_RENEWAL_BACKOFF_BASE_SECONDS": "1",
+    "CERTAUTOPILOT_RENEWAL_MAX_ATTEMPTS": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def short_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
+    base = tmp_path_factory.mktemp("short-lab")
+    info = start_lab_on_free_ports(base, cert_validity_seconds=VALIDITY)
+    try:
+        yield info
+    finally:
+        stop_lab(base)
+
+
+@pytest.fixture(scope="module")
+def two_workers(service: Service) -> Iterator[Service]:
+    """The service's worker restarted with the renewal env, plus a second worker process."""
+    service.stop_worker()
+    service.start_worker(WORKER_ENV)
+    log = open(service.log_dir / "renewal-worker-2.log", "wb")  # noqa: SIM115
+    second = subprocess.Popen(
+        [sys.executable, "-m", "certautopilot.cli", "worker"],
+        env={
+            **service.env,
+            **WORKER_ENV,
+            "CERTAUTOPILOT_EXECUTOR_ID": f"test-second-{uuid.uuid4().hex[:8]}",
+        },
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield service
+    finally:
+        second.terminate()
+        try:
+            second.wait(20)
+        except subprocess.TimeoutExpired:
+            second.kill()
+            second.wait(10)
+        log.close()
+        service.stop_worker()
+        service.start_worker()  # back to a plain worker for the rest of the session
+
+
+@pytest.fixture(scope="module")
+def short_project(two_workers: Service, short_lab: LabInfo) -> Project:
+    return create_project(two_workers, short_lab, manual_zone=False)
+
+
+def _events(service: Service, p: str, cert_id: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = service.timeline(p, cert_id)["events"]
+    return events
+
+
+def _serial(pem: str) -> str:
+    return format(x509.load_pem_x509_certificate(pem.encode()).serial_number, "x")
+
+
+def _wait_events(
+    service: Service, p: str, cert_id: str, type: str, count: int, timeout: float
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = _events(service, p, cert_id)
+        if sum(e["type"] == type for e in events) >= count:
+            return events
+        time.sleep(0.3)
+    pytest.fail(f"no {count} x {type} on {cert_id}: {[e['type'] for e in events]}")
+
+
+def test_certificates_renew_on_their_own_once_each_with_two_workers(
+    two_workers: Service, short_project: Project
+) -> None:
+    service, p = two_workers, short_project.slug
+    ids = [
+        service.ok(
+            "POST",
+            f"/projects/{p}/certificates",
+            202,
+            json={"issuer": short_project.issuer_id, "common_name": f"auto{i}.example.test"},
+        )["id"]
+        for i in range(3)
+    ]
+    first = {cid: service.wait_for(p, cid, ("issued", "failed")) for cid in ids}
+    for body in first.values():
+        assert body["status"] == "issued", body["error"]
+        assert body["renewal"]["next_at"]
+
+    for cid in ids:
+        events = _wait_events(service, p, cid, "cert.renewed", 1, timeout=45)
+        started = [e for e in events if e["type"] == "cert.renewal_started"]
+        assert started and all(e["actor"] == "scheduler" for e in started)
+        # at most once per version: no version is replaced twice
+        replaced = Counter(e["detail"]["from_version"] for e in started)
+        assert max(replaced.values()) == 1, replaced
+        body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
+        assert body["current"]["serial"] != first[cid]["current"]["serial"]
+
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            for cid in ids:
+                versions = session.query(CertificateVersion).filter_by(certificate_id=cid).all()
+                renewals = [v for v in versions if v.reason == "renew"]
+                started = [
+                    e for e in _events(service, p, cid) if e["type"] == "cert.renewal_started"
+                ]
+                assert len(renewals) == len(started)  # no version without its claim
+                # the previous version is kept, with its certificate, until it expires
+                old = next(v for v in versions if v.seq == 1)
+                assert old.status == "issued" and old.chain_secret_id is not None
+        client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
+        try:
+            ticks = client.list_workflows(name=WORKFLOW_NAME, limit=400, sort_desc=True)
+        finally:
+            client.destroy()
+    finally:
+        engine.dispose()
+    ran_by = Counter(t.executor_id for t in ticks if t.status == "SUCCESS")
+    assert len(ran_by) == 2, ran_by  # both workers took ticks
+    assert len({t.workflow_id for t in ticks}) == len(ticks)  # one run per tick
+
+
+def test_failed_renewal_leaves_the_valid_certificate_current(
+    two_workers: Service, short_project: Project, short_lab: LabInfo
+) -> None:
+    service, p = two_workers, short_project.slug
+    cid = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": short_project.issuer_id,
+            "common_name": "keep.example.test",
+            # due with 1/4 left: 90 s after issuance, seen by the workers ~15 s after
+            "renewal_window": {"fraction_remaining": 0.25},
+        },
+    )["id"]
+    issued = service.wait_for(p, cid, ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]
+    service.ok(  # an unreachable mail server: the outbox row is what the test checks
+        "POST",
+        f"/projects/{p}/notification-channels",
+        201,
+        json={
+            "name": "ops-mail",
+            "kind": "email",
+            "email": {
+                "host": "127.0.0.1",
+                "port": 9,
+                "security": "none",
+                "from_addr": "certautopilot@example.test",
+            },
+        },
+    )
+    serial = issued["current"]["serial"]
+    # From now on the DNS provider refuses: a zone whose TSIG secret BIND does not know.
+    broken = service.ok(
+        "POST",
+        f"/projects/{p}/zones",
+        201,
+        json={
+            "name": "keep.example.test",
+            "provider": "rfc2136",
+            "nameservers": [f"127.0.0.1:{short_lab.dns_port}"],
+            "propagation_timeout_seconds": 2,
+            "rfc2136": {
+                "server": "127.0.0.1",
+                "port": short_lab.dns_port,
+                "tsig_name": short_lab.tsig_name,
+                "tsig_algorithm": short_lab.tsig_algorithm,
+                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
+            },
+        },
+    )["id"]
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            cert = session.get(Certificate, cid)
+            assert cert is not None
+            overrides = dict(cert.challenge_overrides)
+            overrides["keep.example.test"] = {**overrides["keep.example.test"], "zone_id": broken}
+            cert.challenge_overrides = overrides
+    finally:
+        engine.dispose()
+
+    events = _wait_events(service, p, cid, "renewal.failed", 1, timeout=50)
+    types = [e["type"] for e in events]
+    assert types.count("cert.renewal_started") == 2, types  # MAX_ATTEMPTS
+    assert "renewal.retry_scheduled" in types and "cert.renewed" not in types
+    failed = next(e for e in events if e["type"] == "renewal.failed")
+    assert failed["detail"]["attempt"] == 2 and failed["actor"] == "scheduler"
+
+    body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
+    assert body["current"]["serial"] == serial  # the valid certificate stays current
+    assert body["status"] == "issued" and body["error"]["title"] == "DNS error"
+    assert body["renewal"] is None  # attempts spent: no more automatic tries
+    pem = service.call("GET", f"/projects/{p}/certificates/{cid}/cert.pem")
+    assert pem.status_code == 200 and _serial(pem.text) == serial
+    time.sleep(2.5)  # a few more ticks: nothing more is started
+    again = [e["type"] for e in _events(service, p, cid)]
+    assert again.count("cert.renewal_started") == 2
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            told = session.scalars(
+                select(Notification.recipients).where(
+                    Notification.certificate_id == cid, Notification.event == "renewal.failed"
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert told == [["admin@example.test"]]  # one channel, one message, the requester

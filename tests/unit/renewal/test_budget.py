@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from certautopilot.renewal.budget import Limits, check, registered_domain
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def test_registered_domain() -> None:
+    assert registered_domain("a.b.example.com") == "example.com"
+    assert registered_domain("*.shop.example.co.uk") == "example.co.uk"
+    assert registered_domain("example.test.") == "example.test"
+
+
+def test_defaults_follow_lets_encrypt() -> None:
+    limits = Limits()
+    assert limits.orders_per_account == 300 and limits.account_window == timedelta(hours=3)
+    assert limits.certs_per_domain == 50 and limits.domain_window == timedelta(days=7)
+
+
+def test_account_budget_holds_and_says_when_it_frees() -> None:
+    limits = Limits(orders_per_account=10, share=1.0)
+    times = [NOW - timedelta(minutes=10 * i) for i in range(10)]  # 0..90 min ago
+    verdict = check(now=NOW, limits=limits, account_orders=times, domain_orders={})
+    assert not verdict.allowed and verdict.reason
+    assert verdict.retry_at == NOW - timedelta(minutes=90) + timedelta(hours=3)
+    # orders older than the window do not count
+    old = [NOW - timedelta(hours=4)] * 50
+    assert check(now=NOW, limits=limits, account_orders=old, domain_orders={}).allowed
+
+
+def test_domain_budget_keeps_a_share_for_people() -> None:
+    limits = Limits(certs_per_domain=10, share=0.9)  # scheduled renewals stop at 9
+    eight = [NOW - timedelta(days=1)] * 8
+    assert check(now=NOW, limits=limits, account_orders=[], domain_orders={"a.test": eight}).allowed
+    nine = [*eight, NOW - timedelta(hours=1)]
+    verdict = check(now=NOW, limits=limits, account_orders=[], domain_orders={"a.test": nine})
+    assert not verdict.allowed and "a.test" in (verdict.reason or "")
+    assert verdict.retry_at == NOW - timedelta(days=1) + timedelta(days=7)
