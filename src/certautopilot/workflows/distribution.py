@@ -39,7 +39,7 @@ from certautopilot.distribution.models import CertificateTarget, Deployment, Dis
 from certautopilot.distribution.schemas import RetryPolicy
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.records import load, record_event, tx
-from certautopilot.workflows.runtime import runtime
+from certautopilot.workflows.runtime import launcher, runtime
 
 log = logging.getLogger(__name__)
 QUEUE = "distribution"
@@ -81,13 +81,8 @@ def enqueuer(client: DBOSClient) -> service.DeploymentLauncher:
 
 
 def _worker_client() -> DBOSClient:
-    rt = runtime()
-    client = rt.cache.get("dbos-client")
-    if client is None:
-        from certautopilot.workflows.launcher import APP_NAME
-
-        client = DBOSClient(system_database_engine=rt.engine, application_name=APP_NAME)
-        rt.cache["dbos-client"] = client
+    """The worker's one DBOS client (see ``worker.start_worker``)."""
+    client = launcher().client
     assert isinstance(client, DBOSClient)
     return client
 
