@@ -50,23 +50,47 @@ def short_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
         stop_lab(base)
 
 
+def _tick_executors(service: Service) -> Counter[str | None]:
+    engine = make_engine(service.settings)
+    client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
+    try:
+        ticks = client.list_workflows(name=WORKFLOW_NAME, limit=500, sort_desc=True)
+    finally:
+        client.destroy()
+        engine.dispose()
+    assert len({t.workflow_id for t in ticks}) == len(ticks)  # one run per tick
+    return Counter(t.executor_id for t in ticks if t.status == "SUCCESS")
+
+
+def _wait_for_ticks_by(service: Service, executors: set[str]) -> None:
+    """Both workers are up and taking renewal ticks before any certificate is requested."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if executors <= set(_tick_executors(service)):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"not every worker ran a renewal tick: {_tick_executors(service)}")
+
+
 @pytest.fixture(scope="module")
 def two_workers(service: Service) -> Iterator[Service]:
     """The service's worker restarted with the renewal env, plus a second worker process."""
     service.stop_worker()
     service.start_worker(WORKER_ENV)
+    second_id = f"test-second-{uuid.uuid4().hex[:8]}"
     log = open(service.log_dir / "renewal-worker-2.log", "wb")  # noqa: SIM115
     second = subprocess.Popen(
         [sys.executable, "-m", "certautopilot.cli", "worker"],
         env={
             **service.env,
             **WORKER_ENV,
-            "CERTAUTOPILOT_EXECUTOR_ID": f"test-second-{uuid.uuid4().hex[:8]}",
+            "CERTAUTOPILOT_EXECUTOR_ID": second_id,
         },
         stdout=log,
         stderr=subprocess.STDOUT,
     )
     try:
+        _wait_for_ticks_by(service, {service.env["CERTAUTOPILOT_EXECUTOR_ID"], second_id})
         yield service
     finally:
         second.terminate()
@@ -147,16 +171,9 @@ def test_certificates_renew_on_their_own_once_each_with_two_workers(
                 # the previous version is kept, with its certificate, until it expires
                 old = next(v for v in versions if v.seq == 1)
                 assert old.status == "issued" and old.chain_secret_id is not None
-        client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
-        try:
-            ticks = client.list_workflows(name=WORKFLOW_NAME, limit=400, sort_desc=True)
-        finally:
-            client.destroy()
     finally:
         engine.dispose()
-    ran_by = Counter(t.executor_id for t in ticks if t.status == "SUCCESS")
-    assert len(ran_by) == 2, ran_by  # both workers took ticks
-    assert len({t.workflow_id for t in ticks}) == len(ticks)  # one run per tick
+    assert len(_tick_executors(service)) >= 2  # both workers took ticks
 
 
 def test_failed_renewal_leaves_the_valid_certificate_current(
@@ -170,8 +187,8 @@ def test_failed_renewal_leaves_the_valid_certificate_current(
         json={
             "issuer": short_project.issuer_id,
             "common_name": "keep.example.test",
-            # due with 1/4 left: 90 s after issuance, seen by the workers ~15 s after
-            "renewal_window": {"fraction_remaining": 0.25},
+            # due with 30 % left: 84 s after issuance, seen by the workers ~7-9 s after
+            "renewal_window": {"fraction_remaining": 0.3},
         },
     )["id"]
     issued = service.wait_for(p, cid, ("issued", "failed"))
@@ -249,3 +266,23 @@ def test_failed_renewal_leaves_the_valid_certificate_current(
     finally:
         engine.dispose()
     assert told == [["admin@example.test"]]  # one channel, one message, the requester
+
+
+def test_profile_the_directory_does_not_advertise_is_refused(
+    two_workers: Service, short_project: Project
+) -> None:
+    """Pebble 2.4 advertises no ``profiles``: naming one is a validation error, nothing stored."""
+    response = two_workers.call(
+        "POST",
+        f"/projects/{short_project.slug}/certificates",
+        json={
+            "issuer": short_project.issuer_id,
+            "common_name": "profiled.example.test",
+            "acme_profile": "shortlived",
+        },
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["errors"][0]
+    assert error["field"] == "acme_profile" and "shortlived" in error["message"]
+    listed = two_workers.ok("GET", f"/projects/{short_project.slug}/certificates?q=profiled")
+    assert listed["items"] == []

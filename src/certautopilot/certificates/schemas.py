@@ -77,6 +77,12 @@ class CertificateIn(BaseModel):
         max_length=100,
         description="AD CS issuers: the template to enroll in (default: the issuer's first)",
     )
+    acme_profile: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="ACME issuers: a profile the CA's directory advertises (renewals keep it)",
+    )
 
 
 class RevokeIn(BaseModel):

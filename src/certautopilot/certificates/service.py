@@ -33,6 +33,7 @@ from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
+from certautopilot.renewal import profiles
 
 STATUSES = (
     "requested",
@@ -88,6 +89,8 @@ def create_certificate(
         pre.warnings, body.override.model_dump() if body.override else None, actor
     )
     targets = _check_targets(session, project_id, body, pre)
+    if body.acme_profile is not None:  # reads the CA's directory: before the first write
+        profiles.check_profile(pre.issuer, body.acme_profile)
     names = pre.names
     cert = Certificate(
         project_id=project_id,
@@ -114,6 +117,7 @@ def create_certificate(
     )
     session.add(cert)
     session.flush()
+    profiles.set_profile(session, certificate_id=cert.id, profile=body.acme_profile)
     distribution.attach(session, cert=cert, targets=targets)
     if pre.adcs_template is not None:
         adcs_issuers.attach_profile(session, certificate_id=cert.id, template=pre.adcs_template)

@@ -2,7 +2,8 @@
 
 ``RenewalState`` holds the scheduler's own bookkeeping, apart from the certificate row:
 the renewal it started and is waiting on, how many attempts failed in a row (the backoff
-survives restarts), which expiry warnings were sent, and the ACME profile to order with.
+survives restarts), which expiry warnings were sent, the ACME profile to order with, and the
+CA's last suggested renewal window (ARI) with when to ask again.
 ``OrderLog`` counts the new orders of scheduled renewals, per ACME account (issuer) and per
 registered domain, for the rate-limit budget.
 """
@@ -10,6 +11,7 @@ registered domain, for the rate-limit budget.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -31,6 +33,8 @@ class RenewalState(Base):
     gave_up_at: Mapped[datetime | None] = mapped_column(default=None)
     warnings_sent: Mapped[list[str]] = mapped_column(default=list)
     acme_profile: Mapped[str | None] = mapped_column(String(64), default=None)
+    ari_window: Mapped[dict[str, Any] | None] = mapped_column(default=None)
+    ari_next_check_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

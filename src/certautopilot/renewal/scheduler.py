@@ -146,7 +146,9 @@ def _after_failure(
     still_valid = current is not None and current.not_after is not None and current.not_after > now
     if still_valid and cert.status == "failed":
         cert.status = "issued"  # the failed renewal does not make the valid certificate fail
-    floor = RATE_LIMITED_FLOOR_SECONDS if error.get("type") == RATE_LIMITED else None
+    floor = error.get("retry_after")  # the CA's Retry-After, when it sent one
+    if floor is None and error.get("type") == RATE_LIMITED:
+        floor = RATE_LIMITED_FLOOR_SECONDS
     retry = next_attempt_at(
         now, state.attempts, policy=config.backoff, key=cert.id, retry_after_seconds=floor
     )

@@ -44,6 +44,7 @@ from certautopilot.issuers.acme.types import Dns01Challenge
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
+from certautopilot.renewal import profiles
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
@@ -189,13 +190,14 @@ def begin(version_id: str) -> Plan:
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
+        profile = profiles.profile_of(session, cert.id)  # renewals keep the profile
     key_pem = None
     if csr_pem is None:
         key = keys.generate_key(key_type)
         key_pem = keys.key_to_pem(key)
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
-        order = client.new_order(csr_pem.encode())
+        order = client.new_order(csr_pem.encode(), profile=profile)
         _store_order(version_id, order.url, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
@@ -422,7 +424,12 @@ def _record_removals(
 
 @DBOS.step(name="cert.fail")
 def fail(
-    version_id: str, plan: Plan | None, title: str, detail: str, problem_type: str | None
+    version_id: str,
+    plan: Plan | None,
+    title: str,
+    detail: str,
+    problem_type: str | None,
+    retry_after: float | None = None,
 ) -> None:
     """Removes any TXT record still published, then marks the version and certificate failed."""
     published = plan.published if plan else []
@@ -441,6 +448,8 @@ def fail(
         cert.status = "failed"
         cert.pending_action = None
         cert.error = {"title": title, "detail": detail, "type": problem_type}
+        if retry_after is not None:
+            cert.error["retry_after"] = retry_after  # the renewal backoff honours it
         set_step(session, cert, None)
         record_event(
             session,

@@ -63,8 +63,16 @@ def _issue(version_id: str, kind: str) -> str:
         return "issued"
     except Exception as exc:
         # ``fail`` removes what is still published before the certificate shows "failed".
-        steps.fail(version_id, plan, *_failure(version_id, exc))
+        steps.fail(version_id, plan, *_failure(version_id, exc), retry_after=_retry_after(exc))
         return "failed"
+
+
+def _retry_after(exc: Exception) -> float | None:
+    """The CA's ``Retry-After`` (seconds) behind a failure, kept for the renewal backoff."""
+    if isinstance(exc, dbos_error.DBOSMaxStepRetriesExceeded) and exc.errors:
+        exc = exc.errors[-1]
+    value = getattr(exc, "retry_after", None)
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _failure(version_id: str, exc: Exception) -> tuple[str, str, str | None]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from datetime import datetime
 from typing import Any
 
 from dbos import DBOS
 
 from certautopilot.clock import scheduler_now
-from certautopilot.renewal import budget
+from certautopilot.renewal import ari_refresh, budget
 from certautopilot.renewal import scheduler as rules
 from certautopilot.renewal.backoff import BackoffPolicy
 from certautopilot.workflows.records import tx
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 SCHEDULE_NAME = "renewal-tick"
 WORKFLOW_NAME = "renewal_tick"
 DEFAULT_TICK_SECONDS = 30
+ARI_BATCH = 20  # ARI look-ups per tick (each is one HTTPS GET, Retry-After apart)
 
 
 def tick_seconds() -> int:
@@ -66,6 +68,25 @@ def reconcile_step(now: datetime) -> int:
         return rules.reconcile(session, now=now, launcher=launcher(), config=config())
 
 
+@DBOS.step(name="renewal.ari_due")
+def ari_due_step(now: datetime) -> list[str]:
+    with tx() as session:
+        return ari_refresh.candidates(session, now=now, limit=ARI_BATCH)
+
+
+@DBOS.step(name="renewal.ari")
+def ari_step(cert_id: str, now: datetime) -> bool:
+    """Reads, asks the CA (outside any transaction), writes; True when ARI moved the time."""
+    with tx() as session:
+        target = ari_refresh.target(session, runtime().kek, cert_id)
+    if target is None:
+        return False
+    outcome = ari_refresh.lookup(target)
+    with tx() as session:
+        at = ari_refresh.apply(session, target, outcome, now=now, unit=random.random())
+    return at is not None
+
+
 @DBOS.step(name="renewal.due")
 def due_step(now: datetime) -> list[str]:
     with tx() as session:
@@ -90,6 +111,8 @@ def warnings_step(now: datetime) -> int:
 def renewal_tick(scheduled_at: datetime, context: Any) -> None:
     now = now_step()
     reconcile_step(now)
+    for cert_id in ari_due_step(now):
+        ari_step(cert_id, now)
     started = 0
     for cert_id in due_step(now):
         if start_step(cert_id, now) is not None:

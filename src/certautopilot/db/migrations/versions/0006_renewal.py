@@ -31,6 +31,10 @@ def upgrade() -> None:
         sa.Column("gave_up_at", certautopilot.db.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("warnings_sent", sa.JSON(), nullable=False),
         sa.Column("acme_profile", sa.String(length=64), nullable=True),
+        sa.Column("ari_window", sa.JSON(), nullable=True),
+        sa.Column(
+            "ari_next_check_at", certautopilot.db.base.UTCDateTime(timezone=True), nullable=True
+        ),
         sa.Column("updated_at", certautopilot.db.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["certificate_id"],

@@ -1,0 +1,161 @@
+"""ARI in the scheduler: when an ACME CA's directory offers ``renewalInfo`` (RFC 9773), its
+suggested window - a uniformly random point inside it - replaces the lifetime-relative
+renewal time; it is asked again after the CA's ``Retry-After``. Without ``renewalInfo``
+(Pebble 2.4, many CAs) the lifetime-relative time stands and the directory is looked at
+again a day later. Any ARI error keeps the time that was there: ARI can only help.
+
+Three phases so that no network call runs inside a transaction: :func:`target` (read),
+:func:`lookup` (network), :func:`apply` (write, re-checking that nothing moved meanwhile).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from certautopilot.audit import service as audit
+from certautopilot.certificates import material
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.errors import CertAutoPilotError
+from certautopilot.issuers.models import Issuer
+from certautopilot.renewal import acme_info
+from certautopilot.renewal.ari import RenewalInfo, cert_id, choose_renewal_time, serial_octets
+from certautopilot.renewal.models import RenewalState
+
+NO_ARI_RECHECK = timedelta(days=1)
+ERROR_RECHECK = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Target:
+    certificate_id: str
+    version_id: str
+    directory_url: str
+    ca_bundle_pem: str | None
+    ari_cert_id: str | None
+
+
+def candidates(session: Session, *, now: datetime, limit: int) -> list[str]:
+    """ACME certificates renewed automatically, idle, whose ARI check is due."""
+    stmt = (
+        select(Certificate.id)
+        .join(Issuer, Issuer.id == Certificate.issuer_id)
+        .outerjoin(RenewalState, RenewalState.certificate_id == Certificate.id)
+        .where(
+            Issuer.kind == "acme",
+            Certificate.auto_renew.is_(True),
+            Certificate.status == "issued",
+            Certificate.current_version_id.is_not(None),
+            Certificate.next_renewal_at.is_not(None),
+            (RenewalState.certificate_id.is_(None))
+            | (
+                RenewalState.version_id.is_(None)
+                & (
+                    RenewalState.ari_next_check_at.is_(None)
+                    | (RenewalState.ari_next_check_at <= now)
+                )
+            ),
+        )
+        .order_by(Certificate.next_renewal_at, Certificate.id)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def ari_cert_id_of(cert_pem: str) -> str | None:
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if aki.key_identifier is None:
+        return None
+    return cert_id(aki.key_identifier, serial_octets(cert.serial_number))
+
+
+def target(session: Session, kek: KeyEncryptionKey, certificate_id: str) -> Target | None:
+    cert = session.get(Certificate, certificate_id)
+    if cert is None or cert.current_version_id is None:
+        return None
+    issuer = session.get(Issuer, cert.issuer_id)
+    version = session.get(CertificateVersion, cert.current_version_id)
+    if issuer is None or issuer.kind != "acme" or version is None:
+        return None
+    leaf = material.chain_pem(session, kek, version)  # public; never leaves this process
+    return Target(
+        certificate_id=cert.id,
+        version_id=version.id,
+        directory_url=issuer.config["directory_url"],
+        ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
+        ari_cert_id=ari_cert_id_of(leaf),
+    )
+
+
+Outcome = RenewalInfo | str  # the window, or "no-ari" / an error message
+
+
+def lookup(
+    t: Target,
+    *,
+    fetch_directory: Callable[[str, str | None], dict[str, Any]] = acme_info.fetch_directory,
+    fetch_info: Callable[[str, str, str | None], RenewalInfo] = acme_info.fetch_renewal_info,
+) -> Outcome:
+    try:
+        base = acme_info.renewal_info_url(fetch_directory(t.directory_url, t.ca_bundle_pem))
+        if base is None or t.ari_cert_id is None:
+            return "no-ari"
+        return fetch_info(base, t.ari_cert_id, t.ca_bundle_pem)
+    except CertAutoPilotError as exc:
+        return f"error: {exc}"
+
+
+def apply(
+    session: Session, t: Target, outcome: Outcome, *, now: datetime, unit: float
+) -> datetime | None:
+    """Writes the ARI renewal time (returned) unless the certificate moved meanwhile."""
+    cert = session.get(Certificate, t.certificate_id)
+    if cert is None:
+        return None
+    state = session.get(RenewalState, cert.id)
+    if state is None:
+        state = RenewalState(certificate_id=cert.id, attempts=0, warnings_sent=[])
+        session.add(state)
+    if not isinstance(outcome, RenewalInfo):
+        state.ari_next_check_at = now + (NO_ARI_RECHECK if outcome == "no-ari" else ERROR_RECHECK)
+        return None
+    state.ari_next_check_at = now + timedelta(seconds=outcome.retry_after_seconds)
+    idle = (
+        cert.current_version_id == t.version_id
+        and cert.status == "issued"
+        and cert.auto_renew
+        and cert.next_renewal_at is not None
+        and state.version_id is None
+    )
+    window = {"start": outcome.start.isoformat(), "end": outcome.end.isoformat()}
+    if not idle or state.ari_window == window:
+        return None  # same window as last time: keep the point chosen in it
+    state.ari_window = window
+    at = choose_renewal_time(outcome, now=now, unit=unit)
+    cert.next_renewal_at = at
+    audit.record(
+        session,
+        type="renewal.scheduled",
+        actor="scheduler",
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={
+            "next_at": at.isoformat(),
+            "source": "ari",
+            "window": window,
+            **({"explanation_url": outcome.explanation_url} if outcome.explanation_url else {}),
+        },
+    )
+    return at
