@@ -243,6 +243,7 @@ def start_renewal(
                 .execution_options(synchronize_session=False)
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
+                session.refresh(cert)
                 _event(
                     session,
                     cert,
