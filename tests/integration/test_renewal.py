@@ -14,6 +14,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,10 +26,12 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
 from certautopilot.lab.info import LabInfo
+from certautopilot.lab.tls import tls_files
 from certautopilot.notifications.models import Notification
 from certautopilot.workflows.launcher import APP_NAME
 from certautopilot.workflows.renewal import WORKFLOW_NAME
 from tests.conftest import Project, Service, create_project
+from tests.integration.acme_limit_proxy import LimitProxy
 
 VALIDITY = 120
 WORKER_ENV = {
@@ -286,3 +289,59 @@ def test_profile_the_directory_does_not_advertise_is_refused(
     assert error["field"] == "acme_profile" and "shortlived" in error["message"]
     listed = two_workers.ok("GET", f"/projects/{short_project.slug}/certificates?q=profiled")
     assert listed["items"] == []
+
+
+def test_rate_limited_renewal_honours_retry_after(
+    two_workers: Service, short_project: Project, short_lab: LabInfo
+) -> None:
+    """An issuer behind a proxy that answers newOrder with 429 + Retry-After: 3600 once the
+    first certificate is issued: the renewal asks once, keeps the current certificate and
+    waits at least the hour the CA asked for (no retry storm)."""
+    service, p = two_workers, short_project.slug
+    files = tls_files(short_lab.ca_bundle_path.parent)
+    proxy = LimitProxy(short_lab.acme_port, files.leaf_cert, files.leaf_key, retry_after=3600)
+    try:
+        issuer = service.ok(
+            "POST",
+            f"/projects/{p}/issuers",
+            201,
+            json={
+                "name": "pebble-behind-proxy",
+                "kind": "acme",
+                "acme": {
+                    "directory_url": proxy.directory_url,
+                    "contact_email": "ops@example.test",
+                    "terms_agreed": True,
+                    "ca_bundle_pem": short_lab.ca_bundle_path.read_text(),
+                },
+            },
+        )
+        cid = service.ok(
+            "POST",
+            f"/projects/{p}/certificates",
+            202,
+            json={
+                "issuer": issuer["id"],
+                "common_name": "limited.example.test",
+                "renewal_window": {"fraction_remaining": 0.3},
+            },
+        )["id"]
+        issued = service.wait_for(p, cid, ("issued", "failed"))
+        assert issued["status"] == "issued", issued["error"]
+        assert proxy.orders == 1
+        proxy.limited = True
+        events = _wait_events(service, p, cid, "renewal.retry_scheduled", 1, timeout=30)
+        retry = next(e for e in events if e["type"] == "renewal.retry_scheduled")
+        started = next(e for e in events if e["type"] == "cert.renewal_started")
+        assert proxy.refused == 1  # one ask, no retries within the Retry-After
+        wait = datetime.fromisoformat(retry["detail"]["next_at"]) - datetime.fromisoformat(
+            started["at"]
+        )
+        assert wait >= timedelta(seconds=3600 + 75 - 5), wait  # scheduler clock is 75 s ahead
+        body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
+        assert body["current"]["serial"] == issued["current"]["serial"]
+        assert body["status"] == "issued" and body["error"]["retry_after"] == 3600
+        time.sleep(3)  # more ticks: nothing asks the CA again
+        assert proxy.refused == 1 and proxy.orders == 2
+    finally:
+        proxy.close()

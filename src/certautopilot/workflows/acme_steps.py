@@ -59,8 +59,15 @@ FINALIZE_TIMEOUT = 300.0
 TXT_TTL = 60
 
 
+RETRY_AFTER_CAP = 30.0
+
+
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, TransientIssuerError)
+    """Transient, unless the CA asked for a longer pause (a rate limit's ``Retry-After``):
+    retrying seconds later would ignore it; the failure carries it to the renewal backoff."""
+    if not isinstance(exc, TransientIssuerError):
+        return False
+    return exc.retry_after is None or exc.retry_after <= RETRY_AFTER_CAP
 
 
 def retrying_step(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
