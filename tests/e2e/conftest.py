@@ -120,8 +120,9 @@ def new_page(browser: Any, live_url: str) -> Iterator[Any]:
         context.close()
 
 
-def sign_in(page: Any, user: WebUser) -> None:
-    page.goto("/login")
+def sign_in(page: Any, user: WebUser, *, goto: bool = True) -> None:
+    if goto:
+        page.goto("/login")
     page.get_by_label("Email").fill(user.email)
     page.get_by_label("Password").fill(user.password)
     page.get_by_role("button", name="Sign in").click()

@@ -22,8 +22,8 @@ def test_sign_in_new_certificate_issued_with_timeline(
     admin = web_user(service, "admin@example.test")
     page = new_page()
     page.goto(f"/p/{project.slug}/certificates")
-    assert "/login" in page.url  # anonymous users are sent to sign in
-    sign_in(page, admin)
+    assert "/login?next=" in page.url  # anonymous users are sent to sign in, then back
+    sign_in(page, admin, goto=False)
     assert page.url.endswith(f"/p/{project.slug}/certificates")
 
     page.get_by_role("link", name="New certificate").first.click()

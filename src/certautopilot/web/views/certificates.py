@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from certautopilot.api.problems import _field_name
 from certautopilot.api.routes import certificates as api
 from certautopilot.audit import service as audit
+from certautopilot.auth import service as auth
 from certautopilot.certificates import lifecycle
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
@@ -179,9 +180,9 @@ def _parse(
     except ValidationError as exc:
         for e in exc.errors():
             name = _field_name(tuple(e.get("loc", ())))
-            errors.setdefault(_field_of(name), []).append(
-                f"{name}: {e.get('msg', 'invalid')}".replace("Value error, ", "")
-            )
+            msg = str(e.get("msg", "invalid")).replace("Value error, ", "")
+            key = _field_of(name)
+            errors.setdefault(key, []).append(msg if name == key else f"{name}: {msg}")
     return (model if not errors else None), body, errors
 
 
@@ -239,6 +240,7 @@ def _form_context(web: Web, session: DbSession) -> dict[str, Any]:
 
 @router.get(BASE + "/new", response_class=HTMLResponse)
 def new_form(web: InProjectWeb, session: DbSession) -> Response:
+    auth.require(web.ctx.actor, "operator", "Requesting a certificate")
     ctx = _form_context(web, session)
     form = {
         "issuer": ctx["issuers"][0].id if ctx["issuers"] else "",
@@ -265,6 +267,7 @@ async def live_preflight(request: Request, web: InProjectWeb, session: DbSession
 @router.post(BASE + "/new", response_class=HTMLResponse)
 async def create(request: Request, web: InProjectWeb, session: DbSession, state: State) -> Response:
     form = await check_csrf(request, web)
+    auth.require(web.ctx.actor, "operator", "Requesting a certificate")  # as the service does
     model, _, errors = _parse(form)
     check: dict[str, Any] | None = None
     if model is not None:

@@ -1,0 +1,103 @@
+"""Web sign-in without a browser: cookie flags, CSRF, sign-out, roles, the CLI password."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Project, Service
+from tests.e2e.conftest import PASSWORD, web_user
+
+
+def _csrf(html: str) -> str:
+    match = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert match, html[:500]
+    return match.group(1)
+
+
+def _sign_in(client: TestClient, email: str, password: str = PASSWORD) -> None:
+    page = client.get("/login")
+    response = client.post(
+        "/login",
+        data={"email": email, "password": password, "csrf": _csrf(page.text), "next": "/"},
+        follow_redirects=False,
+    )
+    assert response.status_code == 303, response.text
+
+
+def test_cookie_flags_csrf_and_sign_out(service: Service, project: Project) -> None:
+    user = web_user(
+        service, f"s-{uuid.uuid4().hex[:6]}@example.test", project=project.slug, role="viewer"
+    )
+    app = service.client.app
+    with TestClient(app, base_url="https://testserver") as client:
+        page = client.get("/login")
+        wrong = client.post(
+            "/login",
+            data={"email": user.email, "password": "not it at all", "csrf": _csrf(page.text)},
+        )
+        assert wrong.status_code == 401 and "Wrong email or password" in wrong.text
+        forged = client.post(
+            "/login", data={"email": user.email, "password": PASSWORD, "csrf": "x"}
+        )
+        assert forged.status_code == 403
+
+        page = client.get("/login")
+        ok = client.post(
+            "/login",
+            data={"email": user.email, "password": PASSWORD, "csrf": _csrf(page.text)},
+            follow_redirects=False,
+        )
+        cookie = ok.headers["set-cookie"].lower()
+        assert "httponly" in cookie and "samesite=lax" in cookie and "secure" in cookie
+
+        listing = client.get(f"/p/{project.slug}/certificates")
+        assert listing.status_code == 200
+        assert "New certificate" not in listing.text  # a viewer is not offered it
+        assert project.slug in listing.text  # the project switcher lists the user's project
+        csrf = _csrf(listing.text)
+
+        refused = client.post(f"/p/{project.slug}/certificates/new", data={"csrf": csrf})
+        assert client.get(f"/p/{project.slug}/certificates/new").status_code == 403
+        assert refused.status_code == 403 and "needs the operator role" in refused.text
+        no_token = client.post("/logout", data={})
+        assert no_token.status_code == 403 and "Form expired" in no_token.text
+        out = client.post("/logout", data={"csrf": csrf}, follow_redirects=False)
+        assert out.status_code == 303
+        after = client.get(f"/p/{project.slug}/certificates", follow_redirects=False)
+        assert after.status_code == 303 and after.headers["location"].startswith("/login")
+
+    with TestClient(app) as plain:
+        _sign_in(plain, user.email)
+        other = plain.get("/p/no-such-project/certificates")
+        assert other.status_code == 404 and "no project" in other.text
+
+
+def test_cli_set_password_then_sign_in(service: Service) -> None:
+    email = f"cli-{uuid.uuid4().hex[:6]}@example.test"
+    result = subprocess.run(
+        [sys.executable, "-m", "certautopilot.cli", "user", "set-password", "--email", email],
+        input="a long enough secret\n",
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert email in result.stdout
+    short = subprocess.run(
+        [sys.executable, "-m", "certautopilot.cli", "user", "set-password", "--email", email],
+        input="short\n",
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert short.returncode == 2 and "at least 8" in short.stderr
+    with TestClient(service.client.app) as client:
+        _sign_in(client, email, "a long enough secret")
+        assert client.get("/").status_code == 200
