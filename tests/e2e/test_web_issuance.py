@@ -46,12 +46,40 @@ def test_sign_in_new_certificate_issued_with_timeline(
     assert name in page.locator("[data-testid=names]").inner_text()
     assert page.get_by_role("link", name="Private key").count() == 1  # admin
     screenshot(page, "certificate-issued-detail")
+    detail_url = page.url.split("?")[0]
+    fullchain = page.request.get(detail_url + "/download/fullchain.pem")
+    assert fullchain.ok and fullchain.text().count("BEGIN CERTIFICATE") >= 2
+    key = page.request.get(detail_url + "/download/key.pem")
+    assert key.ok and "PRIVATE KEY" in key.text()
+    serial = page.locator("dl.facts dd.mono").nth(1).inner_text()
+
+    page.get_by_role("button", name="Renew now").click()
+    page.wait_for_url("**flash=renew")
+    page.wait_for_function(
+        "s => document.querySelector('#live[data-status=issued]') &&"
+        " document.querySelectorAll('dl.facts dd.mono')[1].innerText !== s",
+        arg=serial,
+        timeout=90_000,
+    )
+    assert "cert.renewal_requested" in page.locator("[data-testid=timeline]").inner_text()
+
+    page.get_by_label("Revocation reason").select_option("superseded")
+    page.get_by_role("button", name="Revoke").click()
+    assert page.locator("#live").get_attribute("data-status") == "issued"  # box not ticked
+    page.get_by_label("Yes, revoke this certificate").check()
+    page.get_by_role("button", name="Revoke").click()
+    page.locator("#live[data-status=revoked]").wait_for()
+    assert "cert.revoked" in page.locator("[data-testid=timeline]").inner_text()
+    screenshot(page, "certificate-revoked")
 
     page.get_by_role("link", name="Certificates").first.click()
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Filter").click()
     row = page.locator("tbody tr")
-    assert row.count() == 1 and "issued" in row.inner_text()
+    assert row.count() == 1 and "revoked" in row.inner_text()
+    page.get_by_label("Status").select_option("issued")
+    page.get_by_role("button", name="Filter").click()
+    assert "No certificates match" in page.locator("tbody").inner_text()
     screenshot(page, "inventory")
 
 
