@@ -114,3 +114,43 @@ def test_approval_by_second_user_requester_cannot_approve(
     timeline = other.locator("[data-testid=timeline]").inner_text()
     assert "cert.issued" in timeline
     screenshot(other, "approved-issued")
+
+
+def test_request_shows_warnings_and_admin_override(
+    service: Service, project: Project, new_page: Any
+) -> None:
+    p = project.slug
+    service.ok(
+        "PUT",
+        f"/projects/{p}/policy",
+        json={"approval_required": True, "allowed_key_types": ["ecdsa-p256"]},
+    )
+    admin = web_user(service, "admin@example.test")
+    approver = web_user(
+        service, f"appr-{uuid.uuid4().hex[:6]}@example.test", project=p, role="approver"
+    )
+    name = f"ovr-{uuid.uuid4().hex[:6]}.example.test"
+
+    page = new_page()
+    sign_in(page, admin)
+    _fill(page, project, name, "ecdsa-p384")
+    page.locator("#check-key_type .warn").wait_for()
+    page.get_by_label("Reason for the override").fill("HSM only offers P-384")
+    page.locator("input[name='ack[]'][value=key_type_not_allowed]").check()
+    page.locator("#submit").click()
+    page.wait_for_url(f"**/p/{p}/requests*")
+    own = page.locator("[data-testid=request]", has_text=name)
+    assert "self-approval is blocked" in own.inner_text()  # admins cannot approve their own
+
+    other = new_page()
+    sign_in(other, approver)
+    other.goto(f"/p/{p}/requests")
+    card = other.locator("[data-testid=request]", has_text=name)
+    assert "ecdsa-p384 is not allowed" in card.locator(".warn").inner_text()
+    assert card.locator("[data-testid=override-reason]").inner_text() == "HSM only offers P-384"
+    screenshot(other, "requests-warning-and-override")
+    card.get_by_label("Comment").fill("Not for this project")
+    card.get_by_role("button", name="Reject").click()
+    other.wait_for_url("**decided=*")
+    rejected = other.locator("[data-testid=request]", has_text=name)
+    assert "rejected" in rejected.inner_text() and "Not for this project" in rejected.inner_text()
