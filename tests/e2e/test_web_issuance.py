@@ -80,6 +80,13 @@ def test_sign_in_new_certificate_issued_with_timeline(
     page.get_by_label("Status").select_option("issued")
     page.get_by_role("button", name="Filter").click()
     assert "No certificates match" in page.locator("tbody").inner_text()
+    page.get_by_label("Status").select_option("")
+    page.get_by_label("Expiring within").select_option("7")
+    page.get_by_role("button", name="Filter").click()
+    assert "No certificates match" in page.locator("tbody").inner_text()  # valid ~90 days
+    page.get_by_label("Expiring within").select_option("90")
+    page.get_by_role("button", name="Filter").click()
+    assert page.locator("tbody tr").count() == 1
     screenshot(page, "inventory")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -87,13 +88,15 @@ def inventory(
     q: str = "",
     status: str = "",
     cursor: str = "",
+    expiring: str = "",
 ) -> Response:
     assert web.project is not None
+    days = int(expiring) if expiring.isdigit() and 0 < int(expiring) <= 3650 else None
     rows, next_cursor = certs.list_certificates(
         session,
         project_id=web.project.id,
         status=status or None,
-        expiring_before=None,
+        expiring_before=utcnow() + timedelta(days=days) if days else None,
         q=q.strip()[:253] or None,
         limit=PAGE_SIZE,
         cursor=cursor or None,
@@ -106,6 +109,7 @@ def inventory(
         q=q,
         status=status,
         statuses=STATUSES,
+        expiring=str(days or ""),
         next_cursor=next_cursor,
         paged=bool(cursor),
     )
