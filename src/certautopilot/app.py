@@ -6,7 +6,15 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from certautopilot.api import problems
-from certautopilot.api.routes import certificates, governance, issuers, projects, targets, zones
+from certautopilot.api.routes import (
+    certificates,
+    governance,
+    issuers,
+    projects,
+    targets,
+    versions,
+    zones,
+)
 from certautopilot.api.state import AppState
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
@@ -37,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CertAutoPilot", version="0.1.0", lifespan=lifespan)
     problems.install(app)
-    for module in (projects, issuers, zones, certificates, governance, targets):
+    for module in (projects, issuers, zones, certificates, versions, governance, targets):
         app.include_router(module.router, prefix="/api/v1")
 
     from certautopilot.web.router import install as install_web

@@ -160,6 +160,12 @@ def test_certificates_renew_on_their_own_once_each_with_two_workers(
         assert max(replaced.values()) == 1, replaced
         body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
         assert body["current"]["serial"] != first[cid]["current"]["serial"]
+        # the previous version stays listed and downloadable until it expires
+        listed = service.ok("GET", f"/projects/{p}/certificates/{cid}/versions")
+        assert [v["seq"] for v in listed if v["current"]] != [1]
+        old_pem = service.call("GET", f"/projects/{p}/certificates/{cid}/versions/1/cert.pem")
+        assert old_pem.status_code == 200, old_pem.text
+        assert _serial(old_pem.text) == first[cid]["current"]["serial"]
 
     engine = make_engine(service.settings)
     try:
