@@ -7,6 +7,7 @@ import subprocess
 import sys
 import uuid
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import Project, Service
@@ -101,3 +102,31 @@ def test_cli_set_password_then_sign_in(service: Service) -> None:
     with TestClient(service.client.app) as client:
         _sign_in(client, email, "a long enough secret")
         assert client.get("/").status_code == 200
+
+
+def test_inventory_pages_with_the_service_cursor(
+    service: Service, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from certautopilot.web.views import certificates as views
+
+    monkeypatch.setattr(views, "PAGE_SIZE", 2)
+    stem = uuid.uuid4().hex[:6]
+    for i in range(3):
+        service.ok(
+            "POST",
+            f"/projects/{project.slug}/certificates",
+            202,
+            json={"issuer": project.issuer_id, "common_name": f"pg{i}-{stem}.example.test"},
+        )
+    user = web_user(service, f"v-{stem}@example.test", project=project.slug, role="viewer")
+    with TestClient(service.client.app) as client:
+        _sign_in(client, user.email)
+        first = client.get(f"/p/{project.slug}/certificates", params={"q": stem})
+        assert first.text.count(f"-{stem}.example.test</a>") == 2
+        match = re.search(r'href="(\?[^"]*cursor=[^"]+)">Next page', first.text)
+        assert match, first.text
+        second = client.get(
+            f"/p/{project.slug}/certificates" + match.group(1).replace("&amp;", "&")
+        )
+        assert second.text.count(f"-{stem}.example.test</a>") == 1
+        assert "Next page" not in second.text and "First page" in second.text
