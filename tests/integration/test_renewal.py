@@ -19,6 +19,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from dbos import DBOSClient
 from sqlalchemy import select
 
@@ -351,3 +354,36 @@ def test_rate_limited_renewal_honours_retry_after(
         assert proxy.refused == 1 and proxy.orders == 2
     finally:
         proxy.close()
+
+
+def test_byo_csr_certificate_is_warned_about_not_renewed(
+    two_workers: Service, short_project: Project
+) -> None:
+    """Own-CSR certificates are never renewed automatically; a 2-minute one has crossed every
+    threshold (30/14/7/1 days) at once: one warning (1 day) on the timeline, not repeated."""
+    service, p = two_workers, short_project.slug
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "own.example.test")]))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("own.example.test")]), False)
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": short_project.issuer_id, "csr_pem": csr},
+    )
+    assert created["auto_renew"] is False
+    issued = service.wait_for(p, created["id"], ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]
+    _wait_events(service, p, created["id"], "cert.expiry_warning", 1, timeout=20)
+    time.sleep(2.5)  # more ticks
+    events = _events(service, p, created["id"])
+    warnings = [e for e in events if e["type"] == "cert.expiry_warning"]
+    assert len(warnings) == 1 and warnings[0]["detail"]["days"] == 1
+    assert warnings[0]["actor"] == "scheduler"
+    assert not any(e["type"] == "cert.renewal_started" for e in events)
