@@ -74,6 +74,11 @@ class WebRoute(APIRoute):
                 if exc.status >= 500:
                     log.warning("%s: %s", type(exc).__name__, exc)
                 return error_page(request, exc)
+            except Exception:
+                log.exception("unhandled error in the web UI")
+                return error_page(
+                    request, CertAutoPilotError("Something went wrong on our side; it was logged.")
+                )
 
         return route
 

@@ -54,6 +54,7 @@ FIELDS = (
     "approval",
     "csr_pem",
     "challenge_overrides",
+    "adcs_template",
 )
 KEY_TYPES = (
     (
@@ -137,6 +138,9 @@ def _body_from_form(form: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[st
             errors.append(("renewal_window", "must be a number of days, such as 30"))
     targets = form.get("targets[]") or []
     body["distribution_targets"] = [targets] if isinstance(targets, str) else list(targets)
+    template = str(form.get("adcs_template") or "").strip()
+    if template:
+        body["adcs_template"] = template
     if form.get("byo_csr") == "on":
         body["csr_pem"] = str(form.get("csr_pem") or "")
     overrides: dict[str, Any] = {}
@@ -351,6 +355,15 @@ async def dns_confirm(
     await check_csrf(request, web)
     api.dns_confirm(cert_id, web.ctx, session, state)
     return _back(web, cert_id, "dns-confirm")
+
+
+@router.post(BASE + "/{cert_id}/check-ca")
+async def check_ca(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    await check_csrf(request, web)
+    api.check_ca(cert_id, web.ctx, session, state)
+    return _back(web, cert_id, "check-ca")
 
 
 @router.post(BASE + "/{cert_id}/renew")
