@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -202,13 +202,17 @@ def due_certificates(session: Session, *, now: datetime, limit: int) -> list[str
 def _budget(
     session: Session, cert: Certificate, *, now: datetime, limits: budget.Limits
 ) -> budget.Verdict:
-    since = now - max(limits.account_window, limits.domain_window)
+    domains = {budget.registered_domain(n) for n in cert.names}
     rows = session.execute(
         select(OrderLog.issuer_id, OrderLog.registered_domain, OrderLog.at).where(
-            OrderLog.at > since
+            or_(
+                (OrderLog.issuer_id == cert.issuer_id)
+                & (OrderLog.at > now - limits.account_window),
+                OrderLog.registered_domain.in_(sorted(domains))
+                & (OrderLog.at > now - limits.domain_window),
+            )
         )
     ).all()
-    domains = {budget.registered_domain(n) for n in cert.names}
     return budget.check(
         now=now,
         limits=limits,

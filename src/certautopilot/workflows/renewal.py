@@ -112,11 +112,17 @@ def renewal_tick(scheduled_at: datetime, context: Any) -> None:
     now = now_step()
     reconcile_step(now)
     for cert_id in ari_due_step(now):
-        ari_step(cert_id, now)
+        try:
+            ari_step(cert_id, now)
+        except Exception:  # ARI can only help: its trouble never blocks renewals
+            log.exception("renewal tick: the ARI check of %s failed", cert_id)
     started = 0
     for cert_id in due_step(now):
-        if start_step(cert_id, now) is not None:
-            started += 1
+        try:
+            if start_step(cert_id, now) is not None:
+                started += 1
+        except Exception:  # one certificate's trouble does not hold up the others
+            log.exception("renewal tick: starting the renewal of %s failed", cert_id)
     warnings_step(now)
     if started:
         log.info("renewal tick %s started %d renewal(s)", scheduled_at.isoformat(), started)
