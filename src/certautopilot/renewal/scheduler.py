@@ -271,6 +271,9 @@ def start_renewal(
     session.refresh(cert)
     state = state_of(session, cert.id)
     from_version = cert.current_version_id
+    if state.from_version_id is not None and state.from_version_id != from_version:
+        # a new certificate since the failures counted (renewed by hand): start afresh
+        state.attempts, state.gave_up_at = 0, None
     version = certificates._new_version(session, cert, reason="renew", launcher=launcher)
     state.version_id = version.id
     state.from_version_id = from_version
@@ -325,7 +328,9 @@ def expiry_warnings(
     ).all()
     sent = 0
     for cert, version, state in rows:
-        gave_up = state is not None and state.gave_up_at is not None
+        gave_up = (
+            state is not None and state.gave_up_at is not None and cert.next_renewal_at is None
+        )
         if cert.auto_renew and not gave_up:
             continue
         assert version.not_after is not None

@@ -248,3 +248,29 @@ def test_ari_window_replaces_the_lifetime_relative_time(session: Session) -> Non
     assert cert.next_renewal_at == at and state.ari_next_check_at == later + timedelta(days=1)
     event = session.scalar(select(AuditEvent).where(AuditEvent.type == "renewal.scheduled"))
     assert event is not None and event.detail["source"] == "ari"
+
+
+def test_a_renewal_by_hand_after_giving_up_starts_the_count_afresh(session: Session) -> None:
+    cert = _cert(session, "hand.example.test")
+    launcher = Launcher()
+    now = NOW
+    for _ in range(3):
+        rules.start_renewal(session, cert_id=cert.id, now=now, launcher=launcher, config=CONFIG)
+        _fail_latest(session, cert)
+        rules.reconcile(session, now=now, launcher=launcher, config=CONFIG)
+        now = cert.next_renewal_at or now
+    assert cert.next_renewal_at is None  # gave up
+    # someone renews by hand: a new current version, a new renewal time
+    new = CertificateVersion(
+        certificate_id=cert.id, seq=9, status="issued", not_after=NOW + timedelta(days=90)
+    )
+    session.add(new)
+    session.flush()
+    cert.current_version_id, cert.status = new.id, "issued"
+    cert.next_renewal_at = now
+    rules.start_renewal(session, cert_id=cert.id, now=now, launcher=launcher, config=CONFIG)
+    _fail_latest(session, cert)
+    rules.reconcile(session, now=now, launcher=launcher, config=CONFIG)
+    state = session.get(RenewalState, cert.id)
+    assert state is not None and state.attempts == 1 and state.gave_up_at is None
+    assert cert.next_renewal_at is not None  # backing off again, not giving up at once
