@@ -135,3 +135,42 @@ def test_manual_dns_completed_with_ive_added_it(
     timeline = page.locator("[data-testid=timeline]").inner_text()
     assert "dns.manual.not_visible" in timeline and "dns.manual.confirmed" in timeline
     screenshot(page, "manual-dns-issued")
+
+
+def test_bring_your_own_csr(service: Service, project: Project, new_page: Any) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    name = f"byo-{uuid.uuid4().hex[:6]}.example.test"
+    key = ec.generate_private_key(ec.SECP384R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName(name), x509.DNSName("www." + name)]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA384())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    page = new_page()
+    sign_in(page, web_user(service, "admin@example.test"))
+    page.goto(f"/p/{project.slug}/certificates/new")
+    assert not page.get_by_label("PEM-encoded PKCS#10 request").is_visible()
+    page.get_by_label("Bring your own CSR").check()
+    page.get_by_label("PEM-encoded PKCS#10 request").fill("not a CSR")
+    page.locator("#check-csr_pem .err").wait_for()  # a broken CSR is named next to its field
+    page.get_by_label("PEM-encoded PKCS#10 request").fill(csr)
+    page.locator("[data-testid=preflight-ok]").wait_for()
+    summary = page.locator("#preflight-summary").inner_text()
+    assert "ecdsa-p384 from your CSR" in summary and "2 names" in summary
+    assert "CSR" in page.locator("[data-testid=autorenew-off]").inner_text()
+    screenshot(page, "byo-csr-form")
+    page.locator("#submit").click()
+    page.locator("#live[data-status=issued]").wait_for(timeout=90_000)
+    assert "(your CSR)" in page.content()
+    assert page.get_by_role("link", name="Private key").count() == 0  # the service has none
+    screenshot(page, "byo-csr-issued")
