@@ -13,12 +13,13 @@ import typer
 
 from certautopilot.cli import kek as kek_cli
 from certautopilot.cli import token as token_cli
+from certautopilot.cli import user as user_cli
 from certautopilot.config import Settings
 
 app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_is_help=True)
 app.add_typer(token_cli.app, name="token")
 app.add_typer(kek_cli.app, name="kek")
-app.add_typer(__import__("certautopilot.cli.user", fromlist=["app"]).app, name="user")
+app.add_typer(user_cli.app, name="user")
 
 
 def _lab_app() -> None:
