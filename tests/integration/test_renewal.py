@@ -70,12 +70,16 @@ def _tick_executors(service: Service) -> Counter[str | None]:
 
 def _wait_for_ticks_by(service: Service, executors: set[str]) -> None:
     """Both workers are up and taking renewal ticks before any certificate is requested."""
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90  # two worker start-ups on a loaded machine
     while time.monotonic() < deadline:
         if executors <= set(_tick_executors(service)):
             return
         time.sleep(0.5)
-    pytest.fail(f"not every worker ran a renewal tick: {_tick_executors(service)}")
+    logs = {
+        log.name: log.read_text(errors="replace")[-2000:]
+        for log in sorted(service.log_dir.glob("*worker*.log"))
+    }
+    pytest.fail(f"not every worker ran a renewal tick: {_tick_executors(service)}; {logs}")
 
 
 @pytest.fixture(scope="module")
