@@ -53,7 +53,8 @@ def concurrency() -> int:
 
 def register_queue() -> None:
     """Called by the worker after ``DBOS.launch()``."""
-    DBOS.register_queue(QUEUE, worker_concurrency=concurrency(), polling_interval_sec=0.05)
+    # Deployments are not latency-critical: a slower poll leaves the CPU to issuance.
+    DBOS.register_queue(QUEUE, worker_concurrency=concurrency(), polling_interval_sec=0.25)
 
 
 def fanout_workflow_id(version_id: str, target_id: str) -> str:
