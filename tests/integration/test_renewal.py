@@ -264,7 +264,7 @@ def test_failed_renewal_leaves_the_valid_certificate_current(
 
     body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
     assert body["current"]["serial"] == serial  # the valid certificate stays current
-    assert body["status"] == "issued" and body["error"]["title"] == "DNS error"
+    assert body["status"] == "failed" and body["error"]["title"] == "DNS error"
     assert body["renewal"] is None  # attempts spent: no more automatic tries
     pem = service.call("GET", f"/projects/{p}/certificates/{cid}/cert.pem")
     assert pem.status_code == 200 and _serial(pem.text) == serial

@@ -6,7 +6,8 @@ Each tick (``workflows/renewal.py``) runs, with ``now`` from the scheduler's clo
    backoff; a failure leaves ``current`` as it was (the still-valid certificate stays
    current and downloadable), puts the status back to ``issued`` while that certificate is
    valid, and schedules the next attempt with exponential backoff and jitter - or, once the
-   attempts are spent, records ``renewal.failed`` and notifies.
+   attempts are spent, sets ``failed`` (``current`` still the valid certificate), records
+   ``renewal.failed`` and notifies.
 2. :func:`due_certificates` + :func:`start_renewal` - one short transaction per certificate
    whose renewal time has come: a conditional update takes the certificate (clears
    ``next_renewal_at`` only if it is still due and idle), and the same transaction creates the
@@ -163,6 +164,7 @@ def _after_failure(
         _event(session, cert, "renewal.retry_scheduled", {**detail, "next_at": retry.isoformat()})
         return
     cert.next_renewal_at = None
+    cert.status = "failed"  # attempts spent; ``current`` stays the valid certificate
     state.gave_up_at = now
     _event(session, cert, "renewal.failed", detail)
     expires = current.not_after.isoformat() if current and current.not_after else "unknown"
