@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import typer
@@ -68,7 +69,14 @@ def worker() -> None:
     typer.echo(f"worker {settings.executor_id} running", err=True)
     while not stopping:
         time.sleep(0.2)
-    stop_worker()
+    # Workflows waiting on people sit in a blocking recv that DBOS cannot interrupt; they
+    # are durable, so after a short grace period the process simply ends (as after a crash,
+    # they resume on the next start with this executor id).
+    closer = threading.Thread(target=stop_worker, daemon=True)
+    closer.start()
+    closer.join(timeout=5)
+    logging.shutdown()
+    os._exit(0)
 
 
 @app.command()
