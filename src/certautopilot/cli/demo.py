@@ -218,6 +218,9 @@ Try:
   curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/timeline | python3 -m json.tool
   curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/fullchain.pem | openssl x509 -noout -text
 
+Web UI: {base}/ (sign in as {ADMIN_EMAIL} after setting a password:
+  certautopilot user set-password --email {ADMIN_EMAIL}   (same CERTAUTOPILOT_DATA_DIR)
+
 Lab: ACME directory {lab.directory_url}, DNS 127.0.0.1:{lab.dns_port}.
 The service keeps running; press Ctrl-C to stop it and the lab.
 """)
