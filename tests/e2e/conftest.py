@@ -68,8 +68,10 @@ def live_url(service: Service) -> Iterator[str]:
         thread.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """One browser per module: Playwright's sync API keeps an asyncio loop running in the
+    main thread while it is open, which would break later tests that call asyncio.run."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
