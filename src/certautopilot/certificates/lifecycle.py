@@ -32,7 +32,21 @@ def issued_version(session: Session, cert: Certificate) -> CertificateVersion:
 def download(
     session: Session, kek: KeyEncryptionKey, *, cert: Certificate, what: str, actor: Actor
 ) -> str:
-    version = issued_version(session, cert)
+    return pem_of(
+        session, kek, cert=cert, version=issued_version(session, cert), what=what, actor=actor
+    )
+
+
+def pem_of(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    version: CertificateVersion,
+    what: str,
+    actor: Actor,
+) -> str:
+    """One download of a version: cert, chain, fullchain, or the key (admins; audited)."""
     if what == "key":
         require(actor, "admin", "Downloading a private key")
         pem = material.private_key_pem(session, kek, version)

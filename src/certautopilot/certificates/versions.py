@@ -9,11 +9,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from certautopilot.audit import service as audit
-from certautopilot.auth.service import Actor, require
-from certautopilot.certificates import material
+from certautopilot.auth.service import Actor
+from certautopilot.certificates import lifecycle
 from certautopilot.certificates.models import Certificate, CertificateVersion
-from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import InvalidInput, NotFound
 
@@ -66,24 +64,4 @@ def download_version(
         raise NotFound(f"version {seq} expired at {version.not_after.isoformat()}")
     if version.revoked_at is not None:
         raise NotFound(f"version {seq} was revoked")
-    if what == "key":
-        require(actor, "admin", "Downloading a private key")
-        pem = material.private_key_pem(session, kek, version)
-        if pem is None:
-            raise NotFound("the service does not hold this certificate's private key")
-        audit.record(
-            session,
-            type="key.exported",
-            actor=actor.email,
-            project_id=cert.project_id,
-            subject_type="certificate",
-            subject_id=cert.id,
-            detail={"version": version.seq, "serial": version.serial},
-        )
-        return pem
-    parts = keys.split_pem_chain(material.chain_pem(session, kek, version))
-    if what == "cert":
-        return parts[0]
-    if what == "chain":
-        return "".join(parts[1:])
-    return "".join(parts)
+    return lifecycle.pem_of(session, kek, cert=cert, version=version, what=what, actor=actor)
