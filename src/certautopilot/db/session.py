@@ -1,4 +1,4 @@
-"""Engines and sessions. SQLite gets WAL, a busy timeout and foreign keys on every connection."""
+"""Engines and sessions. SQLite gets WAL, a busy timeout, foreign keys and serialized writers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from certautopilot.config import Settings
+from certautopilot.db.sqlite_writes import SerializedConnection
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -26,7 +27,12 @@ def make_engine(settings: Settings) -> Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             settings.database_url,
-            connect_args={"timeout": 15, "check_same_thread": False},
+            # One writer at a time, handed over at once (see sqlite_writes).
+            connect_args={
+                "timeout": 15,
+                "check_same_thread": False,
+                "factory": SerializedConnection,
+            },
             pool_size=20,
             max_overflow=20,
         )
