@@ -20,6 +20,7 @@ class Settings:
     application_version: str = "certautopilot-1"
     issuance_concurrency: int = 16
     public_url: str = "http://127.0.0.1:8000"
+    sqlite_busy_timeout: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -41,6 +42,10 @@ class Settings:
             concurrency = int(env.get("CERTAUTOPILOT_ISSUANCE_CONCURRENCY", "16"))
         except ValueError as exc:
             raise ConfigError("CERTAUTOPILOT_ISSUANCE_CONCURRENCY must be a whole number") from exc
+        try:
+            busy = float(env.get("CERTAUTOPILOT_SQLITE_BUSY_TIMEOUT_SECONDS", "15"))
+        except ValueError as exc:
+            raise ConfigError("CERTAUTOPILOT_SQLITE_BUSY_TIMEOUT_SECONDS must be a number") from exc
         return cls(
             data_dir=data_dir,
             database_url=url,
@@ -49,4 +54,5 @@ class Settings:
             executor_id=env.get("CERTAUTOPILOT_EXECUTOR_ID") or socket.gethostname(),
             issuance_concurrency=concurrency,
             public_url=env.get("CERTAUTOPILOT_PUBLIC_URL", "http://127.0.0.1:8000"),
+            sqlite_busy_timeout=busy,
         )

@@ -17,7 +17,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=15000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -29,7 +28,7 @@ def make_engine(settings: Settings) -> Engine:
             settings.database_url,
             # One writer at a time, handed over at once (see sqlite_writes).
             connect_args={
-                "timeout": 15,
+                "timeout": settings.sqlite_busy_timeout,  # SQLite's busy timeout too
                 "check_same_thread": False,
                 "factory": SerializedConnection,
             },

@@ -17,6 +17,11 @@ transaction only before such a statement, so a transaction's snapshot starts und
 and never goes stale. Every connection of the engine writes this way, DBOS's included (it
 uses our engine as its system database). A process that dies holding the ``flock`` loses
 it with its file descriptors.
+
+A thread gives up after the busy timeout (``sqlite3.OperationalError: database is locked``,
+which the API answers with 503 and ``Retry-After``); the one thread per process that waits
+on the ``flock`` waits as long as the other process's transaction lasts, which is short by
+rule (no network I/O or key generation inside a transaction).
 """
 
 from __future__ import annotations
