@@ -191,7 +191,7 @@ def members_of(session: Session, *, project_id: str) -> list[tuple[User, str]]:
         .where(Membership.project_id == project_id)
         .order_by(User.email)
     )
-    return [(user, role) for user, role in session.execute(stmt).tuples()]
+    return [(user, role) for user, role in session.execute(stmt).all()]
 
 
 def remove_membership(session: Session, *, project_id: str, email: str, actor: Actor) -> None:
