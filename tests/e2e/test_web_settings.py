@@ -385,3 +385,43 @@ def test_admin_adds_adcs_issuer_checked_at_the_ca(service: Service, new_page: An
         assert "basic as" in row.inner_text()
         assert PASSWORD not in page.content()
         screenshot(page, "settings-adcs-added")
+
+
+def test_wrong_eab_hmac_is_shown_at_the_eab_fields(
+    service: Service, new_page: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    import base64
+    import os
+
+    from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
+
+    hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    base = tmp_path_factory.mktemp("eab-web")
+    eab_lab = start_lab_on_free_ports(base, eab_keys={"kid-1": hmac}, eab_required=True)
+    try:
+        slug = _empty_project(service)
+        page = new_page()
+        sign_in(page, web_user(service, ADMIN))
+        page.goto(f"/p/{slug}/settings/issuers")
+        form = page.locator("#acme-form")
+        form.get_by_label("Name").fill("eab-ca")
+        form.get_by_label("Directory URL").fill(eab_lab.directory_url)
+        form.get_by_label("I agree to the CA's terms of service").check()
+        form.get_by_label("EAB key id").fill("kid-1")
+        form.get_by_label("EAB HMAC key").fill("A" * 43)
+        form.get_by_label("CA bundle (PEM)").fill(eab_lab.ca_bundle_path.read_text())
+        form.get_by_role("button", name="Register and add").click()
+        page.locator("[data-testid=not-saved]").wait_for()
+        assert "the CA refused the account" in _error(page, "acme_eab_kid")
+        assert form.get_by_label("EAB key id").input_value() == "kid-1"
+        assert form.get_by_label("EAB HMAC key").input_value() == ""
+        screenshot(page, "settings-issuer-wrong-eab")
+
+        form.get_by_label("EAB HMAC key").fill(hmac)
+        form.get_by_role("button", name="Register and add").click()
+        page.wait_for_url("**/settings/issuers?created=eab-ca")
+        row = page.locator("[data-testid=issuer]", has_text="eab-ca")
+        assert "registered" in row.inner_text() and "EAB key id kid-1" in row.inner_text()
+        assert hmac not in page.content()
+    finally:
+        stop_lab(base)

@@ -191,6 +191,13 @@ async def create_issuer(
                 if f == f"{kind}_form" and kind == "acme":  # the CA refused the account
                     tls = [m for m in errors[f] if "TLS verification" in m]
                     target = "acme_ca_bundle_pem" if tls else "acme_directory_url"
+                    if tls:
+                        add(
+                            errors,
+                            target,
+                            "The CA's TLS certificate is not trusted: paste the CA "
+                            "certificate(s) that sign it here.",
+                        )
                     for m in errors.pop(f):
                         add(errors, target, m)
         except Conflict as exc:
