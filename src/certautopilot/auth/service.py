@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from certautopilot.audit import service as audit
 from certautopilot.auth.models import ROLES, ApiToken, Membership, User
-from certautopilot.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 
 TOKEN_PREFIX = "cap_"
 _hasher = PasswordHasher()
@@ -60,12 +61,53 @@ def _hash_token(token: str) -> str:
 
 
 def create_token(session: Session, *, user: User, name: str = "") -> str:
-    """Returns the token once; only its hash is stored."""
+    """Returns the token once; only its hash is stored. Audited as ``token.created``."""
+    name = name.strip()
+    if len(name) > 200:
+        raise InvalidInput.field("name", "must be at most 200 characters")
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(
-        ApiToken(user_id=user.id, token_hash=_hash_token(token), prefix=token[:10], name=name)
+    row = ApiToken(user_id=user.id, token_hash=_hash_token(token), prefix=token[:10], name=name)
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        type="token.created",
+        actor=user.email,
+        project_id=None,
+        subject_type="user",
+        subject_id=user.id,
+        detail={"token_id": row.id, "name": name, "prefix": row.prefix},
     )
     return token
+
+
+def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
+    """The user's tokens, newest first (rows hold only the hash and a short prefix)."""
+    stmt = (
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id)
+    )
+    return list(session.scalars(stmt))
+
+
+def revoke_token(session: Session, *, user: User, token_id: str) -> ApiToken:
+    """Deletes one of the user's own tokens; it stops working at once. ``token.revoked``."""
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id:
+        raise NotFound("no such API token of yours")
+    audit.record(
+        session,
+        type="token.revoked",
+        actor=user.email,
+        project_id=None,
+        subject_type="user",
+        subject_id=user.id,
+        detail={"token_id": row.id, "name": row.name, "prefix": row.prefix},
+    )
+    session.delete(row)
+    session.flush()
+    return row
 
 
 def user_for_token(session: Session, token: str) -> User:
@@ -103,7 +145,23 @@ def require(actor: Actor, role: str, action: str) -> None:
         raise Forbidden(f"{action} needs the {role} role in this project; you are {actor.role}")
 
 
+def _other_admins(session: Session, *, project_id: str, user_id: str) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Membership)
+            .where(
+                Membership.project_id == project_id,
+                Membership.role == "admin",
+                Membership.user_id != user_id,
+            )
+        )
+        or 0
+    )
+
+
 def set_membership(session: Session, *, project_id: str, user: User, role: str) -> Membership:
+    """Adds ``user`` in ``role`` or changes their role; the last admin cannot step down."""
     if role not in ROLES:
         raise InvalidInput.field("role", f"must be one of {', '.join(ROLES)}")
     row = session.scalar(
@@ -113,8 +171,57 @@ def set_membership(session: Session, *, project_id: str, user: User, role: str) 
         row = Membership(project_id=project_id, user_id=user.id, role=role)
         session.add(row)
     else:
+        if (
+            row.role == "admin"
+            and role != "admin"
+            and not _other_admins(session, project_id=project_id, user_id=user.id)
+        ):
+            raise Conflict(
+                f"{user.email} is the project's only admin: make someone else admin first"
+            )
         row.role = role
     return row
+
+
+def members_of(session: Session, *, project_id: str) -> list[tuple[User, str]]:
+    """Every member of the project with their role, by email."""
+    stmt = (
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.project_id == project_id)
+        .order_by(User.email)
+    )
+    return [(user, role) for user, role in session.execute(stmt).all()]
+
+
+def remove_membership(session: Session, *, project_id: str, email: str, actor: Actor) -> None:
+    """Removes a member (audited as ``member.removed``); never the project's last admin."""
+    require(actor, "admin", "Managing members")
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    row = (
+        session.scalar(
+            select(Membership).where(
+                Membership.project_id == project_id, Membership.user_id == user.id
+            )
+        )
+        if user is not None
+        else None
+    )
+    if user is None or row is None:
+        raise NotFound(f"{email} is not a member of this project")
+    if row.role == "admin" and not _other_admins(session, project_id=project_id, user_id=user.id):
+        raise Conflict(f"{user.email} is the project's only admin: make someone else admin first")
+    session.delete(row)
+    audit.record(
+        session,
+        type="member.removed",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="project",
+        subject_id=project_id,
+        detail={"email": user.email, "role": row.role},
+    )
+    session.flush()
 
 
 def get_user(session: Session, user_id: str) -> User:

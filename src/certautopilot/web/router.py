@@ -6,10 +6,17 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from certautopilot.web.common import HERE
-from certautopilot.web.views import auth, certificates, requests
+from certautopilot.web.views import (
+    auth,
+    certificates,
+    requests,
+    settings_issuers,
+    settings_project,
+    tokens,
+)
 
 router = APIRouter()
-for _module in (auth, certificates, requests):
+for _module in (auth, certificates, requests, settings_issuers, settings_project, tokens):
     router.include_router(_module.router)
 
 

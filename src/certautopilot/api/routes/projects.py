@@ -6,7 +6,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from certautopilot.api.deps import CurrentUser, DbSession, InProject
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
-from certautopilot.auth.models import Membership, User
 from certautopilot.projects import service as projects
 
 router = APIRouter(tags=["projects"])
@@ -78,10 +77,14 @@ def add_member(body: MemberIn, ctx: InProject, session: DbSession) -> MemberOut:
 
 @router.get("/projects/{project}/members", response_model=list[MemberOut])
 def list_members(ctx: InProject, session: DbSession) -> list[MemberOut]:
-    rows = (
-        session.query(User.email, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .filter(Membership.project_id == ctx.project.id)
-        .order_by(User.email)
-    )
-    return [MemberOut(email=e, role=r) for e, r in rows]
+    return [
+        MemberOut(email=user.email, role=role)
+        for user, role in auth.members_of(session, project_id=ctx.project.id)
+    ]
+
+
+@router.delete("/projects/{project}/members/{email}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_member(email: str, ctx: InProject, session: DbSession) -> None:
+    """Removes a member; the project's last admin cannot be removed (409)."""
+    auth.remove_membership(session, project_id=ctx.project.id, email=email, actor=ctx.actor)
+    session.commit()

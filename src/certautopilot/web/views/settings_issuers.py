@@ -1,0 +1,316 @@
+"""Settings for project admins: issuers (ACME, AD CS) and DNS zones.
+
+Every write goes through the API's own route functions, so the web UI and the API apply
+the same rules (admin check, the CA check outside any transaction, audit). Secrets that
+were typed are never sent back into the page.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from certautopilot.api.routes import issuers as issuers_api
+from certautopilot.api.routes import zones as zones_api
+from certautopilot.dns import service as dns
+from certautopilot.dns.schemas import ZoneIn
+from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
+from certautopilot.issuers import service as issuers
+from certautopilot.issuers.schemas import IssuerIn
+from certautopilot.web.common import DbSession, InProjectWeb, State, Web, WebRoute, check_csrf
+from certautopilot.web.views.forms import (
+    Errors,
+    add,
+    from_invalid,
+    from_validation,
+    kept,
+    lines,
+    optional,
+    require_admin,
+    text,
+)
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+BASE = "/p/{project}/settings"
+ISSUER_SECRETS = ("acme_eab_hmac_key", "adcs_password", "adcs_client_key_pem")
+ZONE_SECRETS = ("tsig_secret",)
+AUTH_MODES = (
+    ("basic", "Basic (username + password)"),
+    ("ntlm", "NTLM (username + password, with channel binding)"),
+    ("kerberos", "Kerberos (the worker's ticket or keytab; username/password optional)"),
+    ("client_cert", "Client certificate (certificate + key)"),
+)
+TSIG_ALGORITHMS = (
+    "hmac-sha256",
+    "hmac-sha384",
+    "hmac-sha512",
+    "hmac-sha224",
+    "hmac-sha1",
+    "hmac-md5",
+)
+
+
+@router.get(BASE, response_class=HTMLResponse)
+def settings_home(web: InProjectWeb) -> Response:
+    require_admin(web, "Opening the project settings")
+    assert web.project is not None
+    return RedirectResponse(f"/p/{web.project.slug}/settings/issuers", status_code=303)
+
+
+# -- issuers ------------------------------------------------------------------------------
+def _issuers_page(
+    web: Web,
+    session: DbSession,
+    *,
+    kind: str = "",
+    form: dict[str, Any] | None = None,
+    errors: Errors | None = None,
+    secret_dropped: bool = False,
+    status_code: int = 200,
+) -> Response:
+    assert web.project is not None
+    items = [issuers.to_out(i) for i in issuers.list_issuers(session, project_id=web.project.id)]
+    return web.render(
+        "settings/issuers.html",
+        status_code=status_code,
+        tab="issuers",
+        items=items,
+        kind=kind,
+        form=form or {},
+        errors=errors or {},
+        secret_dropped=secret_dropped,
+        auth_modes=AUTH_MODES,
+        created=web.request.query_params.get("created", ""),
+    )
+
+
+@router.get(BASE + "/issuers", response_class=HTMLResponse)
+def issuers_page(web: InProjectWeb, session: DbSession) -> Response:
+    require_admin(web, "Managing issuers")
+    return _issuers_page(web, session)
+
+
+def _int(form: dict[str, Any], key: str, errors: Errors, *, scale: int = 1) -> int | None:
+    value = text(form, key)
+    if not value:
+        return None
+    try:
+        return int(float(value) * scale)
+    except ValueError:
+        add(errors, key, "must be a whole number")
+        return None
+
+
+def _issuer_body(kind: str, form: dict[str, Any], errors: Errors) -> dict[str, Any]:
+    """The API body the form describes (the same JSON a script would POST)."""
+    p = kind + "_"
+    body: dict[str, Any] = {"name": text(form, p + "name"), "kind": kind}
+    if kind == "acme":
+        body["acme"] = {
+            "directory_url": text(form, p + "directory_url"),
+            "contact_email": optional(form, p + "contact_email"),
+            "terms_agreed": form.get(p + "terms_agreed") == "on",
+            "eab_kid": optional(form, p + "eab_kid"),
+            "eab_hmac_key": optional(form, p + "eab_hmac_key"),
+            "ca_bundle_pem": optional(form, p + "ca_bundle_pem"),
+        }
+        return body
+    settings: dict[str, Any] = {
+        "url": text(form, p + "url"),
+        "templates": lines(text(form, p + "templates")),
+        "auth": text(form, p + "auth"),
+        "ca_bundle_pem": optional(form, p + "ca_bundle_pem"),
+    }
+    if settings["auth"] == "client_cert":
+        settings["client_cert_pem"] = optional(form, p + "client_cert_pem")
+        settings["client_key_pem"] = optional(form, p + "client_key_pem")
+    else:
+        settings["username"] = optional(form, p + "username")
+        settings["password"] = optional(form, p + "password")
+    interval = _int(form, p + "check_interval_seconds", errors)
+    if interval is not None:
+        settings["check_interval_seconds"] = interval
+    timeout = _int(form, p + "approval_timeout_days", errors, scale=86_400)
+    if timeout is not None:
+        settings["approval_timeout_seconds"] = timeout
+    body["adcs"] = settings
+    return body
+
+
+def _issuer_field(kind: str, form: dict[str, Any]) -> Any:
+    """Maps an API field name (``acme.eab_kid``, ``ca_bundle_pem``...) to the form's input."""
+
+    def field_of(name: str) -> str:
+        head, _, rest = name.partition(".")
+        if head in ("acme", "adcs"):
+            name = rest.split("[", 1)[0] or "form"
+        name = {
+            "approval_timeout_seconds": "approval_timeout_days",
+            "body": "form",
+            "kind": "form",
+            "": "form",
+        }.get(name, name.split("[", 1)[0])
+        if kind == "adcs" and name == "password" and text(form, "adcs_auth") == "client_cert":
+            name = "client_cert_pem"
+        return f"{kind}_{name}"
+
+    return field_of
+
+
+@router.post(BASE + "/issuers/{kind}", response_class=HTMLResponse)
+async def create_issuer(
+    kind: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    form = await check_csrf(request, web)
+    require_admin(web, "Adding an issuer")
+    if kind not in ("acme", "adcs"):
+        raise NotFound(f"no issuer kind {kind!r}")
+    field_of = _issuer_field(kind, form)
+    errors: Errors = {}
+    body = _issuer_body(kind, form, errors)
+    model: IssuerIn | None = None
+    try:
+        model = IssuerIn.model_validate(body)
+    except ValidationError as exc:
+        for f, msgs in from_validation(exc, field_of).items():
+            for m in msgs:
+                add(errors, f, m)
+    if model is not None and not errors:
+        try:
+            # The route commits before it talks to the CA: run it off the event loop.
+            await run_in_threadpool(issuers_api.create_issuer, model, web.ctx, session, state)
+        except InvalidInput as exc:
+            session.rollback()
+            errors = from_invalid(exc, field_of)
+            for f in list(errors):
+                if f == f"{kind}_form" and kind == "acme":  # the CA refused the account
+                    tls = [m for m in errors[f] if "TLS verification" in m]
+                    target = "acme_ca_bundle_pem" if tls else "acme_directory_url"
+                    if tls:
+                        add(
+                            errors,
+                            target,
+                            "The CA's TLS certificate is not trusted: paste the CA "
+                            "certificate(s) that sign it here.",
+                        )
+                    for m in errors.pop(f):
+                        add(errors, target, m)
+        except Conflict as exc:
+            session.rollback()
+            add(errors, f"{kind}_name", str(exc))
+        except IssuerError as exc:  # the CA is unreachable or failing: worth trying later
+            session.rollback()
+            target = "acme_directory_url" if kind == "acme" else "adcs_url"
+            add(errors, target, f"The CA could not be reached or failed: {exc}")
+        else:
+            assert web.project is not None
+            return RedirectResponse(
+                f"/p/{web.project.slug}/settings/issuers?created={quote(model.name)}",
+                status_code=303,
+            )
+    values, dropped = kept(form, ISSUER_SECRETS)
+    return _issuers_page(
+        web,
+        session,
+        kind=kind,
+        form=values,
+        errors=errors,
+        secret_dropped=dropped,
+        status_code=422,
+    )
+
+
+# -- DNS zones ----------------------------------------------------------------------------
+def _zones_page(
+    web: Web,
+    session: DbSession,
+    *,
+    form: dict[str, Any] | None = None,
+    errors: Errors | None = None,
+    secret_dropped: bool = False,
+    status_code: int = 200,
+) -> Response:
+    assert web.project is not None
+    items = [dns.to_out(z) for z in dns.list_zones(session, project_id=web.project.id)]
+    return web.render(
+        "settings/zones.html",
+        status_code=status_code,
+        tab="zones",
+        items=items,
+        form=form or {"provider": "rfc2136", "port": "53", "tsig_algorithm": "hmac-sha256"},
+        errors=errors or {},
+        secret_dropped=secret_dropped,
+        algorithms=TSIG_ALGORITHMS,
+        created=web.request.query_params.get("created", ""),
+    )
+
+
+@router.get(BASE + "/zones", response_class=HTMLResponse)
+def zones_page(web: InProjectWeb, session: DbSession) -> Response:
+    require_admin(web, "Managing DNS zones")
+    return _zones_page(web, session)
+
+
+def _zone_field(name: str) -> str:
+    head, _, rest = name.partition(".")
+    if head == "rfc2136":
+        return rest or "provider"
+    name = name.split("[", 1)[0]
+    return "form" if name in ("body", "") else name
+
+
+@router.post(BASE + "/zones", response_class=HTMLResponse)
+async def create_zone(
+    request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    form = await check_csrf(request, web)
+    require_admin(web, "Adding a DNS zone")
+    errors: Errors = {}
+    provider = text(form, "provider")
+    body: dict[str, Any] = {"name": text(form, "name"), "provider": provider}
+    nameservers = lines(text(form, "nameservers"))
+    if nameservers:
+        body["nameservers"] = nameservers
+    timeout = _int(form, "propagation_timeout_seconds", errors)
+    if timeout is not None:
+        body["propagation_timeout_seconds"] = timeout
+    if provider == "rfc2136":
+        port = _int(form, "port", errors)
+        body["rfc2136"] = {
+            "server": text(form, "server"),
+            "port": port if port is not None else 53,
+            "tsig_name": text(form, "tsig_name"),
+            "tsig_algorithm": text(form, "tsig_algorithm") or "hmac-sha256",
+            "tsig_secret": text(form, "tsig_secret"),
+        }
+    model: ZoneIn | None = None
+    try:
+        model = ZoneIn.model_validate(body)
+    except ValidationError as exc:
+        for f, msgs in from_validation(exc, _zone_field).items():
+            for m in msgs:
+                add(errors, f, m)
+    if model is not None and not errors:
+        try:
+            # check_host resolves names: keep it off the event loop.
+            await run_in_threadpool(zones_api.create_zone, model, web.ctx, session, state)
+        except InvalidInput as exc:
+            session.rollback()
+            errors = from_invalid(exc, _zone_field)
+        except Conflict as exc:
+            session.rollback()
+            add(errors, "name", str(exc))
+        else:
+            assert web.project is not None
+            return RedirectResponse(
+                f"/p/{web.project.slug}/settings/zones?created={quote(model.name)}", status_code=303
+            )
+    values, dropped = kept(form, ZONE_SECRETS)
+    return _zones_page(
+        web, session, form=values, errors=errors, secret_dropped=dropped, status_code=422
+    )

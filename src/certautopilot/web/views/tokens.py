@@ -1,0 +1,73 @@
+"""Your own API tokens (any signed-in user): create one (shown once), list, revoke."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from certautopilot.auth import service as auth
+from certautopilot.errors import InvalidInput
+from certautopilot.web.common import DbSession, SignedIn, Web, WebRoute, check_csrf
+from certautopilot.web.views.forms import Errors, from_invalid, text
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def _page(
+    web: Web,
+    session: DbSession,
+    *,
+    token: str = "",
+    token_name: str = "",
+    name: str = "",
+    errors: Errors | None = None,
+    status_code: int = 200,
+) -> Response:
+    response = web.render(
+        "tokens.html",
+        status_code=status_code,
+        tokens=auth.list_tokens(session, user=web.user),
+        new_token=token,
+        new_token_name=token_name,
+        typed_name=name,
+        errors=errors or {},
+        revoked=web.request.query_params.get("revoked", ""),
+    )
+    response.headers["Cache-Control"] = "no-store"  # the page may hold a new token
+    return response
+
+
+@router.get("/tokens", response_class=HTMLResponse)
+def tokens_page(web: SignedIn, session: DbSession) -> Response:
+    return _page(web, session)
+
+
+@router.post("/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, web: SignedIn, session: DbSession) -> Response:
+    form = await check_csrf(request, web)
+    name = text(form, "name")
+    errors: Errors = {}
+    if not name:
+        errors["name"] = ["give the token a name, such as the script or machine that uses it"]
+    else:
+        try:
+            token = auth.create_token(session, user=web.user, name=name)
+            session.commit()
+        except InvalidInput as exc:
+            session.rollback()
+            errors = from_invalid(exc, lambda n: n or "name")
+        else:
+            return _page(web, session, token=token, token_name=name)
+    return _page(web, session, name=name, errors=errors, status_code=422)
+
+
+@router.post("/tokens/{token_id}/revoke")
+async def revoke_token(
+    token_id: str, request: Request, web: SignedIn, session: DbSession
+) -> Response:
+    await check_csrf(request, web)
+    row = auth.revoke_token(session, user=web.user, token_id=token_id)
+    session.commit()
+    return RedirectResponse(f"/tokens?revoked={quote(row.name or row.prefix)}", status_code=303)
