@@ -10,18 +10,26 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from certautopilot.api.problems import _field_name
 from certautopilot.api.routes import certificates as api
+from certautopilot.api.routes import targets as api_targets
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
 from certautopilot.certificates import lifecycle
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
-from certautopilot.certificates.schemas import REVOCATION_REASONS, CertificateIn, RevokeIn
+from certautopilot.certificates.schemas import (
+    REVOCATION_REASONS,
+    CertificateIn,
+    Pkcs12In,
+    RevokeIn,
+)
 from certautopilot.clock import utcnow
 from certautopilot.distribution import service as distribution
+from certautopilot.distribution.schemas import DeployIn
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import service as issuers
@@ -371,19 +379,29 @@ async def create(request: Request, web: InProjectWeb, session: DbSession, state:
 
 
 # -- detail --------------------------------------------------------------------------------
+DEPLOY_BUSY = {"pending", "running", "retrying"}
+
+
 def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any]:
     assert web.project is not None
     cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
     out = certs.to_out(session, cert)
     issuer = issuers.get_issuer(session, project_id=web.project.id, issuer_id=cert.issuer_id)
     events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
+    deployments = distribution.deployments_of(session, cert=cert, history=0).items
+    deploying = any(d.latest is not None and d.latest.status in DEPLOY_BUSY for d in deployments)
     return {
         "cert": out,
         "issuer": issuer,
         "events": list(reversed(events)),
         "step": cert.step,
-        "live": out.status not in FINAL,
+        "live": out.status not in FINAL or deploying,
         "reasons": list(REVOCATION_REASONS),
+        "deployments": deployments,
+        "can_deploy": bool(deployments)
+        and out.current is not None
+        and not cert.csr_provided
+        and out.status != "revoked",
     }
 
 
@@ -463,3 +481,36 @@ def download(
             "Content-Disposition": f'attachment; filename="{name}"',
         },
     )
+
+
+@router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
+async def deploy(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    """Redeploy to every attached target, or (``dry_run``) check them and show what each
+    would write. The dry run talks to the targets: it runs off the event loop."""
+    form = await check_csrf(request, web)
+    dry = form.get("dry_run") == "1"
+    out = await run_in_threadpool(
+        api_targets.deploy, cert_id, DeployIn(dry_run=dry), web.ctx, session, state, Response()
+    )
+    if not dry:
+        return _back(web, cert_id, "deploy")
+    return web.render(
+        "certificates/detail.html", dry_run=out.results, **_detail_context(web, session, cert_id)
+    )
+
+
+@router.post(BASE + "/{cert_id}/download/certificate.p12")
+async def download_pkcs12(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    """PKCS#12 under the password typed in the form (admins; audited; never stored)."""
+    form = await check_csrf(request, web)
+    try:
+        body = Pkcs12In.model_validate({"password": form.get("password", "")})
+    except ValidationError as exc:
+        raise InvalidInput.field(
+            "password", "choose a password of at least 8 characters for the file"
+        ) from exc
+    return api.download_pkcs12(cert_id, body, web.ctx, session, state)
