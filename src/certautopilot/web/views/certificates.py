@@ -513,4 +513,8 @@ async def download_pkcs12(
         raise InvalidInput.field(
             "password", "choose a password of at least 8 characters for the file"
         ) from exc
-    return api.download_pkcs12(cert_id, body, web.ctx, session, state)
+    # PBKDF2 and the database read run off the event loop.
+    response: Response = await run_in_threadpool(
+        api.download_pkcs12, cert_id, body, web.ctx, session, state
+    )
+    return response
