@@ -14,6 +14,7 @@ from certautopilot.certificates.service import current_version, reason_code
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.distribution import service as distribution
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.client import AcmeClient
@@ -68,6 +69,39 @@ def pem_of(
     if what == "chain":
         return "".join(parts[1:])
     return "".join(parts)
+
+
+def file_stem(cert: Certificate) -> str:
+    """A download's file name, without extension (``*`` spelt out)."""
+    return cert.common_name.replace("*", "wildcard")
+
+
+def pkcs12_download(
+    session: Session, kek: KeyEncryptionKey, *, cert: Certificate, password: str, actor: Actor
+) -> bytes:
+    """The current version's key, leaf and chain as PKCS#12 (AES-256, PBKDF2) under
+    ``password``, which is used for this file only. Admins only; audited as
+    ``key.exported`` like the key's PEM download."""
+    require(actor, "admin", "Downloading a private key")
+    version = issued_version(session, cert)
+    bundle = distribution.material_for(session, kek, cert, version)
+    if bundle.key_pem is None:
+        raise NotFound(
+            "the service does not hold this certificate's private key (it was issued from "
+            "your own CSR), so it cannot build a PKCS#12 file; download cert.pem or "
+            "fullchain.pem and bundle them with your key"
+        )
+    data = bundle.pkcs12(password)
+    audit.record(
+        session,
+        type="key.exported",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"version": version.seq, "serial": version.serial, "format": "pkcs12"},
+    )
+    return data
 
 
 def revoke(

@@ -19,8 +19,13 @@ class Certificate(Base):
 
     __tablename__ = "certificates"
     __table_args__ = (
-        Index("ix_certificates_project_status", "project_id", "status"),
-        Index("ix_certificates_project_not_after", "project_id", "not_after"),
+        # The inventory's sorts page on (key, id) within a project: one index per key
+        # (migration 0007; bench/inventory.py measures them).
+        Index("ix_certificates_project_status", "project_id", "status", "id"),
+        Index("ix_certificates_project_not_after", "project_id", "not_after", "id"),
+        Index("ix_certificates_project_created_at", "project_id", "created_at", "id"),
+        Index("ix_certificates_project_common_name", "project_id", "common_name", "id"),
+        Index("ix_certificates_project_issuer", "project_id", "issuer_id", "not_after"),
         Index("ix_certificates_next_renewal", "next_renewal_at"),
     )
 

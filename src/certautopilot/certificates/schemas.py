@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from certautopilot.crypto.keys import KEY_TYPES
 
@@ -131,6 +131,27 @@ class CertificateOut(BaseModel):
 class CertificateList(BaseModel):
     items: list[CertificateOut]
     next_cursor: str | None
+
+
+class WeekCountOut(BaseModel):
+    start: datetime
+    end: datetime
+    count: int
+
+
+class ExpiryHistogramOut(BaseModel):
+    now: datetime
+    weeks: list[WeekCountOut]
+    expired: int = Field(description="not revoked, current version already expired")
+    later: int = Field(description="expiring after the last week")
+
+
+class Pkcs12In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: SecretStr = Field(
+        min_length=8, max_length=1024, description="protects the PKCS#12 file; never stored"
+    )
 
 
 class TimelineEvent(BaseModel):

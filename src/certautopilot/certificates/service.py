@@ -7,12 +7,10 @@ never stored without its job, nor a job started for a request that was rolled ba
 
 from __future__ import annotations
 
-import base64
-import json
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Text, cast, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.approvals import service as approvals
@@ -35,17 +33,6 @@ from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.renewal import profiles
 
-STATUSES = (
-    "requested",
-    "awaiting_approval",
-    "awaiting_dns",
-    "awaiting_ca",
-    "issuing",
-    "issued",
-    "failed",
-    "rejected",
-    "revoked",
-)
 ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
 
 
@@ -260,64 +247,6 @@ def latest_version(session: Session, cert: Certificate) -> CertificateVersion:
     if version is None:
         raise NotFound("the certificate has no version")
     return version
-
-
-def _encode_cursor(created_at: datetime, cert_id: str) -> str:
-    raw = json.dumps([created_at.isoformat(), cert_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, cert_id = json.loads(raw)
-        return datetime.fromisoformat(at), str(cert_id)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput.field("cursor", "is not a cursor this service handed out") from exc
-
-
-def list_certificates(
-    session: Session,
-    *,
-    project_id: str,
-    status: str | None,
-    expiring_before: datetime | None,
-    q: str | None,
-    limit: int,
-    cursor: str | None,
-) -> tuple[list[Certificate], str | None]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput.field("status", f"must be one of {', '.join(STATUSES)}")
-    stmt = select(Certificate).where(Certificate.project_id == project_id)
-    if status:
-        stmt = stmt.where(Certificate.status == status)
-    if expiring_before is not None:
-        stmt = stmt.where(
-            Certificate.not_after.is_not(None), Certificate.not_after < expiring_before
-        )
-    if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(
-            or_(
-                Certificate.common_name.like(like),
-                func.lower(cast(Certificate.names, Text)).like(like),
-            )
-        )
-    if cursor:
-        at, last_id = _decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(
-                Certificate.created_at < at,
-                (Certificate.created_at == at) & (Certificate.id < last_id),
-            )
-        )
-    stmt = stmt.order_by(Certificate.created_at.desc(), Certificate.id.desc()).limit(limit + 1)
-    rows = list(session.scalars(stmt))
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_cursor = _encode_cursor(rows[-1].created_at, rows[-1].id)
-    return rows, next_cursor
 
 
 def to_out(session: Session, cert: Certificate) -> CertificateOut:

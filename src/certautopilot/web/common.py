@@ -39,6 +39,8 @@ STATUS_TONE = {
     "awaiting_approval": "wait",
     "pending": "wait",
     "approved": "ok",
+    "succeeded": "ok",
+    "running": "busy",
     "failed": "bad",
     "rejected": "bad",
     "revoked": "bad",

@@ -3,22 +3,25 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 
 from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
-from certautopilot.certificates import lifecycle
+from certautopilot.certificates import inventory, lifecycle
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
     CertificateIn,
     CertificateList,
     CertificateOut,
+    ExpiryHistogramOut,
+    Pkcs12In,
     PreflightOut,
     RevokeIn,
     Timeline,
     TimelineEvent,
+    WeekCountOut,
 )
 from certautopilot.clock import utcnow
 from certautopilot.errors import Conflict
@@ -55,21 +58,59 @@ def list_certificates(
     ctx: InProject,
     session: DbSession,
     status_: str | None = Query(default=None, alias="status"),
+    issuer: str | None = Query(default=None, max_length=64, description="an issuer id"),
     expiring_before: datetime | None = None,
+    expiring_after: datetime | None = Query(
+        default=None, description="current version expires at or after this time"
+    ),
     q: str | None = Query(default=None, max_length=253),
+    sort: str = Query(
+        default=inventory.DEFAULT_SORT,
+        max_length=20,
+        description="common_name, not_after, status or created_at; '-' in front for "
+        "descending. Not yet issued certificates (no not_after) sort after every date.",
+    ),
     limit: int = Query(default=50, ge=1, le=1000),
-    cursor: str | None = Query(default=None, max_length=500),
+    cursor: str | None = Query(
+        default=None,
+        max_length=500,
+        description="next_cursor of the previous page, asked with the same sort",
+    ),
 ) -> CertificateList:
-    rows, next_cursor = certs.list_certificates(
+    """Keyset-paged on (sort key, id): pages neither repeat nor skip a row that stays put."""
+    rows, next_cursor = inventory.list_certificates(
         session,
         project_id=ctx.project.id,
         status=status_,
+        issuer_id=issuer,
         expiring_before=expiring_before,
+        expiring_after=expiring_after,
         q=q,
+        sort=sort,
         limit=limit,
         cursor=cursor,
     )
     return CertificateList(items=certs.to_out_many(session, rows), next_cursor=next_cursor)
+
+
+@router.get(BASE + "/expiry-histogram", response_model=ExpiryHistogramOut)
+def expiry_histogram(
+    ctx: InProject,
+    session: DbSession,
+    weeks: int = Query(default=12, ge=1, le=inventory.MAX_WEEKS),
+    issuer: str | None = Query(default=None, max_length=64, description="an issuer id"),
+) -> ExpiryHistogramOut:
+    """How many certificates (not revoked) expire in each coming week; week 0 starts now
+    and ends at midnight UTC seven days after today's; ``expired``: already past."""
+    hist = inventory.expiry_histogram(
+        session, project_id=ctx.project.id, now=utcnow(), weeks=weeks, issuer_id=issuer
+    )
+    return ExpiryHistogramOut(
+        now=hist.now,
+        weeks=[WeekCountOut(start=w.start, end=w.end, count=w.count) for w in hist.weeks],
+        expired=hist.expired,
+        later=hist.later,
+    )
 
 
 @router.get(BASE + "/{cert_id}", response_model=CertificateOut)
@@ -192,4 +233,29 @@ for _what in lifecycle.DOWNLOADS:
         methods=["GET"],
         name=f"download_{_what}",
         response_class=PlainTextResponse,
+    )
+
+
+@router.post(
+    BASE + "/{cert_id}/certificate.p12",
+    response_class=Response,
+    responses={200: {"content": {"application/x-pkcs12": {}}}},
+)
+def download_pkcs12(
+    cert_id: str, body: Pkcs12In, ctx: InProject, session: DbSession, state: State
+) -> Response:
+    """The key, certificate and chain as PKCS#12 under ``password`` (admins only; audited
+    as ``key.exported``). The password is used for this file only, never stored."""
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    data = lifecycle.pkcs12_download(
+        session, state.kek, cert=cert, password=body.password.get_secret_value(), actor=ctx.actor
+    )
+    session.commit()
+    return Response(
+        data,
+        media_type="application/x-pkcs12",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{lifecycle.file_stem(cert)}.p12"',
+        },
     )

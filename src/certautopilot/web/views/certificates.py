@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from certautopilot.api.problems import _field_name
 from certautopilot.api.routes import certificates as api
+from certautopilot.api.routes import targets as api_targets
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
+from certautopilot.certificates import inventory as inv
 from certautopilot.certificates import lifecycle
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
-from certautopilot.certificates.schemas import REVOCATION_REASONS, CertificateIn, RevokeIn
+from certautopilot.certificates.schemas import (
+    REVOCATION_REASONS,
+    CertificateIn,
+    Pkcs12In,
+    RevokeIn,
+)
 from certautopilot.clock import utcnow
 from certautopilot.distribution import service as distribution
+from certautopilot.distribution.schemas import DeployIn
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import service as issuers
@@ -30,18 +40,7 @@ from certautopilot.web.common import DbSession, InProjectWeb, State, Web, WebRou
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/certificates"
 PAGE_SIZE = 25
-STATUSES = (
-    "requested",
-    "awaiting_approval",
-    "issuing",
-    "retrying",
-    "awaiting_dns",
-    "awaiting_ca",
-    "issued",
-    "failed",
-    "rejected",
-    "revoked",
-)
+STATUSES = inv.STATUSES
 FINAL = {"issued", "failed", "rejected", "revoked", "expired"}
 FIELDS = (
     "issuer",
@@ -82,37 +81,101 @@ KEY_TYPES = (
 
 
 # -- inventory -----------------------------------------------------------------------------
+SORT_LABELS = {
+    "-created_at": "Newest first",
+    "created_at": "Oldest first",
+    "common_name": "Name A→Z",
+    "-common_name": "Name Z→A",
+    "not_after": "Expires soonest",
+    "-not_after": "Expires latest",
+    "status": "Status A→Z",
+    "-status": "Status Z→A",
+}
+CHART_WEEKS = 12
+
+
+def _week(value: str) -> datetime | None:
+    """The start (midnight UTC) of a chart week given as YYYY-MM-DD, or None."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        return None
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
 @router.get(BASE, response_class=HTMLResponse)
 def inventory(
     web: InProjectWeb,
     session: DbSession,
     q: str = "",
     status: str = "",
+    issuer: str = "",
     cursor: str = "",
     expiring: str = "",
+    week: str = "",
+    sort: str = "",
 ) -> Response:
     assert web.project is not None
+    now = utcnow()
     days = int(expiring) if expiring.isdigit() and 0 < int(expiring) <= 3650 else None
-    rows, next_cursor = certs.list_certificates(
+    sort = sort if sort in SORT_LABELS else inv.DEFAULT_SORT
+    issuer_rows = issuers.list_issuers(session, project_id=web.project.id)
+    issuer_names = {i.id: i.name for i in issuer_rows}
+    issuer = issuer if issuer in issuer_names else ""
+    week_start = _week(week)
+    window = inv.week_window(week_start, now) if week_start else None
+    before = now + timedelta(days=days) if days else None
+    if window:
+        before = min(before, window[1]) if before else window[1]
+    rows, next_cursor = inv.list_certificates(
         session,
         project_id=web.project.id,
         status=status or None,
-        expiring_before=utcnow() + timedelta(days=days) if days else None,
+        issuer_id=issuer or None,
+        expiring_before=before,
+        expiring_after=window[0] if window else None,
+        exclude_statuses=("revoked",) if window else (),
         q=q.strip()[:253] or None,
+        sort=sort,
         limit=PAGE_SIZE,
         cursor=cursor or None,
     )
-    issuer_names = {i.id: i.name for i in issuers.list_issuers(session, project_id=web.project.id)}
+    chart = inv.expiry_histogram(
+        session, project_id=web.project.id, now=now, weeks=CHART_WEEKS, issuer_id=issuer or None
+    )
+    params = {
+        "q": q,
+        "status": status,
+        "issuer": issuer,
+        "expiring": str(days or ""),
+        "week": week if window else "",
+        "sort": sort if sort != inv.DEFAULT_SORT else "",
+    }
+
+    def link(**change: str) -> str:
+        merged = {**params, **change}
+        return "?" + urlencode({k: v for k, v in merged.items() if v})
+
     return web.render(
         "certificates/list.html",
         items=certs.to_out_many(session, rows),
         issuer_names=issuer_names,
-        q=q,
-        status=status,
+        issuers=issuer_rows,
         statuses=STATUSES,
-        expiring=str(days or ""),
+        sorts=SORT_LABELS,
+        sort=sort,
         next_cursor=next_cursor,
         paged=bool(cursor),
+        chart=chart,
+        chart_max=max([w.count for w in chart.weeks] + [1]),
+        week_window=window,
+        filtered=any(v for k, v in params.items() if k != "sort"),
+        link=link,
+        q=q,
+        status=status,
+        issuer=issuer,
+        expiring=params["expiring"],
+        week=params["week"],
     )
 
 
@@ -316,19 +379,29 @@ async def create(request: Request, web: InProjectWeb, session: DbSession, state:
 
 
 # -- detail --------------------------------------------------------------------------------
+DEPLOY_BUSY = {"pending", "running", "retrying"}
+
+
 def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any]:
     assert web.project is not None
     cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
     out = certs.to_out(session, cert)
     issuer = issuers.get_issuer(session, project_id=web.project.id, issuer_id=cert.issuer_id)
     events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
+    deployments = distribution.deployments_of(session, cert=cert, history=0).items
+    deploying = any(d.latest is not None and d.latest.status in DEPLOY_BUSY for d in deployments)
     return {
         "cert": out,
         "issuer": issuer,
         "events": list(reversed(events)),
         "step": cert.step,
-        "live": out.status not in FINAL,
+        "live": out.status not in FINAL or deploying,
         "reasons": list(REVOCATION_REASONS),
+        "deployments": deployments,
+        "can_deploy": bool(deployments)
+        and out.current is not None
+        and not cert.csr_provided
+        and out.status != "revoked",
     }
 
 
@@ -408,3 +481,40 @@ def download(
             "Content-Disposition": f'attachment; filename="{name}"',
         },
     )
+
+
+@router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
+async def deploy(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    """Redeploy to every attached target, or (``dry_run``) check them and show what each
+    would write. The dry run talks to the targets: it runs off the event loop."""
+    form = await check_csrf(request, web)
+    dry = form.get("dry_run") == "1"
+    out = await run_in_threadpool(
+        api_targets.deploy, cert_id, DeployIn(dry_run=dry), web.ctx, session, state, Response()
+    )
+    if not dry:
+        return _back(web, cert_id, "deploy")
+    return web.render(
+        "certificates/detail.html", dry_run=out.results, **_detail_context(web, session, cert_id)
+    )
+
+
+@router.post(BASE + "/{cert_id}/download/certificate.p12")
+async def download_pkcs12(
+    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+) -> Response:
+    """PKCS#12 under the password typed in the form (admins; audited; never stored)."""
+    form = await check_csrf(request, web)
+    try:
+        body = Pkcs12In.model_validate({"password": form.get("password", "")})
+    except ValidationError as exc:
+        raise InvalidInput.field(
+            "password", "choose a password of at least 8 characters for the file"
+        ) from exc
+    # PBKDF2 and the database read run off the event loop.
+    response: Response = await run_in_threadpool(
+        api.download_pkcs12, cert_id, body, web.ctx, session, state
+    )
+    return response
