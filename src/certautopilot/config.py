@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from certautopilot.errors import ConfigError
+from certautopilot.renewal.budget import Limits
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,7 @@ class Settings:
     application_version: str = "certautopilot-1"
     issuance_concurrency: int = 16
     public_url: str = "http://127.0.0.1:8000"
+    rate_limits: Limits = field(default_factory=Limits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -49,4 +52,12 @@ class Settings:
             executor_id=env.get("CERTAUTOPILOT_EXECUTOR_ID") or socket.gethostname(),
             issuance_concurrency=concurrency,
             public_url=env.get("CERTAUTOPILOT_PUBLIC_URL", "http://127.0.0.1:8000"),
+            rate_limits=_limits(env),
         )
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    try:
+        return Limits.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(f"a CERTAUTOPILOT_RENEWAL_* rate-limit setting: {exc}") from exc

@@ -1,0 +1,155 @@
+"""Every new ACME order, counted once, and the rate-limit budget read from the count.
+
+Who writes the log (``renewal_order_log``, one row per order and registered domain):
+
+* the API, in the transaction that creates a version to be ordered at once (a first
+  issuance, a renewal by hand), and the scheduler in the one that starts a renewal - so
+  many requests in a row see each other's orders before any reaches the CA;
+* the issuance step, in the transaction that stores the order URL it got from the CA -
+  for orders nobody counted yet (a request that waited for approval).
+
+:func:`record_order` is idempotent per certificate version (steps are at-least-once, and
+the step finds the API's row): an existence check, backed by a unique index.
+
+:func:`verdict` counts, at ``now``, the account's orders, those of each registered domain
+the names fall under and those for the exact same names (both at the same CA), then asks
+:func:`budget.check`. :func:`require_budget` is the check of a person's request: it raises
+:class:`RateLimited` (HTTP 429) instead of sending the CA an order it would refuse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from certautopilot.errors import RateLimited
+from certautopilot.issuers.models import Issuer
+from certautopilot.renewal import budget
+from certautopilot.renewal.models import OrderLog
+
+
+def ca_key(issuer: Issuer) -> str:
+    """Which CA an issuer orders from (its directory URL, hashed to a fixed width)."""
+    return hashlib.sha256(str(issuer.config.get("directory_url", "")).encode()).hexdigest()
+
+
+def domains_of(names: Sequence[str]) -> list[str]:
+    return sorted({budget.registered_domain(n) for n in names})
+
+
+def record_order(
+    session: Session,
+    *,
+    issuer: Issuer,
+    certificate_id: str,
+    names: Sequence[str],
+    version_id: str,
+    at: datetime,
+) -> bool:
+    """Counts the order of ``version_id`` (no-op for a non-ACME issuer or when it is
+    counted already). True when this call wrote it."""
+    if issuer.kind != "acme":
+        return False
+    if session.scalar(select(OrderLog.id).where(OrderLog.version_id == version_id).limit(1)):
+        return False
+    key, ca = budget.names_key(names), ca_key(issuer)
+    for domain in domains_of(names):
+        session.add(
+            OrderLog(
+                issuer_id=issuer.id,
+                registered_domain=domain,
+                certificate_id=certificate_id,
+                version_id=version_id,
+                names_key=key,
+                ca_key=ca,
+                at=at,
+            )
+        )
+    session.flush()
+    return True
+
+
+def verdict(
+    session: Session,
+    *,
+    issuer: Issuer,
+    names: Sequence[str],
+    now: datetime,
+    limits: budget.Limits,
+    share: float | None = None,
+) -> budget.Verdict:
+    """Whether one more order for ``names`` on ``issuer`` fits the budget at ``now``."""
+    domains = domains_of(names)
+    key, ca = budget.names_key(names), ca_key(issuer)
+    same_ca = or_(OrderLog.ca_key == ca, OrderLog.ca_key.is_(None))
+    rows = session.execute(
+        select(
+            OrderLog.id,
+            OrderLog.version_id,
+            OrderLog.issuer_id,
+            OrderLog.registered_domain,
+            OrderLog.names_key,
+            OrderLog.ca_key,
+            OrderLog.at,
+        ).where(
+            or_(
+                (OrderLog.issuer_id == issuer.id) & (OrderLog.at > now - limits.account_window),
+                OrderLog.registered_domain.in_(domains)
+                & same_ca
+                & (OrderLog.at > now - limits.domain_window),
+                (OrderLog.names_key == key)
+                & same_ca
+                & (OrderLog.at > now - limits.duplicate_window),
+            )
+        )
+    ).all()
+    account: dict[str, datetime] = {}
+    duplicates: dict[str, datetime] = {}
+    per_domain: dict[str, list[datetime]] = defaultdict(list)
+    for row_id, version_id, issuer_id, domain, names_key, row_ca, at in rows:
+        order = version_id or row_id  # one order may have a row per registered domain
+        if issuer_id == issuer.id:
+            account[order] = at
+        if row_ca not in (ca, None):
+            continue  # another CA's certificates do not count against this one's limits
+        if domain in domains:
+            per_domain[domain].append(at)
+        if names_key == key:
+            duplicates[order] = at
+    return budget.check(
+        now=now,
+        limits=limits,
+        account_orders=list(account.values()),
+        domain_orders={d: per_domain.get(d, []) for d in domains},
+        duplicate_orders=list(duplicates.values()),
+        share=share,
+    )
+
+
+def require_budget(
+    session: Session,
+    *,
+    issuer: Issuer,
+    names: Sequence[str],
+    now: datetime,
+    limits: budget.Limits,
+) -> None:
+    """A person's request may use the whole of each limit; over it: :class:`RateLimited`
+    naming the limit and when it frees up. Not ACME: nothing to check."""
+    if issuer.kind != "acme":
+        return
+    found = verdict(session, issuer=issuer, names=names, now=now, limits=limits, share=1.0)
+    if found.allowed:
+        return
+    retry_at = found.retry_at or now
+    raise RateLimited(
+        f"{found.reason}; the CA would refuse this order. Try again after {retry_at.isoformat()}.",
+        found.limit or "",
+        retry_at.isoformat(),
+        max(1.0, (retry_at - now).total_seconds()),
+    )
