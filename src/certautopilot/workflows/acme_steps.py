@@ -28,6 +28,7 @@ from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
+from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
 from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
@@ -200,7 +201,9 @@ def begin(version_id: str) -> Plan:
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
         profile = profiles.profile_of(session, cert.id)  # renewals keep the profile
-        replaces = replaced_ari_id(session, cert, version) if order_url is None else None
+        replaces = (
+            replaced_ari_id(session, runtime().kek, cert, version) if order_url is None else None
+        )
     key_pem = None
     if csr_pem is None:
         key = keys.generate_key(key_type)
@@ -248,7 +251,9 @@ def begin(version_id: str) -> Plan:
     )
 
 
-def replaced_ari_id(session: Session, cert: Certificate, version: CertificateVersion) -> str | None:
+def replaced_ari_id(
+    session: Session, kek: KeyEncryptionKey, cert: Certificate, version: CertificateVersion
+) -> str | None:
     """The ARI certificate identifier (RFC 9773 §4.1) of the version a renewal replaces:
     the certificate's current version, read from its stored (public) chain."""
     if version.reason != "renew" or cert.current_version_id in (None, version.id):
@@ -256,7 +261,7 @@ def replaced_ari_id(session: Session, cert: Certificate, version: CertificateVer
     current = session.get(CertificateVersion, cert.current_version_id)
     if current is None or current.chain_secret_id is None:
         return None
-    return ari_cert_id_of(material.chain_pem(session, runtime().kek, current))
+    return ari_cert_id_of(material.chain_pem(session, kek, current))
 
 
 def _store_order(
