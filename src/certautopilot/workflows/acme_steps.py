@@ -255,13 +255,18 @@ def replaced_ari_id(
     session: Session, kek: KeyEncryptionKey, cert: Certificate, version: CertificateVersion
 ) -> str | None:
     """The ARI certificate identifier (RFC 9773 §4.1) of the version a renewal replaces:
-    the certificate's current version, read from its stored (public) chain."""
+    the certificate's current version, read from its stored (public) chain. None for a
+    first issuance, or when it cannot be read (the order then goes without ``replaces``)."""
     if version.reason != "renew" or cert.current_version_id in (None, version.id):
         return None
     current = session.get(CertificateVersion, cert.current_version_id)
     if current is None or current.chain_secret_id is None:
         return None
-    return ari_cert_id_of(material.chain_pem(session, kek, current))
+    try:
+        return ari_cert_id_of(material.chain_pem(session, kek, current))
+    except (CertAutoPilotError, ValueError) as exc:  # ARI can only help: order without it
+        log.warning("no ARI id for the version %s replaces: %s", version.id, exc)
+        return None
 
 
 def _store_order(

@@ -178,6 +178,12 @@ def test_the_identifier_is_that_of_the_current_version() -> None:
         assert expected == ARI_ID
         assert replaced_ari_id(session, kek, cert, new) == ARI_ID
         assert replaced_ari_id(session, kek, cert, first) is None  # not a renewal
+        broken = CertificateVersion(certificate_id=cert.id, seq=4, status="issued")
+        session.add(broken)
+        session.flush()
+        material.store_chain(session, kek, broken, "not a certificate")
+        cert.current_version_id = broken.id
+        assert replaced_ari_id(session, kek, cert, new) is None  # unreadable: no replaces
         cert.current_version_id = None
         assert replaced_ari_id(session, kek, cert, new) is None  # nothing issued yet
     engine.dispose()
