@@ -310,6 +310,7 @@ def _tell_admins(
     project = session.get(Project, cert.project_id)
     base = runtime().settings.public_url.rstrip("/")
     tries = "once" if attempts == 1 else f"{attempts} times"
+    serial = f" (serial {job.serial})" if job.serial else ""
     notifications.notify(
         session,
         launcher(),
@@ -321,8 +322,8 @@ def _tell_admins(
         f"/certificates/{cert.id}",
         subject=f"Deploying {cert.common_name} to {job.target_name} failed",
         text=(
-            f"Version {job.version} (serial {job.serial}) of {cert.common_name} could not be "
-            f"deployed to the {job.kind} target {job.target_name}; tried {tries}, last error: "
+            f"Version {job.version}{serial} of {cert.common_name} could not be deployed to "
+            f"the {job.kind} target {job.target_name}; tried {tries}, last error: "
             f"{error}. The certificate itself is issued and unchanged; fix the target, then "
             "redeploy (POST .../deploy)."
         ),
