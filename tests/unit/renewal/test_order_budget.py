@@ -241,3 +241,18 @@ def test_a_request_waiting_for_approval_is_checked_but_counted_only_when_ordered
     session.flush()
     cert = _create(session, setup, "gated.example.test", NOW)
     assert cert.status == "awaiting_approval" and _logged(session, cert.id) == 0
+
+
+def test_rate_limited_survives_pickling() -> None:
+    """DBOS pickles step exceptions: every constructor argument goes to ``super()``."""
+    import pickle
+
+    error = RateLimited("full", "certs_per_domain", NOW.isoformat(), 60.0)
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.detail, again.limit, again.retry_at, again.retry_after) == (
+        "full",
+        "certs_per_domain",
+        NOW.isoformat(),
+        60.0,
+    )
+    assert again.status == 429
