@@ -9,15 +9,21 @@ The API under test is a second app on the session's database with small limits
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from certautopilot.app import create_app
+from certautopilot.clock import utcnow
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.errors import RateLimited
+from certautopilot.issuers.models import Issuer
+from certautopilot.renewal import orders
 from certautopilot.renewal.budget import Limits
 from certautopilot.renewal.models import OrderLog
 from tests.conftest import Project, Service
@@ -101,3 +107,55 @@ def test_a_small_budget_refuses_the_next_manual_renewal(small: Service, project:
     assert response.json()["limit"] == "orders_per_account"
     listed = service.ok("GET", f"/projects/{p.slug}/certificates?q=budget3")
     assert listed["items"] == []
+
+
+def test_concurrent_checks_on_one_account_see_each_other_on_postgresql(
+    service: Service, project: Project
+) -> None:
+    """Two requests at once on a budget with room for one: the second waits for the first
+    to commit (advisory lock on the account) and then sees its order: 429, not two orders."""
+    if service.settings.is_sqlite:
+        pytest.skip("PostgreSQL only: SQLite has no advisory locks (one machine, one writer)")
+    one = Limits(orders_per_account=1)
+    engine = make_engine(service.settings)
+    sessions = make_sessionmaker(engine)
+    first, second = sessions(), sessions()
+    outcome: list[BaseException | None] = []
+
+    def check(session: Session, version_id: str) -> None:
+        issuer = session.get(Issuer, project.issuer_id)
+        assert issuer is not None
+        now = utcnow()
+        orders.require_budget(session, issuer=issuer, names=["c.example.test"], now=now, limits=one)
+        orders.record_order(
+            session,
+            issuer=issuer,
+            certificate_id="concurrent",
+            names=["c.example.test"],
+            version_id=version_id,
+            at=now,
+        )
+
+    def other() -> None:
+        try:
+            check(second, "second")
+            second.commit()
+            outcome.append(None)
+        except BaseException as exc:
+            second.rollback()
+            outcome.append(exc)
+
+    try:
+        check(first, "first")  # holds the account's lock until it commits
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join(0.5)
+        assert thread.is_alive() and not outcome  # waiting for the first to commit
+        first.commit()
+        thread.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], RateLimited), outcome
+        assert outcome[0].limit == "orders_per_account"
+    finally:
+        first.close()
+        second.close()
+        engine.dispose()

@@ -15,6 +15,12 @@ the step finds the API's row): an existence check, backed by a unique index.
 the names fall under and those for the exact same names (both at the same CA), then asks
 :func:`budget.check`. :func:`require_budget` is the check of a person's request: it raises
 :class:`RateLimited` (HTTP 429) instead of sending the CA an order it would refuse.
+
+Check and count happen in the caller's transaction. On PostgreSQL :func:`verdict` first
+takes a transaction-scoped advisory lock on the ACME account, so concurrent requests and
+workers on one account check one after the other and each sees the orders the previous
+one counted. SQLite (one machine) has no such lock: two requests at the same instant may
+both pass, overshooting by one.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from certautopilot.errors import RateLimited
@@ -74,6 +80,15 @@ def record_order(
     return True
 
 
+def _lock_account(session: Session, issuer_id: str) -> None:
+    """PostgreSQL: serialize budget checks of one ACME account until the caller commits."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.sha256(f"order-budget:{issuer_id}".encode()).digest()
+    key = int.from_bytes(digest[:8], "big", signed=True)  # a bigint
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
 def verdict(
     session: Session,
     *,
@@ -84,6 +99,7 @@ def verdict(
     share: float | None = None,
 ) -> budget.Verdict:
     """Whether one more order for ``names`` on ``issuer`` fits the budget at ``now``."""
+    _lock_account(session, issuer.id)
     domains = domains_of(names)
     key, ca = budget.names_key(names), ca_key(issuer)
     same_ca = or_(OrderLog.ca_key == ca, OrderLog.ca_key.is_(None))
