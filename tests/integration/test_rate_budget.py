@@ -89,7 +89,7 @@ def test_a_small_budget_refuses_the_next_manual_renewal(small: Service, project:
     frees = datetime.fromisoformat(problem["retry_at"])
     assert timedelta(days=6, hours=23) < frees - datetime.fromisoformat(before["updated_at"])
     assert int(refused.headers["retry-after"]) > 6 * 86400
-    assert "2 certificates for exactly these names" in problem["detail"]
+    assert "2 certificates for exactly these names in the last 7 days" in problem["detail"]
     # nothing was stored or started: same certificate, same timeline, no order counted
     assert service.ok("GET", f"/projects/{p.slug}/certificates/{cid}") == before
     assert len(service.timeline(p.slug, cid)["events"]) == events

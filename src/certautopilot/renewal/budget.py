@@ -86,8 +86,17 @@ class Verdict:
     window: timedelta | None = None
 
 
-def _cap(limit: int, share: float) -> int:
+def cap(limit: int, share: float) -> int:
+    """How many orders of ``limit`` a caller with ``share`` of it may place."""
     return max(1, int(limit * share))
+
+
+def _human(window: timedelta) -> str:
+    seconds = int(window.total_seconds())
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} seconds"
 
 
 def _full(
@@ -115,42 +124,41 @@ def check(
     each limit the caller may use (default ``limits.share``, for scheduled renewals).
     When it does not fit, ``retry_at`` is when the oldest counted order leaves the window."""
     share = limits.share if share is None else share
-    cap = _cap(limits.orders_per_account, share)
-    retry = _full(account_orders, now=now, window=limits.account_window, cap=cap)
+    most = cap(limits.orders_per_account, share)
+    retry = _full(account_orders, now=now, window=limits.account_window, cap=most)
     if retry is not None:
         return Verdict(
             False,
             retry,
-            f"{sum(t > now - limits.account_window for t in account_orders)} new orders on "
-            f"this ACME account in the last {limits.account_window} (budget {cap})",
+            f"{most} new orders on this ACME account in the last {_human(limits.account_window)} "
+            "use up its budget",
             ACCOUNT,
-            cap,
+            most,
             limits.account_window,
         )
-    cap = _cap(limits.certs_per_domain, share)
+    most = cap(limits.certs_per_domain, share)
     for domain, times in sorted(domain_orders.items()):
-        retry = _full(times, now=now, window=limits.domain_window, cap=cap)
+        retry = _full(times, now=now, window=limits.domain_window, cap=most)
         if retry is not None:
             return Verdict(
                 False,
                 retry,
-                f"{sum(t > now - limits.domain_window for t in times)} certificates for "
-                f"{domain} in the last {limits.domain_window} (budget {cap})",
+                f"{most} certificates for {domain} in the last "
+                f"{_human(limits.domain_window)} use up its budget",
                 DOMAIN,
-                cap,
+                most,
                 limits.domain_window,
             )
-    cap = _cap(limits.duplicate_certs, share)
-    times = duplicate_orders or []
-    retry = _full(times, now=now, window=limits.duplicate_window, cap=cap)
+    most = cap(limits.duplicate_certs, share)
+    retry = _full(duplicate_orders or [], now=now, window=limits.duplicate_window, cap=most)
     if retry is not None:
         return Verdict(
             False,
             retry,
-            f"{sum(t > now - limits.duplicate_window for t in times)} certificates for exactly "
-            f"these names in the last {limits.duplicate_window} (budget {cap})",
+            f"{most} certificates for exactly these names in the last "
+            f"{_human(limits.duplicate_window)} use up their budget",
             DUPLICATE,
-            cap,
+            most,
             limits.duplicate_window,
         )
     return Verdict(True)

@@ -161,6 +161,16 @@ def test_recording_is_idempotent_per_version_and_one_order_per_account(
     )
     assert not verdict.allowed and verdict.limit == "orders_per_account"
     assert verdict.retry_at == NOW + one.account_window
+    # the two-domain order counts once for its exact names too (two rows, one order)
+    twice = Limits(duplicate_certs=2)
+    assert orders.verdict(
+        session, issuer=issuer, names=list(reversed(names)), now=NOW, limits=twice, share=1
+    ).allowed
+    orders.record_order(
+        session, issuer=issuer, certificate_id="c1", names=names, version_id="v3", at=NOW
+    )
+    found = orders.verdict(session, issuer=issuer, names=names, now=NOW, limits=twice, share=1)
+    assert not found.allowed and found.limit == "duplicate_certificates"
 
 
 def test_an_adcs_issuer_is_not_counted(
