@@ -105,6 +105,8 @@ def verdict(
     _lock_account(session, issuer.id)
     share = limits.share if share is None else share
     domains = domains_of(names)
+    if not domains:  # no names: nothing the CA would count (the order itself is refused)
+        return budget.Verdict(True)
     key, ca = budget.names_key(names), ca_key(issuer)
     same_ca = or_(OrderLog.ca_key == ca, OrderLog.ca_key.is_(None))
 
