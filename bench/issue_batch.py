@@ -52,7 +52,7 @@ from typing import Any, TextIO
 import httpx
 
 from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot.lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"
@@ -626,7 +626,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with running_lab(tmp / "lab") as lab:
             log(f"lab: {lab.directory_url}, DNS 127.0.0.1:{lab.dns_port}")
-            env = {**os.environ,
+            env = {**os.environ, **UNLIMITED_BUDGET_ENV,  # Pebble has no rate limits
                    "CERTAUTOPILOT_DATA_DIR": str(tmp / "data"),
                    "CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS": "127.0.0.0/8",
                    "CERTAUTOPILOT_LOG_LEVEL": "WARNING",

@@ -29,7 +29,7 @@ from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot.lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
 OUTPUT = Path(os.environ.get("CERTAUTOPILOT_TEST_OUTPUT", "test-output")).resolve()
 os.environ.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
@@ -166,6 +166,7 @@ class Service:
 def _make_service(database_url: str, data_dir: Path) -> Iterator[Service]:
     env = {
         **os.environ,
+        **UNLIMITED_BUDGET_ENV,  # Pebble has no rate limits; test_rate_budget sets small ones
         "CERTAUTOPILOT_DATA_DIR": str(data_dir),
         "CERTAUTOPILOT_DATABASE_URL": database_url,
         "CERTAUTOPILOT_EXECUTOR_ID": f"test-{uuid.uuid4().hex[:8]}",

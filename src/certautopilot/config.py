@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from certautopilot.errors import ConfigError
+from certautopilot.renewal.budget import Limits
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class Settings:
     issuance_concurrency: int = 16
     public_url: str = "http://127.0.0.1:8000"
     sqlite_busy_timeout: float = 15.0
+    rate_limits: Limits = field(default_factory=Limits)
 
     @property
     def is_sqlite(self) -> bool:
@@ -55,4 +58,12 @@ class Settings:
             issuance_concurrency=concurrency,
             public_url=env.get("CERTAUTOPILOT_PUBLIC_URL", "http://127.0.0.1:8000"),
             sqlite_busy_timeout=busy,
+            rate_limits=_limits(env),
         )
+
+
+def _limits(env: Mapping[str, str]) -> Limits:
+    try:
+        return Limits.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(f"a CERTAUTOPILOT_RENEWAL_* rate-limit setting: {exc}") from exc

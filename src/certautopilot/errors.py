@@ -16,6 +16,7 @@ Tree::
     ├── Unauthenticated                     401
     ├── Forbidden                           403
     ├── Conflict                            409
+    ├── RateLimited                         429  a new order would exceed the CA's limits
     ├── ConfigError                         500  bad settings or plugin set-up, at start
     ├── CryptoError                         500  decrypt failure, wrong KEK, tampering
     ├── IssuerError                         502  the CA said no (problem type + detail)
@@ -74,6 +75,30 @@ class Forbidden(CertAutoPilotError):
 class Conflict(CertAutoPilotError):
     status = 409
     title = "Conflict"
+
+
+class RateLimited(CertAutoPilotError):
+    """A new order would exceed the CA's rate limits as this service counts them.
+
+    ``limit`` names the limit (``orders_per_account``, ``certs_per_domain``,
+    ``duplicate_certificates``); ``retry_at`` (RFC 3339) is when one more order fits,
+    ``retry_after`` the same in seconds from now."""
+
+    status = 429
+    title = "Rate limit"
+
+    def __init__(
+        self,
+        detail: str = "",
+        limit: str = "",
+        retry_at: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.args = (detail, limit, retry_at, retry_after)
+        self.limit = limit
+        self.retry_at = retry_at
+        self.retry_after = retry_after
 
 
 class ConfigError(CertAutoPilotError):

@@ -12,6 +12,7 @@ from certautopilot.clock import utcnow
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.lab.info import LabInfo
 from tests.conftest import Service, create_project
+from tests.integration.test_rate_budget import _orders_logged
 
 
 def _team(service: Service, lab: LabInfo) -> tuple[str, str, dict[str, str]]:
@@ -47,6 +48,7 @@ def test_approval_by_another_user_issues(service: Service, lab: LabInfo) -> None
         service.ok("GET", f"/projects/{p}/certificates/{created['id']}")["status"]
         == "awaiting_approval"
     )  # nothing issued without a decision
+    assert _orders_logged(service, str(created["id"])) == 0  # no order yet: not counted
 
     pending = service.ok("GET", f"/projects/{p}/requests", params={"status": "pending"})["items"]
     assert [r["id"] for r in pending] == [request_id]
@@ -72,6 +74,7 @@ def test_approval_by_another_user_issues(service: Service, lab: LabInfo) -> None
     assert decided["status"] == "approved" and decided["decided_by"].startswith("approver-")
     issued = service.wait_for(p, created["id"], ("issued", "failed"))  # type: ignore[arg-type]
     assert issued["status"] == "issued", issued["error"]
+    assert _orders_logged(service, str(created["id"])) == 1  # counted when it was ordered
     again = service.call(
         "POST",
         f"/projects/{p}/requests/{request_id}/reject",

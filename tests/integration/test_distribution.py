@@ -487,6 +487,13 @@ def test_dry_run_changes_nothing_then_redeploy(
     latest = wait_deployed(service, p, cert["id"], serial, len(ids))
     assert all(d["status"] == "succeeded" for d in latest.values()), latest
     arn = latest["aws-acm"]["result"]["certificate_arn"] if "aws-acm" in latest else None
+    if s.ssh:  # nginx's graceful reload: old workers may answer for a moment after it
+        deadline = time.monotonic() + 10
+        while (
+            ds.served_fingerprint(s.ssh.https_port, NAME) != cert["current"]["fingerprint_sha256"]
+        ):
+            assert time.monotonic() < deadline, "nginx never served the deployed certificate"
+            time.sleep(0.05)
     before = _snapshot(s, arn, tag)
     kube_dry_runs = s.kube.dry_runs
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,15 +12,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
-from certautopilot.errors import CertAutoPilotError, InvalidInput
+from certautopilot.errors import CertAutoPilotError, InvalidInput, RateLimited
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
@@ -39,9 +42,15 @@ def install(app: FastAPI) -> None:
         warnings = getattr(exc, "warnings", None)
         if warnings is not None:
             extra["warnings"] = warnings
+        headers: dict[str, str] | None = None
+        if isinstance(exc, RateLimited):
+            extra["limit"] = exc.limit
+            extra["retry_at"] = exc.retry_at
+            if exc.retry_after is not None:
+                headers = {"Retry-After": str(math.ceil(exc.retry_after))}
         if exc.status >= 500:
             log.warning("%s: %s", type(exc).__name__, exc)
-        return problem(exc.status, exc.title, str(exc), **extra)
+        return problem(exc.status, exc.title, str(exc), headers=headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -22,6 +22,7 @@ from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
+from certautopilot.renewal import profiles
 
 MANUAL_DNS_REASON = (
     "Manual DNS: the challenge record has to be published by hand, so this certificate "
@@ -46,6 +47,7 @@ class Preflight:
     rules: PolicyRules
     warnings: list[policy.PolicyWarning]
     adcs_template: str | None = None
+    acme_profile: str | None = None
 
     def out(self) -> PreflightOut:
         return PreflightOut(
@@ -57,6 +59,7 @@ class Preflight:
             auto_renew_disabled_reason=self.auto_renew_disabled_reason,
             csr_provided=self.csr is not None,
             approval_required=self.rules.approval_required,
+            acme_profile=self.acme_profile,
             warnings=[PreflightWarning(**w.as_dict()) for w in self.warnings],
         )
 
@@ -87,6 +90,8 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
     names = _names(body, csr)
     zones = list(session.scalars(select(DnsZone).where(DnsZone.project_id == project_id)))
     adcs_template = _adcs_template(issuer, body)
+    if body.acme_profile is not None:  # reads the CA's directory (cached): no write yet
+        profiles.check_profile(issuer, body.acme_profile)
     # AD CS involves no DNS challenge: names need not fall under a project zone.
     targets = [] if adcs_template else resolve_zones(names, zones, body.challenge_overrides)
     manual_zone_ids = frozenset(z.id for z in zones if z.provider == "manual")
@@ -119,6 +124,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
         rules=rules,
         warnings=warnings,
         adcs_template=adcs_template,
+        acme_profile=body.acme_profile,
     )
 
 

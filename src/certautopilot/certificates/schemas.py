@@ -124,6 +124,9 @@ class CertificateOut(BaseModel):
     error: dict[str, Any] | None
     approval_request: dict[str, Any] | None = None
     csr_provided: bool = False
+    acme_profile: str | None = Field(
+        default=None, description="the ACME profile every order for it asks for (renewals too)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -183,4 +186,5 @@ class PreflightOut(BaseModel):
     auto_renew_disabled_reason: str | None
     csr_provided: bool
     approval_required: bool
+    acme_profile: str | None = None
     warnings: list[PreflightWarning]

@@ -31,9 +31,10 @@ from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
-from certautopilot.renewal import profiles
+from certautopilot.renewal import budget, orders, profiles
 
 ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
+DEFAULT_LIMITS = budget.Limits()
 
 
 class IssuanceLauncher(Protocol):
@@ -66,8 +67,10 @@ def create_certificate(
     launcher: IssuanceLauncher,
     now: datetime,
     base_url: str = "",
+    limits: budget.Limits = DEFAULT_LIMITS,
 ) -> Certificate:
-    """Runs preflight, applies policy (override, approval), stores the request, starts it."""
+    """Runs preflight, applies policy (override, approval), checks the CA's rate-limit
+    budget (429 when this order would exceed it), stores the request, starts it."""
     require(actor, "operator", "Requesting a certificate")
     pre = preflight(session, project_id=project_id, body=body)
     if body.override is not None and not pre.warnings:
@@ -76,8 +79,7 @@ def create_certificate(
         pre.warnings, body.override.model_dump() if body.override else None, actor
     )
     targets = _check_targets(session, project_id, body, pre)
-    if body.acme_profile is not None:  # reads the CA's directory: before the first write
-        profiles.check_profile(pre.issuer, body.acme_profile)
+    orders.require_budget(session, issuer=pre.issuer, names=pre.names, now=now, limits=limits)
     names = pre.names
     cert = Certificate(
         project_id=project_id,
@@ -149,7 +151,22 @@ def create_certificate(
         )
         cert.status = "awaiting_approval"
         cert.step = "awaiting_approval"
+    else:  # ordered at once: counted now, so the next request sees it
+        _count_order(session, cert, version.id, now)
     return cert
+
+
+def _count_order(session: Session, cert: Certificate, version_id: str, now: datetime) -> None:
+    issuer = session.get(Issuer, cert.issuer_id)
+    if issuer is not None:
+        orders.record_order(
+            session,
+            issuer=issuer,
+            certificate_id=cert.id,
+            names=cert.names,
+            version_id=version_id,
+            at=now,
+        )
 
 
 def _event(
@@ -196,13 +213,23 @@ def _new_version(
 
 
 def renew_certificate(
-    session: Session, *, cert: Certificate, actor: Actor, launcher: IssuanceLauncher
+    session: Session,
+    *,
+    cert: Certificate,
+    actor: Actor,
+    launcher: IssuanceLauncher,
+    now: datetime,
+    limits: budget.Limits = DEFAULT_LIMITS,
 ) -> CertificateVersion:
+    """A new version by hand; refused (429) when its order would exceed the CA's limits."""
     require(actor, "operator", "Renewing a certificate")
     if cert.status in ACTIVE:
         raise Conflict(f"the certificate is being issued already (status {cert.status})")
     if cert.status in ("revoked", "rejected", "awaiting_approval"):
         raise Conflict(f"a {cert.status} certificate cannot be renewed; request a new one")
+    issuer = session.get(Issuer, cert.issuer_id)
+    if issuer is not None:
+        orders.require_budget(session, issuer=issuer, names=cert.names, now=now, limits=limits)
     audit.record(
         session,
         type="cert.renewal_requested",
@@ -213,7 +240,9 @@ def renew_certificate(
         detail={},
     )
     csr_pem = latest_version(session, cert).csr_pem if cert.csr_provided else None
-    return _new_version(session, cert, reason="renew", launcher=launcher, csr_pem=csr_pem)
+    version = _new_version(session, cert, reason="renew", launcher=launcher, csr_pem=csr_pem)
+    _count_order(session, cert, version.id, now)
+    return version
 
 
 def reason_code(reason: str) -> int:
@@ -277,14 +306,23 @@ def to_out_many(session: Session, certs: list[Certificate]) -> list[CertificateO
         if cert_ids
         else {}
     )
+    chosen = profiles.profiles_of(session, [c.id for c in certs])
     return [
-        _out(cert, versions.get(cert.current_version_id or ""), requests.get(cert.id))
+        _out(
+            cert,
+            versions.get(cert.current_version_id or ""),
+            requests.get(cert.id),
+            chosen.get(cert.id),
+        )
         for cert in certs
     ]
 
 
 def _out(
-    cert: Certificate, version: CertificateVersion | None, request: dict[str, Any] | None
+    cert: Certificate,
+    version: CertificateVersion | None,
+    request: dict[str, Any] | None,
+    acme_profile: str | None = None,
 ) -> CertificateOut:
     current = None
     if version is not None and version.serial and version.not_before and version.not_after:
@@ -310,6 +348,7 @@ def _out(
         error=cert.error,
         approval_request=request,
         csr_provided=cert.csr_provided,
+        acme_profile=acme_profile,
         created_at=cert.created_at,
         updated_at=cert.updated_at,
     )

@@ -72,6 +72,18 @@ def reveal_secret(
         raise CryptoError(f"secret {secret_id} failed to decrypt: tampered data") from exc
 
 
+def delete_secret(
+    session: Session, secret_id: str, *, owner_table: str, owner_id: str, purpose: str
+) -> None:
+    """Removes a secret (its wrapped DEK and ciphertext) of the owner that asks."""
+    row = session.get(StoredSecret, secret_id)
+    if row is None:
+        return
+    if (row.owner_table, row.owner_id, row.purpose) != (owner_table, owner_id, purpose):
+        raise CryptoError("a secret was removed by the wrong owner or purpose")
+    session.delete(row)
+
+
 def rewrap_all(session: Session, old: KeyEncryptionKey, new: KeyEncryptionKey) -> int:
     """Rewrap every DEK under ``new``; ciphertexts are untouched. Returns how many."""
     count = 0

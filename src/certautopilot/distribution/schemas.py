@@ -297,6 +297,29 @@ class TargetIn(BaseModel):
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
 
 
+class TargetPatch(BaseModel):
+    """Changes to a target: only the fields given. The kind's block is merged key by key
+    onto the stored settings (credentials included: a new value rotates it, null removes
+    it); nested blocks such as ``files`` are replaced whole. ``post_deploy_check: null``
+    removes the check. The kind cannot change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(
+        default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
+    )
+    kind: Kind | None = Field(default=None, description="if given, must be the target's kind")
+    ssh: dict[str, Any] | None = None
+    local: dict[str, Any] | None = None
+    haproxy: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None
+    aws_acm: dict[str, Any] | None = None
+    vault_kv: dict[str, Any] | None = None
+    kubernetes_secret: dict[str, Any] | None = None
+    post_deploy_check: PostDeployCheck | None = None
+    retry: RetryPolicy | None = None
+
+
 class TargetOut(BaseModel):
     id: str
     name: str

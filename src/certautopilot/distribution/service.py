@@ -27,6 +27,7 @@ from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
 from certautopilot.distribution import targets as plugins
 from certautopilot.distribution.check import verify_served
+from certautopilot.distribution.guard import check_remote_host
 from certautopilot.distribution.interfaces import (
     Check,
     DeployResult,
@@ -46,6 +47,7 @@ from certautopilot.distribution.schemas import (
     TargetDeployments,
     TargetIn,
     TargetOut,
+    TargetPatch,
     TargetRef,
     field_of,
 )
@@ -99,6 +101,56 @@ def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> KindConfi
         raise InvalidInput("; ".join(f"{f}: {m}" for f, m in errors), errors) from None
 
 
+def _validated(
+    kind: str, raw: dict[str, Any] | None, field: str, check: PostDeployCheck | None
+) -> KindConfig:
+    """The same checks on create and on edit: the kind's schema, the plugin's own rules
+    (SSRF guard on hosts and URLs, allowed local paths, keys that parse), the check host."""
+    config = parse_config(kind, raw, field)
+    plugins.validate(kind, config, field)
+    if check is not None:
+        check_remote_host(check.host, field="post_deploy_check.host")
+    return config
+
+
+def _split(config: KindConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings stored in the clear, credentials stored encrypted)."""
+    public = config.model_dump(mode="json", exclude=set(config.SECRETS))
+    hidden = {k: v for k in config.SECRETS if (v := getattr(config, k)) is not None}
+    return public, hidden
+
+
+def _store_credentials(
+    session: Session, kek: KeyEncryptionKey, target: DistributionTarget, hidden: dict[str, Any]
+) -> None:
+    """Encrypts ``hidden`` under a fresh DEK and removes the previous ciphertext."""
+    old = target.credentials_secret_id
+    target.credentials_secret_id = None
+    if hidden:
+        target.credentials_secret_id = secrets.store_secret(
+            session,
+            kek,
+            owner_table=OWNER_TABLE,
+            owner_id=target.id,
+            purpose=PURPOSE,
+            plaintext=json.dumps(hidden).encode(),
+        ).id
+    if old is not None:
+        secrets.delete_secret(
+            session, old, owner_table=OWNER_TABLE, owner_id=target.id, purpose=PURPOSE
+        )
+
+
+def _name_free(session: Session, project_id: str, name: str, target_id: str | None) -> None:
+    found = session.scalar(
+        select(DistributionTarget.id).where(
+            DistributionTarget.project_id == project_id, DistributionTarget.name == name
+        )
+    )
+    if found is not None and found != target_id:
+        raise Conflict(f"a target named {name!r} exists in this project already")
+
+
 def create_target(
     session: Session, kek: KeyEncryptionKey, *, project_id: str, body: TargetIn, actor: Actor
 ) -> DistributionTarget:
@@ -107,20 +159,9 @@ def create_target(
     others = [k for k in CONFIGS if field_of(k) != field and getattr(body, field_of(k))]
     if others:
         raise InvalidInput.field(field_of(others[0]), f"only applies when kind is {others[0]}")
-    config = parse_config(body.kind, getattr(body, field), field)
-    plugins.validate(body.kind, config, field)
-    if body.post_deploy_check is not None:
-        from certautopilot.distribution.guard import check_remote_host
-
-        check_remote_host(body.post_deploy_check.host, field="post_deploy_check.host")
-    if session.scalar(
-        select(DistributionTarget.id).where(
-            DistributionTarget.project_id == project_id, DistributionTarget.name == body.name
-        )
-    ):
-        raise Conflict(f"a target named {body.name!r} exists in this project already")
-    public = config.model_dump(mode="json", exclude=set(config.SECRETS))
-    hidden = {k: v for k in config.SECRETS if (v := getattr(config, k)) is not None}
+    config = _validated(body.kind, getattr(body, field), field, body.post_deploy_check)
+    _name_free(session, project_id, body.name, None)
+    public, hidden = _split(config)
     target = DistributionTarget(
         id=new_id(),
         project_id=project_id,
@@ -136,15 +177,7 @@ def create_target(
         },
         created_by=actor.user_id,
     )
-    if hidden:
-        target.credentials_secret_id = secrets.store_secret(
-            session,
-            kek,
-            owner_table=OWNER_TABLE,
-            owner_id=target.id,
-            purpose=PURPOSE,
-            plaintext=json.dumps(hidden).encode(),
-        ).id
+    _store_credentials(session, kek, target, hidden)
     session.add(target)
     audit.record(
         session,
@@ -156,6 +189,72 @@ def create_target(
         detail={"name": body.name, "kind": body.kind},
     )
     return target
+
+
+def update_target(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    target: DistributionTarget,
+    body: TargetPatch,
+    actor: Actor,
+) -> list[str]:
+    """Applies ``body`` with the same validation as create; returns the names of the changed
+    fields (``webhook.secret``, ``retry``...), as audited in ``target.updated`` - never
+    their values. Changed credentials are encrypted under a fresh DEK and the old
+    ciphertext is deleted; unchanged ones are left as they are."""
+    require(actor, "admin", "Editing a distribution target")
+    given = body.model_dump(exclude_unset=True)
+    if given.get("kind") not in (None, target.kind):
+        raise InvalidInput.field(
+            "kind", f"cannot change (the target is {target.kind}); add a new target instead"
+        )
+    field = field_of(target.kind)
+    others = [k for k in CONFIGS if field_of(k) != field and field_of(k) in given]
+    if others:
+        raise InvalidInput.field(field_of(others[0]), f"only applies when kind is {others[0]}")
+    before = load_settings(session, kek, target)
+    current = before.config.model_dump(mode="json")
+    patch = given.get(field)
+    if field in given and not isinstance(patch, dict):
+        raise InvalidInput.field(field, "must be an object of settings to change")
+    check = (
+        body.post_deploy_check if "post_deploy_check" in given else before.check
+    )  # given as null: the check is removed
+    config = _validated(target.kind, {**current, **(patch or {})}, field, check)
+    after = config.model_dump(mode="json")
+    changed = sorted(
+        f"{field}.{k}" for k in after.keys() | current.keys() if after.get(k) != current.get(k)
+    )
+    retry = body.retry if body.retry is not None else before.retry
+    if retry != before.retry:
+        changed.append("retry")
+    if check != before.check:
+        changed.append("post_deploy_check")
+    if body.name is not None and body.name != target.name:
+        _name_free(session, target.project_id, body.name, target.id)
+        changed.append("name")
+        target.name = body.name
+    public, hidden = _split(config)
+    _, old_hidden = _split(before.config)
+    if hidden != old_hidden:
+        _store_credentials(session, kek, target, hidden)
+    target.config = {
+        "settings": public,
+        "post_deploy_check": check.model_dump(mode="json") if check else None,
+        "retry": retry.model_dump(mode="json"),
+        "credentials": sorted(hidden),
+    }
+    audit.record(
+        session,
+        type="target.updated",
+        actor=actor.email,
+        project_id=target.project_id,
+        subject_type="target",
+        subject_id=target.id,
+        detail={"name": target.name, "kind": target.kind, "changed": sorted(changed)},
+    )
+    return sorted(changed)
 
 
 def list_targets(session: Session, *, project_id: str) -> list[DistributionTarget]:

@@ -9,6 +9,15 @@ from typing import Any
 
 LAB_FILE = "lab.json"
 ENV_PREFIX = "CERTAUTOPILOT_LAB_"
+
+#: Pebble enforces no rate limits. A service that only talks to the lab (the tests, the
+#: benchmarks) still counts every order, but with limits no run reaches; the tests of the
+#: budget set small ones explicitly.
+UNLIMITED_BUDGET_ENV = {
+    "CERTAUTOPILOT_RENEWAL_ORDERS_PER_ACCOUNT": "1000000",
+    "CERTAUTOPILOT_RENEWAL_CERTS_PER_DOMAIN": "1000000",
+    "CERTAUTOPILOT_RENEWAL_DUPLICATE_CERTS": "1000000",
+}
 TSIG_NAME = "acme-key."
 TSIG_ALGORITHM = "hmac-sha256"
 ZONES: tuple[str, ...] = ("example.test", "sub.example.test", "manual.test")

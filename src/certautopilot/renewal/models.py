@@ -4,8 +4,10 @@
 the renewal it started and is waiting on, how many attempts failed in a row (the backoff
 survives restarts), which expiry warnings were sent, the ACME profile to order with, and the
 CA's last suggested renewal window (ARI) with when to ask again.
-``OrderLog`` counts the new orders of scheduled renewals, per ACME account (issuer) and per
-registered domain, for the rate-limit budget.
+``OrderLog`` counts every new ACME order (first issuances, renewals by hand and scheduled
+ones), one row per order and registered domain, for the rate-limit budget: per ACME account
+(issuer), per registered domain and per exact set of names at the same CA (``ca_key``).
+``version_id`` makes counting idempotent: one order per certificate version.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ class OrderLog(Base):
     __table_args__ = (
         Index("ix_renewal_order_log_issuer_at", "issuer_id", "at"),
         Index("ix_renewal_order_log_domain_at", "registered_domain", "at"),
+        Index("ix_renewal_order_log_names_at", "names_key", "at"),
+        Index(
+            "uq_renewal_order_log_version_domain", "version_id", "registered_domain", unique=True
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
@@ -50,3 +56,7 @@ class OrderLog(Base):
     registered_domain: Mapped[str] = mapped_column(String(253))
     certificate_id: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Null on rows written before migration 0008 (they still count, for every CA).
+    version_id: Mapped[str | None] = mapped_column(String(32), default=None)
+    names_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    ca_key: Mapped[str | None] = mapped_column(String(64), default=None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.errors import InvalidInput
@@ -47,3 +48,16 @@ def set_profile(session: Session, *, certificate_id: str, profile: str | None) -
 def profile_of(session: Session, certificate_id: str) -> str | None:
     state = session.get(RenewalState, certificate_id)
     return state.acme_profile if state is not None else None
+
+
+def profiles_of(session: Session, certificate_ids: list[str]) -> dict[str, str]:
+    """certificate id -> profile, for those of ``certificate_ids`` that name one (one query)."""
+    if not certificate_ids:
+        return {}
+    rows = session.execute(
+        select(RenewalState.certificate_id, RenewalState.acme_profile).where(
+            RenewalState.certificate_id.in_(certificate_ids),
+            RenewalState.acme_profile.is_not(None),
+        )
+    ).all()
+    return {cert_id: profile for cert_id, profile in rows if profile}

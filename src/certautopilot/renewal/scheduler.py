@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -35,9 +35,9 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
-from certautopilot.renewal import budget
+from certautopilot.renewal import budget, orders
 from certautopilot.renewal.backoff import BackoffPolicy, next_attempt_at
-from certautopilot.renewal.models import OrderLog, RenewalState
+from certautopilot.renewal.models import RenewalState
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
@@ -201,28 +201,6 @@ def due_certificates(session: Session, *, now: datetime, limit: int) -> list[str
     return list(session.scalars(stmt))
 
 
-def _budget(
-    session: Session, cert: Certificate, *, now: datetime, limits: budget.Limits
-) -> budget.Verdict:
-    domains = {budget.registered_domain(n) for n in cert.names}
-    rows = session.execute(
-        select(OrderLog.issuer_id, OrderLog.registered_domain, OrderLog.at).where(
-            or_(
-                (OrderLog.issuer_id == cert.issuer_id)
-                & (OrderLog.at > now - limits.account_window),
-                OrderLog.registered_domain.in_(sorted(domains))
-                & (OrderLog.at > now - limits.domain_window),
-            )
-        )
-    ).all()
-    return budget.check(
-        now=now,
-        limits=limits,
-        account_orders=[at for issuer, _, at in rows if issuer == cert.issuer_id],
-        domain_orders={d: [at for _, dom, at in rows if dom == d] for d in domains},
-    )
-
-
 def start_renewal(
     session: Session,
     *,
@@ -237,9 +215,12 @@ def start_renewal(
     if cert is None or cert.next_renewal_at is None or cert.next_renewal_at > now:
         return None
     due_at = cert.next_renewal_at
-    kind = session.scalar(select(Issuer.kind).where(Issuer.id == cert.issuer_id))
-    if kind == "acme":
-        verdict = _budget(session, cert, now=now, limits=config.limits)
+    issuer = session.get(Issuer, cert.issuer_id)
+    kind = issuer.kind if issuer is not None else None
+    if issuer is not None and kind == "acme":
+        verdict = orders.verdict(
+            session, issuer=issuer, names=cert.names, now=now, limits=config.limits
+        )
         if not verdict.allowed:
             later = verdict.retry_at or now + timedelta(hours=1)
             taken = session.execute(
@@ -254,7 +235,11 @@ def start_renewal(
                     session,
                     cert,
                     "renewal.deferred",
-                    {"reason": verdict.reason, "next_at": later.isoformat()},
+                    {
+                        "reason": verdict.reason,
+                        "limit": verdict.limit,
+                        "next_at": later.isoformat(),
+                    },
                 )
             return None
     taken = session.execute(
@@ -279,16 +264,15 @@ def start_renewal(
     version = certificates._new_version(session, cert, reason="renew", launcher=launcher)
     state.version_id = version.id
     state.from_version_id = from_version
-    if kind == "acme":
-        for domain in sorted({budget.registered_domain(n) for n in cert.names}):
-            session.add(
-                OrderLog(
-                    issuer_id=cert.issuer_id,
-                    registered_domain=domain,
-                    certificate_id=cert.id,
-                    at=now,
-                )
-            )
+    if issuer is not None:  # counted now: the next certificate of this tick sees it
+        orders.record_order(
+            session,
+            issuer=issuer,
+            certificate_id=cert.id,
+            names=cert.names,
+            version_id=version.id,
+            at=now,
+        )
     _event(
         session,
         cert,

@@ -20,13 +20,15 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from dbos import DBOS
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
-from certautopilot.certificates.models import Certificate
+from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
+from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
 from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
@@ -40,11 +42,12 @@ from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssue
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import load_account_key
-from certautopilot.issuers.acme.types import Dns01Challenge
+from certautopilot.issuers.acme.types import AcmeOrder, Dns01Challenge
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
-from certautopilot.renewal import profiles
+from certautopilot.renewal import orders, profiles
+from certautopilot.renewal.ari_refresh import ari_cert_id_of
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
@@ -198,14 +201,18 @@ def begin(version_id: str) -> Plan:
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
         profile = profiles.profile_of(session, cert.id)  # renewals keep the profile
+        replaces = (
+            replaced_ari_id(session, runtime().kek, cert, version) if order_url is None else None
+        )
     key_pem = None
     if csr_pem is None:
         key = keys.generate_key(key_type)
         key_pem = keys.key_to_pem(key)
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
-        order = client.new_order(csr_pem.encode(), profile=profile)
-        _store_order(version_id, order.url, csr_pem, key_pem, key_type)
+        # ``replaces`` goes out only when the CA's directory offers renewalInfo (the client)
+        order = client.new_order(csr_pem.encode(), profile=profile, replaces=replaces)
+        _store_order(version_id, order, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
         order = client.get_order(order_url)
@@ -244,8 +251,43 @@ def begin(version_id: str) -> Plan:
     )
 
 
+def replaced_ari_id(
+    session: Session, kek: KeyEncryptionKey, cert: Certificate, version: CertificateVersion
+) -> str | None:
+    """The ARI certificate identifier (RFC 9773 §4.1) of the version a renewal replaces:
+    the certificate's current version, read from its stored (public) chain. None for a
+    first issuance, or when it cannot be read (the order then goes without ``replaces``)."""
+    if version.reason != "renew" or cert.current_version_id in (None, version.id):
+        return None
+    current = session.get(CertificateVersion, cert.current_version_id)
+    if current is None or current.chain_secret_id is None:
+        return None
+    try:
+        return ari_cert_id_of(material.chain_pem(session, kek, current))
+    except (CertAutoPilotError, ValueError) as exc:  # ARI can only help: order without it
+        log.warning("no ARI id for the version %s replaces: %s", version.id, exc)
+        return None
+
+
 def _store_order(
-    version_id: str, order_url: str, csr_pem: str, key_pem: bytes | None, key_type: str
+    version_id: str, order: AcmeOrder, csr_pem: str, key_pem: bytes | None, key_type: str
+) -> None:
+    """Stores the order URL (and the new key) once, and counts the order in the rate-limit
+    log unless the API or the scheduler counted it already."""
+    try:
+        _store_order_tx(version_id, order, csr_pem, key_pem, key_type, count=True)
+    except IntegrityError:  # a concurrent run of this step counted it: store without
+        _store_order_tx(version_id, order, csr_pem, key_pem, key_type, count=False)
+
+
+def _store_order_tx(
+    version_id: str,
+    order: AcmeOrder,
+    csr_pem: str,
+    key_pem: bytes | None,
+    key_type: str,
+    *,
+    count: bool,
 ) -> None:
     with tx() as session:
         version, cert = load(session, version_id)
@@ -255,9 +297,22 @@ def _store_order(
             material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
             record_event(session, cert, "key.generated", {"key_type": key_type})
-        version.order_url = order_url
+        version.order_url = order.url
         cert.status = "issuing"
-        record_event(session, cert, "acme.order.created", {"order_url": order_url})
+        issuer = session.get(Issuer, cert.issuer_id)
+        if count and issuer is not None:
+            orders.record_order(
+                session,
+                issuer=issuer,
+                certificate_id=cert.id,
+                names=cert.names,
+                version_id=version.id,
+                at=utcnow(),
+            )
+        detail = {"order_url": order.url}
+        if order.replaces:
+            detail["replaces"] = order.replaces
+        record_event(session, cert, "acme.order.created", detail)
         set_step(session, cert, "authorizing")
 
 

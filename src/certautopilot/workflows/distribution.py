@@ -13,7 +13,10 @@ another target could use, and never blocks the others. The queue's concurrency l
 ``CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY`` per worker (default 16).
 
 The timeline gets ``cert.distributed`` or ``cert.distribution_failed`` per target (and
-``distribution.attempt_failed`` for each failed attempt that will be retried).
+``distribution.attempt_failed`` for each failed attempt that will be retried). A final
+failure is also sent to the project's admins through its notification channels: outbox
+rows written in the same transaction, delivered by their own workflows (``notify.py``),
+so a slow or failing channel never holds up a deployment.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from certautopilot.distribution import service
 from certautopilot.distribution.interfaces import DeployResult, DistributionError
 from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.distribution.schemas import RetryPolicy
+from certautopilot.notifications import service as notifications
+from certautopilot.projects.models import Project
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.records import load, record_event, tx
 from certautopilot.workflows.runtime import launcher, runtime
@@ -291,4 +296,35 @@ def _record(
         dep.status = "failed"
         dep.finished_at = now
         record_event(session, cert, "cert.distribution_failed", {**base, "error": str(error)})
+        _tell_admins(session, cert, job, attempt, error)
         return Outcome("failed")
+
+
+def _tell_admins(
+    session: Session, cert: Certificate, job: _Job, attempts: int, error: DistributionError
+) -> None:
+    """``cert.distribution_failed`` to the project's admins, through every channel.
+
+    The text names the target, the version and the target's error (plugins word errors
+    without credentials); the certificate itself stays issued and downloadable."""
+    project = session.get(Project, cert.project_id)
+    base = runtime().settings.public_url.rstrip("/")
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    serial = f" (serial {job.serial})" if job.serial else ""
+    notifications.notify(
+        session,
+        launcher(),
+        project_id=cert.project_id,
+        event="cert.distribution_failed",
+        recipients=notifications.emails_with_roles(session, cert.project_id, ("admin",)),
+        certificate_id=cert.id,
+        link=f"{base}/projects/{project.slug if project else cert.project_id}"
+        f"/certificates/{cert.id}",
+        subject=f"Deploying {cert.common_name} to {job.target_name} failed",
+        text=(
+            f"Version {job.version}{serial} of {cert.common_name} could not be deployed to "
+            f"the {job.kind} target {job.target_name}; tried {tries}, last error: "
+            f"{error}. The certificate itself is issued and unchanged; fix the target, then "
+            "redeploy (POST .../deploy)."
+        ),
+    )

@@ -19,7 +19,7 @@ from typing import Any
 from dbos import DBOS
 
 from certautopilot.clock import scheduler_now
-from certautopilot.renewal import ari_refresh, budget
+from certautopilot.renewal import ari_refresh
 from certautopilot.renewal import scheduler as rules
 from certautopilot.renewal.backoff import BackoffPolicy
 from certautopilot.workflows.records import tx
@@ -52,7 +52,7 @@ def config() -> rules.Config:
             cap_seconds=float(env.get("CERTAUTOPILOT_RENEWAL_BACKOFF_CAP_SECONDS") or 6 * 3600),
             max_attempts=int(env.get("CERTAUTOPILOT_RENEWAL_MAX_ATTEMPTS") or 5),
         ),
-        limits=budget.Limits.from_env(),
+        limits=runtime().settings.rate_limits,
         public_url=runtime().settings.public_url,
     )
 

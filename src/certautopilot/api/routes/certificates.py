@@ -42,6 +42,7 @@ def create_certificate(
         launcher=state.launcher,
         now=utcnow(),
         base_url=state.settings.public_url,
+        limits=state.settings.rate_limits,
     )
     session.commit()
     return certs.to_out(session, cert)
@@ -127,7 +128,14 @@ def renew_certificate(
     cert_id: str, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    certs.renew_certificate(session, cert=cert, actor=ctx.actor, launcher=state.launcher)
+    certs.renew_certificate(
+        session,
+        cert=cert,
+        actor=ctx.actor,
+        launcher=state.launcher,
+        now=utcnow(),
+        limits=state.settings.rate_limits,
+    )
     session.commit()
     return certs.to_out(session, cert)
 

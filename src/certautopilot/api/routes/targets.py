@@ -17,6 +17,7 @@ from certautopilot.distribution.schemas import (
     DeployOut,
     TargetIn,
     TargetOut,
+    TargetPatch,
     TargetRef,
 )
 from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
@@ -46,6 +47,18 @@ def get_target(target_id: str, ctx: InProject, session: DbSession) -> TargetOut:
     return targets.to_out(
         targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
     )
+
+
+@router.patch(BASE + "/{target_id}", response_model=TargetOut)
+def update_target(
+    target_id: str, body: TargetPatch, ctx: InProject, session: DbSession, state: State
+) -> TargetOut:
+    """Edits settings and rotates credentials (checked as on create; never returned)."""
+    auth.require(ctx.actor, "admin", "Editing a distribution target")
+    target = targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
+    targets.update_target(session, state.kek, target=target, body=body, actor=ctx.actor)
+    session.commit()
+    return targets.to_out(target)
 
 
 @router.delete(BASE + "/{target_id}", status_code=status.HTTP_204_NO_CONTENT)

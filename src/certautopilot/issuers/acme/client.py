@@ -29,10 +29,12 @@ no) or :class:`~certautopilot.errors.TransientIssuerError` (worth retrying later
 from __future__ import annotations
 
 import functools
+import json
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any, Final, ParamSpec, TypeVar
 
 import requests
@@ -333,8 +335,17 @@ class AcmeClient:
     # ------------------------------------------------------------------ orders
 
     @_translated
-    def new_order(self, csr_pem: bytes, *, profile: str | None = None) -> AcmeOrder:
+    def new_order(
+        self, csr_pem: bytes, *, profile: str | None = None, replaces: str | None = None
+    ) -> AcmeOrder:
         """Create an order for the names (and IP addresses) of the CSR.
+
+        ``replaces`` is the ARI certificate identifier of the certificate this order renews
+        (RFC 9773 §5). It is sent only when the directory offers ``renewalInfo`` (clients
+        SHOULD NOT send it otherwise); a CA that answers ``alreadyReplaced`` (an earlier
+        order, whose reply was lost, replaced it already) is asked again without it.
+        ``acme.messages.NewOrder`` has no ``replaces`` field (acme 5.9), so it is added to
+        the JSON payload here.
 
         Authorizations are not fetched here (the library's ``new_order`` fetches them all);
         :meth:`dns01_challenges` does that when the workflow needs them.
@@ -349,14 +360,26 @@ class AcmeClient:
         fields: dict[str, Any] = {"identifiers": tuple(identifiers)}
         if profile:
             fields["profile"] = profile
-        request = messages.NewOrder(**fields)
+        payload: dict[str, Any] = json.loads(messages.NewOrder(**fields).json_dumps())
+        if replaces and self.directory_has("renewalInfo"):
+            try:
+                return self._post_new_order({**payload, "replaces": replaces}, replaces)
+            except IssuerError as exc:
+                if exc.problem_type != problem_type("alreadyReplaced"):
+                    raise
+        return self._post_new_order(payload, None)
+
+    def _post_new_order(self, payload: dict[str, Any], replaces: str | None) -> AcmeOrder:
         response = self._net.signed_post(
-            self._directory_url("newOrder"), request.json_dumps().encode("utf-8")
+            self._directory_url("newOrder"), json.dumps(payload).encode("utf-8")
         )
         location = response.headers.get("Location")
         if not location:
             raise IssuerError("the CA created an order but sent no Location")
-        return _order_from(location, messages.Order.from_json(_json(response)))
+        body = _json(response)
+        order = _order_from(location, messages.Order.from_json(body))
+        reflected = body.get("replaces")
+        return replace(order, replaces=reflected if isinstance(reflected, str) else replaces)
 
     def _fetch_order(self, order_url: str) -> tuple[requests.Response, messages.Order]:
         response = self._net.post_as_get(order_url)

@@ -39,6 +39,8 @@ class AcmeOrder:
     ``identifiers`` are the identifier values in the CA's order (``*.example.com`` for a
     wildcard). ``expires`` is the CA's RFC 3339 timestamp, when given. ``error_type`` and
     ``error_detail`` carry the order's problem document once it is ``invalid``.
+    ``replaces`` is the ARI certificate identifier (RFC 9773 §5) the order was created to
+    replace, when the client sent one.
     """
 
     url: str
@@ -50,6 +52,7 @@ class AcmeOrder:
     expires: str | None = None
     error_type: str | None = None
     error_detail: str | None = None
+    replaces: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -351,6 +351,7 @@ async def create(request: Request, web: InProjectWeb, session: DbSession, state:
                 launcher=state.launcher,
                 now=utcnow(),
                 base_url=state.settings.public_url,
+                limits=state.settings.rate_limits,
             )
             session.commit()
         except InvalidInput as exc:

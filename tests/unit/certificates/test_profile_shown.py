@@ -1,0 +1,90 @@
+"""The ACME profile a certificate asks for is shown on the certificate (GET, list) and in
+the preflight result; preflight refuses one the CA's directory does not advertise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.orm import Session
+
+from certautopilot.auth.models import User
+from certautopilot.auth.service import Actor
+from certautopilot.certificates import service as certs
+from certautopilot.certificates.preflight import preflight
+from certautopilot.certificates.schemas import CertificateIn
+from certautopilot.db import models
+from certautopilot.dns.models import DnsZone
+from certautopilot.errors import InvalidInput
+from certautopilot.issuers.models import Issuer
+from certautopilot.projects.models import Project
+from certautopilot.renewal import acme_info
+
+DIRECTORY = "https://ca.invalid/dir"
+
+
+class Launcher:
+    def enqueue_issuance(
+        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
+    ) -> None:
+        pass
+
+    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
+        pass
+
+
+@pytest.fixture
+def session() -> Iterator[Session]:
+    engine = create_engine("sqlite://")
+    models.Base.metadata.create_all(engine)
+    # the directory as the CA serves it (cached the way fetch_directory caches it)
+    acme_info._directories[DIRECTORY] = (
+        time.monotonic(),
+        {"newOrder": "https://ca.invalid/new-order", "meta": {"profiles": {"shortlived": "6d"}}},
+    )
+    with Session(engine) as s:
+        yield s
+    acme_info.clear_cache()
+    engine.dispose()
+
+
+def test_profile_in_preflight_and_on_the_certificate(session: Session) -> None:
+    project, user = Project(slug="p", name="P"), User(email="op@example.test")
+    session.add_all([project, user])
+    session.flush()
+    issuer = Issuer(
+        project_id=project.id, name="ca", kind="acme", config={"directory_url": DIRECTORY}
+    )
+    session.add_all(
+        [issuer, DnsZone(project_id=project.id, name="example.test", provider="rfc2136")]
+    )
+    session.flush()
+    body = CertificateIn(issuer=issuer.id, common_name="a.example.test", acme_profile="shortlived")
+    assert preflight(session, project_id=project.id, body=body).out().acme_profile == "shortlived"
+    plain = CertificateIn(issuer=issuer.id, common_name="b.example.test")
+    assert preflight(session, project_id=project.id, body=plain).out().acme_profile is None
+    with pytest.raises(InvalidInput) as refused:
+        preflight(
+            session,
+            project_id=project.id,
+            body=CertificateIn(issuer=issuer.id, common_name="c.example.test", acme_profile="tls"),
+        )
+    assert refused.value.errors[0][0] == "acme_profile"
+
+    actor = Actor(user_id=user.id, email=user.email, role="operator")
+    made = [
+        certs.create_certificate(
+            session,
+            project_id=project.id,
+            body=b,
+            actor=actor,
+            launcher=Launcher(),
+            now=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+        for b in (body, plain)
+    ]
+    assert certs.to_out(session, made[0]).acme_profile == "shortlived"
+    assert [o.acme_profile for o in certs.to_out_many(session, made)] == ["shortlived", None]
