@@ -53,15 +53,7 @@ def pem_of(
         pem = material.private_key_pem(session, kek, version)
         if pem is None:
             raise NotFound("the service does not hold this certificate's private key")
-        audit.record(
-            session,
-            type="key.exported",
-            actor=actor.email,
-            project_id=cert.project_id,
-            subject_type="certificate",
-            subject_id=cert.id,
-            detail={"version": version.seq, "serial": version.serial},
-        )
+        _key_exported(session, actor, cert, version)
         return pem
     parts = keys.split_pem_chain(material.chain_pem(session, kek, version))
     if what == "cert":
@@ -69,6 +61,27 @@ def pem_of(
     if what == "chain":
         return "".join(parts[1:])
     return "".join(parts)
+
+
+def _key_exported(
+    session: Session,
+    actor: Actor,
+    cert: Certificate,
+    version: CertificateVersion,
+    fmt: str | None = None,
+) -> None:
+    detail: dict[str, object] = {"version": version.seq, "serial": version.serial}
+    if fmt is not None:
+        detail["format"] = fmt
+    audit.record(
+        session,
+        type="key.exported",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail=detail,
+    )
 
 
 def file_stem(cert: Certificate) -> str:
@@ -92,15 +105,7 @@ def pkcs12_download(
             "fullchain.pem and bundle them with your key"
         )
     data = bundle.pkcs12(password)
-    audit.record(
-        session,
-        type="key.exported",
-        actor=actor.email,
-        project_id=cert.project_id,
-        subject_type="certificate",
-        subject_id=cert.id,
-        detail={"version": version.seq, "serial": version.serial, "format": "pkcs12"},
-    )
+    _key_exported(session, actor, cert, version, "pkcs12")
     return data
 
 

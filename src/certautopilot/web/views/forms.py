@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from certautopilot.api.problems import _field_name
 from certautopilot.auth import service as auth
@@ -14,6 +14,7 @@ from certautopilot.errors import InvalidInput
 from certautopilot.web.common import Web
 
 Errors = dict[str, list[str]]
+M = TypeVar("M", bound=BaseModel)
 _SPLIT = re.compile(r"[\s,;]+")
 
 
@@ -60,6 +61,19 @@ def from_validation(exc: ValidationError, field_of: Callable[[str], str]) -> Err
         message = str(e.get("msg", "invalid")).replace("Value error, ", "")
         add(errors, field_of(name), message)
     return errors
+
+
+def validated(
+    model: type[M], body: dict[str, Any], field_of: Callable[[str], str], errors: Errors
+) -> M | None:
+    """``body`` as ``model``; or None, with pydantic's errors added next to their fields."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        for field, messages in from_validation(exc, field_of).items():
+            for message in messages:
+                add(errors, field, message)
+        return None
 
 
 def from_invalid(exc: InvalidInput, field_of: Callable[[str], str]) -> Errors:

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from certautopilot.api.routes import issuers as issuers_api
@@ -27,12 +26,12 @@ from certautopilot.web.views.forms import (
     Errors,
     add,
     from_invalid,
-    from_validation,
     kept,
     lines,
     optional,
     require_admin,
     text,
+    validated,
 )
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -173,13 +172,7 @@ async def create_issuer(
     field_of = _issuer_field(kind, form)
     errors: Errors = {}
     body = _issuer_body(kind, form, errors)
-    model: IssuerIn | None = None
-    try:
-        model = IssuerIn.model_validate(body)
-    except ValidationError as exc:
-        for f, msgs in from_validation(exc, field_of).items():
-            for m in msgs:
-                add(errors, f, m)
+    model = validated(IssuerIn, body, field_of, errors)
     if model is not None and not errors:
         try:
             # The route commits before it talks to the CA: run it off the event loop.
@@ -288,13 +281,7 @@ async def create_zone(
             "tsig_algorithm": text(form, "tsig_algorithm") or "hmac-sha256",
             "tsig_secret": text(form, "tsig_secret"),
         }
-    model: ZoneIn | None = None
-    try:
-        model = ZoneIn.model_validate(body)
-    except ValidationError as exc:
-        for f, msgs in from_validation(exc, _zone_field).items():
-            for m in msgs:
-                add(errors, f, m)
+    model = validated(ZoneIn, body, _zone_field, errors)
     if model is not None and not errors:
         try:
             # check_host resolves names: keep it off the event loop.

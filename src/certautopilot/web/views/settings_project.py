@@ -32,6 +32,7 @@ from certautopilot.web.views.forms import (
     listed,
     require_admin,
     text,
+    validated,
     whole_lines,
 )
 
@@ -166,13 +167,7 @@ async def save_policy(request: Request, web: InProjectWeb, session: DbSession) -
             return f"cn_row_{match.group(1)}"
         return re.split(r"[.\[]", name, maxsplit=1)[0] or "form"
 
-    model: PolicyRules | None = None
-    try:
-        model = PolicyRules.model_validate(body)
-    except ValidationError as exc:
-        for f, msgs in from_validation(exc, field_of).items():
-            for m in msgs:
-                add(errors, f, m)
+    model = validated(PolicyRules, body, field_of, errors)
     if model is not None and not errors:
         try:
             governance_api.put_policy(model, web.ctx, session)
