@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from certautopilot.crypto import keys
+from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker
 from certautopilot.issuers.models import Issuer
 from certautopilot.lab.adcs_double import AdcsDouble
@@ -156,6 +157,24 @@ def test_edit_is_checked_at_the_ca(service: Service, double: AdcsDouble) -> None
     assert body["adcs"]["check_interval_seconds"] == 60
     body = service.ok("PATCH", path, json={"adcs": {"auth": "ntlm", "password": PASSWORD}})
     assert body["adcs"]["auth"] == "ntlm"
+    # every edit stored the password under a fresh DEK; the replaced ciphertexts are gone
+    engine = make_engine(service.settings)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.scalars(
+                sa.select(StoredSecret).where(
+                    StoredSecret.owner_table == "issuers", StoredSecret.owner_id == issuer_id
+                )
+            ).all()
+            issuer = session.get(Issuer, issuer_id)
+            assert issuer is not None
+            assert [r.id for r in rows] == [issuer.config["password_secret_id"]]
+    finally:
+        engine.dispose()
+    # ... and the worker signs in with the one that is left (WebServerApproval: pending at the CA)
+    created = request_cert(service, slug, issuer_id, "edited.corp.test")
+    pending = service.wait_for(slug, created["id"], ("awaiting_ca", "failed"))
+    assert pending["status"] == "awaiting_ca", pending["error"]
 
 
 def test_revoke_is_409_unless_record_only(service: Service, double: AdcsDouble) -> None:

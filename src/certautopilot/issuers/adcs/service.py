@@ -135,11 +135,16 @@ def _config(body: AdcsIssuerIn, verified: Verified) -> dict[str, Any]:
 def _store_credentials(
     session: Session, kek: KeyEncryptionKey, issuer: Issuer, body: AdcsIssuerIn
 ) -> None:
+    """Each credential under a fresh DEK; the one it replaces (on an edit) is deleted."""
     config = dict(issuer.config)
     for purpose, value, key in (
         (PASSWORD, body.password, "password_secret_id"),
         (CLIENT_KEY, body.client_key_pem, "client_key_secret_id"),
     ):
+        if config.get(key):
+            secrets.delete_secret(
+                session, config[key], owner_table="issuers", owner_id=issuer.id, purpose=purpose
+            )
         config[key] = (
             secrets.store_secret(
                 session,
