@@ -215,10 +215,9 @@ def looks_like_certsrv(page: str) -> bool:
 
 def _der_from(body: bytes) -> bytes:
     """DER from a PEM body (any label, CRLF or LF), bare base64, or DER itself."""
-    stripped = body.strip()
-    if stripped.startswith(b"\x30"):
-        return stripped
-    text = stripped.decode("ascii", errors="replace")
+    if body.startswith(b"\x30"):  # DER: as it is (its last bytes may be 0x09-0x0d or 0x20)
+        return body
+    text = body.strip().decode("ascii", errors="replace")
     if "-----BEGIN" in text:
         found = re.search(r"-----BEGIN [^-]+-----(.*?)-----END [^-]+-----", text, re.S)
         if found is None:
