@@ -25,6 +25,8 @@ def check_host(host: str, *, field: str) -> None:
         infos = socket.getaddrinfo(host, None)
     except socket.gaierror as exc:
         raise InvalidInput.field(field, f"host {host!r} does not resolve") from exc
+    except (UnicodeError, ValueError) as exc:  # a label over 63 characters, a NUL, ...
+        raise InvalidInput.field(field, f"{host[:80]!r} is not a valid host name") from exc
     allowed = allowed_networks()
     for info in infos:
         addr = ipaddress.ip_address(info[4][0])
@@ -40,9 +42,13 @@ def check_host(host: str, *, field: str) -> None:
 
 
 def check_url(url: str, *, field: str, require_https: bool = True) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise InvalidInput.field(field, f"is not a valid URL: {exc}") from exc
     if require_https and parts.scheme != "https":
         raise InvalidInput.field(field, "must be an https:// URL")
-    if not parts.hostname:
+    if not hostname:
         raise InvalidInput.field(field, "must be an absolute URL with a host")
-    check_host(parts.hostname, field=field)
+    check_host(hostname, field=field)
