@@ -5,77 +5,41 @@ receiver - once per failed target, not per attempt; the other target is deployed
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.lab.info import LabInfo
-from certautopilot.lab.ports import free_port
 from certautopilot.notifications.models import Notification
 from tests.conftest import Service, create_project
 from tests.integration import distribution_servers as ds
+from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
 TARGET_SECRET = "whsec-notify-0123456789abcdef-0123"
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Any]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((sorted(envelope.rcpt_tos), message_from_bytes(envelope.content)))
-        return "250 OK"
-
-
 @pytest.fixture
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    inbox, port = _Inbox(), free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with smtp_server() as found:
+        yield found
 
 
 @pytest.fixture
 def chat() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], received
-    server.shutdown()
-
-
-def _wait(predicate: Any, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
+    with webhook_receiver() as found:
+        yield found
 
 
 def test_final_distribution_failure_reaches_the_admins(
     service: Service,
     lab: LabInfo,
     tmp_path: Path,
-    smtp: tuple[int, _Inbox],
+    smtp: tuple[int, Inbox],
     chat: tuple[int, list[dict[str, Any]]],
 ) -> None:
     (smtp_port, inbox), (chat_port, received) = smtp, chat
@@ -156,20 +120,20 @@ def test_final_distribution_failure_reaches_the_admins(
                 if i["latest"] and i["latest"]["status"] in ("succeeded", "failed")
             }
 
-        _wait(lambda: len(finished()) == 2, timeout=60)
+        wait_until(lambda: len(finished()) == 2, timeout=60)
         assert finished() == {"good": "succeeded", "dead": "failed"}  # never blocked
 
-    _wait(lambda: inbox.messages and received)
+    wait_until(lambda: inbox.messages and received, timeout=30)
     time.sleep(1.0)  # nothing more comes: one message per channel, not one per attempt
     assert len(inbox.messages) == 1 and len(received) == 1
     rcpt, mail = inbox.messages[0]
-    assert rcpt == sorted(["admin@example.test", f"second-admin@{p}.test"])  # admins only
+    assert sorted(rcpt) == sorted(["admin@example.test", f"second-admin@{p}.test"])  # admins only
     assert mail["Subject"] == "Deploying notify.example.test to dead failed"
     text = mail.get_payload(decode=True).decode()
     assert "tried 2 times" in text and f"127.0.0.1:{dead_port}" in text
     assert f"/projects/{p}/certificates/{cid}" in text
     assert TARGET_SECRET not in text
-    hook = received[0]
+    hook = json.loads(received[0]["body"])
     assert hook["event"] == "cert.distribution_failed" and "dead" in hook["text"]
     assert TARGET_SECRET not in json.dumps(hook)
 

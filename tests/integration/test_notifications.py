@@ -5,74 +5,35 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
-import time
 from collections.abc import Iterator
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from certautopilot.lab.info import LabInfo
 from certautopilot.lab.ports import free_port
 from tests.conftest import Service, create_project
+from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
 SECRET = "webhook-signing-secret-0123456789"
 
 
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.content)
-        self.messages.append((list(envelope.rcpt_tos), msg))
-        return "250 OK"
-
-
 @pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[int, _Inbox]]:
-    inbox = _Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield port, inbox
-    controller.stop()
+def smtp() -> Iterator[tuple[int, Inbox]]:
+    with smtp_server() as found:
+        yield found
 
 
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    received: list[dict[str, Any]] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"body": body, "headers": dict(self.headers)})
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], received
-    server.shutdown()
-
-
-def _wait(predicate: Any, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    with webhook_receiver() as found:
+        yield found
 
 
 def test_approvers_and_requester_are_notified(
     service: Service,
     lab: LabInfo,
-    smtp: tuple[int, _Inbox],
+    smtp: tuple[int, Inbox],
     webhook: tuple[int, list[dict[str, Any]]],
 ) -> None:
     smtp_port, inbox = smtp
@@ -118,13 +79,13 @@ def test_approvers_and_requester_are_notified(
     )
     request_id = created["approval_request"]["id"]
 
-    _wait(lambda: len(inbox.messages) > before)
+    wait_until(lambda: len(inbox.messages) > before)
     rcpts, mail = inbox.messages[before]
     assert set(rcpts) == {f"ap@{p}.test", "admin@example.test"}
     assert "Approval needed" in mail["Subject"]
     text = mail.get_payload(decode=True).decode()
     assert f"/projects/{p}/requests/{request_id}" in text and "note.example.test" in text
-    _wait(lambda: any(b"request.created" in r["body"] for r in received))
+    wait_until(lambda: any(b"request.created" in r["body"] for r in received))
     hook = next(r for r in received if b"request.created" in r["body"])
     payload = json.loads(hook["body"])
     assert "note.example.test" in payload["text"]
@@ -144,7 +105,7 @@ def test_approvers_and_requester_are_notified(
         token=service.token_for(f"ap@{p}.test"),
         json={"comment": "fine"},
     )
-    _wait(
+    wait_until(
         lambda: any(r == [f"op@{p}.test"] and "approved" in m["Subject"] for r, m in inbox.messages)
     )
     service.wait_for(p, created["id"], ("issued",))
@@ -153,7 +114,7 @@ def test_approvers_and_requester_are_notified(
 
 
 def test_failing_channel_is_visible_and_never_blocks_issuance(
-    service: Service, lab: LabInfo, smtp: tuple[int, _Inbox]
+    service: Service, lab: LabInfo, smtp: tuple[int, Inbox]
 ) -> None:
     project = create_project(service, lab, manual_zone=False)
     p = project.slug
@@ -203,7 +164,7 @@ def test_failing_channel_is_visible_and_never_blocks_issuance(
     )
     assert service.wait_for(p, ok["id"], ("issued", "failed"))["status"] == "issued"
     assert service.wait_for(p, failing["id"], ("failed",))["status"] == "failed"
-    _wait(
+    wait_until(
         lambda: (
             "notification.failed"
             in [e["type"] for e in service.timeline(p, failing["id"])["events"]]
