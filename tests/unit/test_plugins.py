@@ -1,0 +1,106 @@
+"""The plugin registry's contract: classes or plugin sets from entry points, loud failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from importlib.metadata import EntryPoint
+from typing import ClassVar
+
+import pytest
+from pydantic import BaseModel
+
+from certautopilot.errors import ConfigError, InvalidInput
+from certautopilot.plugins import Family, Registry, secret_field, secret_fields
+
+
+class TokenConfig(BaseModel):
+    server: str
+    token: str = secret_field(description="API token")
+
+
+class AlphaProvider:
+    name: ClassVar[str] = "alpha"
+    title: ClassVar[str] = "Alpha DNS"
+    config_model: ClassVar[type[BaseModel]] = TokenConfig
+    capabilities: ClassVar[frozenset[str]] = frozenset({"wildcard"})
+
+
+def _make(name: str) -> type:
+    return type(name, (), {"name": name, "title": name.title(), "config_model": TokenConfig})
+
+
+def provider_set() -> list[type]:
+    return [_make("beta"), _make("gamma")]
+
+
+class NoModel:
+    name = "broken"
+
+
+def _source(mapping: dict[str, list[EntryPoint]]):  # type: ignore[no-untyped-def]
+    def source(group: str) -> Iterable[EntryPoint]:
+        return mapping.get(group, [])
+
+    return source
+
+
+def _ep(name: str, target: str) -> EntryPoint:
+    return EntryPoint(name=name, value=f"{__name__}:{target}", group=Family.DNS_PROVIDERS.value)
+
+
+def test_classes_and_plugin_sets_are_registered() -> None:
+    reg = Registry(
+        _source(
+            {
+                Family.DNS_PROVIDERS.value: [
+                    _ep("alpha", "AlphaProvider"),
+                    _ep("set", "provider_set"),
+                ]
+            }
+        )
+    )
+    plugins = reg.family(Family.DNS_PROVIDERS)
+    assert list(plugins) == ["alpha", "beta", "gamma"]
+    alpha = plugins["alpha"]
+    assert alpha.title == "Alpha DNS"
+    assert alpha.capabilities == frozenset({"wildcard"})
+    assert alpha.secrets == ("token",)
+    assert alpha.config_schema()["properties"]["token"]["secret"] is True
+    assert reg.family(Family.TARGETS) == {}
+
+
+def test_unknown_name_is_a_field_error_listing_known_plugins() -> None:
+    reg = Registry(_source({Family.DNS_PROVIDERS.value: [_ep("alpha", "AlphaProvider")]}))
+    with pytest.raises(InvalidInput) as info:
+        reg.get(Family.DNS_PROVIDERS, "nope", field="provider")
+    assert info.value.errors == [("provider", "unknown dns_providers plugin 'nope' (known: alpha)")]
+
+
+def test_settings_errors_name_the_field() -> None:
+    reg = Registry(_source({Family.DNS_PROVIDERS.value: [_ep("alpha", "AlphaProvider")]}))
+    plugin = reg.get(Family.DNS_PROVIDERS, "alpha")
+    with pytest.raises(InvalidInput) as info:
+        plugin.parse_config({"server": "x"}, field_prefix="settings")
+    assert [f for f, _ in info.value.errors] == ["settings.token"]
+    assert plugin.parse_config({"server": "x", "token": "t"}, field_prefix="settings")
+
+
+@pytest.mark.parametrize(
+    ("eps", "message"),
+    [
+        ([_ep("broken", "NoModel")], "needs a pydantic 'config_model'"),
+        ([_ep("gone", "DoesNotExist")], "cannot be loaded"),
+        ([_ep("a", "AlphaProvider"), _ep("b", "AlphaProvider")], "two dns_providers plugins"),
+    ],
+)
+def test_a_broken_plugin_fails_loudly(eps: list[EntryPoint], message: str) -> None:
+    reg = Registry(_source({Family.DNS_PROVIDERS.value: eps}))
+    with pytest.raises(ConfigError, match=message):
+        reg.family(Family.DNS_PROVIDERS)
+
+
+def test_secret_fields_of_a_model_without_secrets() -> None:
+    class Plain(BaseModel):
+        host: str
+
+    assert secret_fields(Plain) == ()
