@@ -38,6 +38,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hvac import exceptions as hvac_errors
 
+from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.crypto.kek import file as kek_file
+from certautopilot.crypto.kek.env import EnvKEK
+from certautopilot.crypto.kek.file import FileKEK
+from certautopilot.crypto.kek.keyring import generate_key
+from certautopilot.crypto.kek.memory import MemoryKEK
 from certautopilot.distribution.interfaces import Material, Target
 from certautopilot.distribution.schemas import FilesSpec
 from certautopilot.distribution.targets.aws_acm import AwsAcmConfig, AwsAcmTarget
@@ -469,3 +475,77 @@ def target_backend(request: pytest.FixtureRequest) -> TargetBackend:
     if kind in servers.missing:
         pytest.skip(f"{kind}: {servers.missing[kind]}")
     return TARGET_BACKENDS[kind](servers)
+
+
+# -- key-encryption keys ---------------------------------------------------------------------
+
+
+@dataclass
+class KekBackend:
+    """``open()`` is the backend as a service starts it; ``reopen()`` the same keys in a new
+    object (a restart); ``rotate()`` what ``certautopilot kek rotate`` leaves (a new active
+    key, the old ones kept for unwrapping), then opened. ``key_texts`` must never show."""
+
+    name: str
+    open: Callable[[], KeyEncryptionKey]
+    reopen: Callable[[], KeyEncryptionKey]
+    rotate: Callable[[], KeyEncryptionKey]
+    key_texts: Callable[[], list[str]]
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+def _memory_kek() -> KekBackend:
+    ring = [MemoryKEK()]
+
+    def rotate() -> KeyEncryptionKey:
+        ring.append(ring[-1].rotated())
+        return ring[-1]
+
+    def texts() -> list[str]:
+        return [_b64(k) for k in ring[-1]._all] + [k.hex() for k in ring[-1]._all]
+
+    return KekBackend(
+        "memory", lambda: ring[-1], lambda: MemoryKEK(list(ring[-1]._all)), rotate, texts
+    )
+
+
+def _file_kek(data_dir: Path) -> KekBackend:
+    path = data_dir / kek_file.FILE_NAME
+
+    def rotate() -> KeyEncryptionKey:
+        kek_file.write_keys(path, [generate_key(), *kek_file.read_keys(path)])
+        return FileKEK(data_dir)
+
+    def texts() -> list[str]:
+        keys = kek_file.read_keys(path)
+        return [_b64(k) for k in keys] + [k.hex() for k in keys]
+
+    return KekBackend("file", lambda: FileKEK(data_dir), lambda: FileKEK(data_dir), rotate, texts)
+
+
+def _env_kek() -> KekBackend:
+    values = [_b64(generate_key())]
+
+    def rotate() -> KeyEncryptionKey:
+        values.insert(0, _b64(generate_key()))
+        return EnvKEK(values[0], tuple(values[1:]))
+
+    def texts() -> list[str]:
+        return values + [base64.b64decode(v).hex() for v in values]
+
+    def open_() -> KeyEncryptionKey:
+        return EnvKEK(values[0], tuple(values[1:]))
+
+    return KekBackend("env", open_, open_, rotate, texts)
+
+
+@pytest.fixture(params=["memory", "file", "env"])
+def kek_backend(request: pytest.FixtureRequest, tmp_path: Path) -> KekBackend:
+    if request.param == "memory":
+        return _memory_kek()
+    if request.param == "file":
+        return _file_kek(tmp_path / "data")
+    return _env_kek()
