@@ -32,6 +32,8 @@ from typing import Any
 import boto3
 import hvac
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -57,7 +59,11 @@ from certautopilot.distribution.targets.memory import MemoryConfig, MemoryStore,
 from certautopilot.distribution.targets.ssh import SshConfig, SshTarget
 from certautopilot.distribution.targets.vault_kv import VaultKvConfig, VaultKvTarget
 from certautopilot.distribution.targets.webhook import WebhookConfig, WebhookTarget, verify
+from certautopilot.notifications.interfaces import Sender
+from certautopilot.notifications.memory import MemorySender, Outbox
+from certautopilot.notifications.senders import SmtpSender, WebhookSender, signature
 from tests.integration import distribution_servers as ds
+from tests.integration._receivers import Inbox, webhook_receiver
 
 # Local targets and HAProxy's socket and file live under the temp dir; the guard reads
 # these when a target deploys.
@@ -549,3 +555,161 @@ def kek_backend(request: pytest.FixtureRequest, tmp_path: Path) -> KekBackend:
     if request.param == "file":
         return _file_kek(tmp_path / "data")
     return _env_kek()
+
+
+# -- notification senders --------------------------------------------------------------------
+
+SMTP_PASSWORD = "smtp-password-conformance"
+HOOK_SECRET = "hook-secret-conformance-0123456789"
+
+
+@dataclass(frozen=True)
+class Received:
+    """A message as its receiver got it; ``recipients`` None when the channel has none."""
+
+    subject: str
+    body: str
+    link: str | None
+    recipients: tuple[str, ...] | None
+
+
+@dataclass
+class SenderBackend:
+    """``make()`` delivers to a running receiver, ``received()`` is what it got;
+    ``down()`` points at nothing, ``refusing()`` at a receiver that answers with an error.
+    ``addresses_people``: the channel sends to recipients (email), so none means no send."""
+
+    name: str
+    make: Callable[[], Sender]
+    received: Callable[[], list[Received]]
+    down: Callable[[], Sender]
+    refusing: Callable[[], Sender]
+    secrets: tuple[str, ...]
+    addresses_people: bool
+    forbidden: Callable[[], Sender] | None = None
+
+
+class _Refusing(Inbox):
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "554 5.7.1 refused by the conformance receiver"
+
+
+class _PasswordCheck:
+    """aiosmtpd authenticator: accepts exactly the conformance credentials."""
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    def __call__(self, server: Any, session: Any, envelope: Any, mech: str, data: Any) -> Any:
+        self.seen.append(bytes(data.password))
+        ok = data.login == b"notifier" and data.password == SMTP_PASSWORD.encode()
+        return AuthResult(success=ok)
+
+
+@contextlib.contextmanager
+def _smtp(handler: Inbox, auth: _PasswordCheck) -> Iterator[int]:
+    with contextlib.closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    controller = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=auth,
+        auth_require_tls=False,
+        auth_required=True,
+    )
+    controller.start()
+    try:
+        yield port
+    finally:
+        controller.stop()
+
+
+def _smtp_config(port: int) -> dict[str, Any]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": "notifier",
+        "from_addr": "certautopilot@example.test",
+    }
+
+
+def _received_mail(inbox: Inbox) -> list[Received]:
+    out = []
+    for rcpts, mail in inbox.messages:
+        body = mail.get_payload(decode=True)
+        text = body.decode() if isinstance(body, bytes) else str(mail.get_payload())
+        links = [w for w in text.split() if w.startswith(("http://", "https://"))]
+        out.append(Received(str(mail["Subject"]), text, links[-1] if links else None, tuple(rcpts)))
+    return out
+
+
+@contextlib.contextmanager
+def _sender_backend(name: str) -> Iterator[SenderBackend]:
+    if name == "memory":
+        outbox = Outbox()
+        yield SenderBackend(
+            "memory",
+            lambda: MemorySender(outbox, secret=HOOK_SECRET),
+            lambda: [Received(m.subject, m.text, m.link, m.recipients) for m in outbox.messages],
+            lambda: MemorySender(Outbox(reachable=False), secret=HOOK_SECRET),
+            lambda: MemorySender(Outbox(refuse=True), secret=HOOK_SECRET),
+            (HOOK_SECRET,),
+            addresses_people=False,
+        )
+    elif name == "smtp":
+        inbox, auth = Inbox(), _PasswordCheck()
+        with _smtp(inbox, auth) as port, _smtp(_Refusing(), _PasswordCheck()) as refusing:
+
+            def received() -> list[Received]:
+                assert all(p == SMTP_PASSWORD.encode() for p in auth.seen)
+                return _received_mail(inbox)
+
+            yield SenderBackend(
+                "smtp",
+                lambda: SmtpSender(_smtp_config(port), SMTP_PASSWORD, timeout=5),
+                received,
+                lambda: SmtpSender(_smtp_config(closed_port()), SMTP_PASSWORD, timeout=5),
+                lambda: SmtpSender(_smtp_config(refusing), SMTP_PASSWORD, timeout=5),
+                (SMTP_PASSWORD,),
+                addresses_people=True,
+            )
+    else:
+        refusal = ds.WebhookReceiver(fail_first={"/refuse": 10**6})
+        with webhook_receiver() as (port, deliveries), ds.http_server(refusal.handle) as bad:
+
+            def received() -> list[Received]:
+                out = []
+                for d in deliveries:
+                    headers = {k.lower(): v for k, v in d["headers"].items()}
+                    expected = signature(
+                        HOOK_SECRET, headers["x-certautopilot-timestamp"], d["body"]
+                    )
+                    assert headers["x-certautopilot-signature"] == expected, "bad HMAC"
+                    payload = json.loads(d["body"])
+                    subject, _, body = payload["text"].partition("\n")
+                    out.append(Received(subject, body, payload["link"], None))
+                return out
+
+            def hook(url: str) -> Sender:
+                return WebhookSender({"url": url}, HOOK_SECRET, timeout=5)
+
+            yield SenderBackend(
+                "webhook",
+                lambda: hook(f"http://127.0.0.1:{port}/notify"),
+                received,
+                lambda: hook(f"http://127.0.0.1:{closed_port()}/notify"),
+                lambda: hook(f"http://127.0.0.1:{bad}/refuse"),
+                (HOOK_SECRET,),
+                addresses_people=False,
+                # 10.0.0.0/8 is private and not in the operator's allowed networks here.
+                forbidden=lambda: hook("http://10.255.255.1/notify"),
+            )
+
+
+@pytest.fixture(params=["memory", "smtp", "webhook"])
+def sender_backend(request: pytest.FixtureRequest) -> Iterator[SenderBackend]:
+    with _sender_backend(str(request.param)) as backend:
+        yield backend
