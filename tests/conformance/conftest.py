@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncssh
 import boto3
 import hvac
 import pytest
@@ -77,6 +78,8 @@ KUBE_TOKEN = "kube-token-conformance"
 AWS_SECRET = "aws-secret-conformance-0123456789"
 P12_PASSWORD = "p12-password-conformance"
 MEMORY_TOKEN = "memory-token-conformance"
+# An Ed25519 key the test sshd does not authorize.
+OTHER_SSH_KEY = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
 
 
 def closed_port() -> int:
@@ -167,13 +170,15 @@ def first_fingerprint(pem: str) -> str:
 class TargetBackend:
     """One target implementation. ``make(tag)`` builds a target with a destination of its
     own; ``read(tag)`` is what that destination holds now, as SHA-256 fingerprints of leaf
-    certificates, read from the server; ``broken()`` is a target whose server is down."""
+    certificates, read from the server; ``broken()`` is a target whose server is down;
+    ``refused()`` one whose server refuses its credentials (where the server checks any)."""
 
     kind: str
     make: Callable[[str], Target]
     read: Callable[[str], list[str]]
     broken: Callable[[], Target]
     secrets: tuple[str, ...]
+    refused: Callable[[], Target] | None = None
 
 
 @dataclass
@@ -230,7 +235,7 @@ def _file_fingerprints(path: Path) -> list[str]:
 
 
 def _memory(s: TargetServers) -> TargetBackend:
-    store = MemoryStore()
+    store = MemoryStore(token=MEMORY_TOKEN)
 
     def make(tag: str) -> Target:
         return MemoryTarget(MemoryConfig(destination=tag, token=MEMORY_TOKEN), store)
@@ -242,7 +247,10 @@ def _memory(s: TargetServers) -> TargetBackend:
     def broken() -> Target:
         return MemoryTarget(MemoryConfig(token=MEMORY_TOKEN), MemoryStore(reachable=False))
 
-    return TargetBackend("memory", make, read, broken, (MEMORY_TOKEN,))
+    def refused() -> Target:
+        return MemoryTarget(MemoryConfig(destination="refused", token="wrong-token"), store)
+
+    return TargetBackend("memory", make, read, broken, (MEMORY_TOKEN,), refused)
 
 
 def _local(s: TargetServers) -> TargetBackend:
@@ -269,13 +277,13 @@ def _ssh(s: TargetServers) -> TargetBackend:
     ssh = s.ssh
     assert ssh is not None
 
-    def config(port: int, directory: Path) -> SshConfig:
+    def config(port: int, directory: Path, key: str = ssh.client_key) -> SshConfig:
         return SshConfig(
             host="127.0.0.1",
             port=port,
             username="root",
             host_key=ssh.host_key,
-            private_key=ssh.client_key,
+            private_key=key,
             files=FilesSpec(directory=str(directory), pkcs12="bundle.p12"),
             pkcs12_password=P12_PASSWORD,
             connect_timeout_seconds=5,
@@ -292,6 +300,7 @@ def _ssh(s: TargetServers) -> TargetBackend:
         lambda tag: _file_fingerprints(ssh.base / "dest" / tag / "cert.pem"),
         lambda: SshTarget(config(closed_port(), ssh.base)),
         (ssh.client_key, P12_PASSWORD),
+        lambda: SshTarget(config(ssh.ssh_port, ssh.base, key=OTHER_SSH_KEY)),
     )
 
 
@@ -430,14 +439,17 @@ def _vault_kv(s: TargetServers) -> TargetBackend:
             )
         ),
         (VAULT_TOKEN,),
+        lambda: VaultKvTarget(
+            VaultKvConfig(address=bao.url, token="not-the-token", path="conformance/refused")
+        ),
     )
 
 
 def _kubernetes_secret(s: TargetServers) -> TargetBackend:
-    def config(port: int, tag: str) -> KubernetesSecretConfig:
+    def config(port: int, tag: str, token: str = KUBE_TOKEN) -> KubernetesSecretConfig:
         return KubernetesSecretConfig(
             api_server=f"http://127.0.0.1:{port}",
-            token=KUBE_TOKEN,
+            token=token,
             namespace="conformance",
             name=tag,
             include_ca=True,
@@ -457,6 +469,7 @@ def _kubernetes_secret(s: TargetServers) -> TargetBackend:
         read,
         lambda: KubernetesSecretTarget(config(closed_port(), "down")),
         (KUBE_TOKEN,),
+        lambda: KubernetesSecretTarget(config(s.kube_port, "refused", token="not-the-token")),
     )
 
 

@@ -147,3 +147,18 @@ def test_material_without_the_key_fails_before_anything_is_written(
     with pytest.raises(DistributionError, match="private key"):
         asyncio.run(target.deploy(keyless, state))
     assert target_backend.read(tag) == [deployed.fingerprint_sha256]
+
+
+def test_refused_credentials_are_not_retryable(
+    target_backend: TargetBackend, issuer: Issuer
+) -> None:
+    """Trying the same wrong credential again cannot help: the deployment fails at once."""
+    if target_backend.refused is None:
+        pytest.skip(f"{target_backend.kind}: its local server checks no credential")
+    target, material = target_backend.refused(), issuer.material()
+    with pytest.raises(DistributionError) as caught:
+        asyncio.run(target.deploy(material, {}))
+    assert not caught.value.retryable, str(caught.value)
+    _no_secret(target_backend, material, caught.value)
+    report = asyncio.run(target.dry_run(material, {}))
+    assert not report.ok, "a dry run reports refused credentials as a failed check"

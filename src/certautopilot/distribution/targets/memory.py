@@ -48,12 +48,15 @@ class MemoryStore:
     """The destinations of memory targets: name → the bundle it holds now.
 
     ``reachable`` False makes every target on this store fail as an unreachable server
-    does. ``writes`` counts real writes (an idempotent re-deployment adds none).
+    does. ``token``, when set, is the only credential it accepts (others are refused, as
+    a server refuses a wrong token). ``writes`` counts real writes (an idempotent
+    re-deployment adds none).
     """
 
     destinations: dict[str, Deployed] = field(default_factory=dict)
     writes: int = 0
     reachable: bool = True
+    token: str | None = field(default=None, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def current(self, destination: str) -> Deployed | None:
@@ -90,6 +93,10 @@ class MemoryTarget:
         if not self.store.reachable:
             raise DistributionError(
                 f"memory destination {self.config.destination!r} is unreachable", retryable=True
+            )
+        if self.store.token is not None and self.config.token != self.store.token:
+            raise DistributionError(
+                f"memory destination {self.config.destination!r} refused the credentials"
             )
 
     def _bundle(self, material: Material) -> Deployed:
