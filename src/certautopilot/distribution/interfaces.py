@@ -199,7 +199,8 @@ class Target(Protocol):
     * ``dry_run`` changes nothing on the target. It reports an unreachable or refusing
       server as a failed :class:`Check`, not by raising.
     * Only :class:`DistributionError` escapes either call. An unreachable server is
-      ``retryable``. Material the target cannot deploy (no private key when the target
+      ``retryable``; refused credentials are not (the same token fails the same way).
+      Material the target cannot deploy (no private key when the target
       sends one) is refused before anything is written.
     * ``DeployResult.state`` and ``detail`` and ``DryRunReport.as_dict()`` are JSON;
       no private key or credential appears in them, in an error or in a ``repr``.
