@@ -186,7 +186,25 @@ class DryRunReport:
 @runtime_checkable
 class Target(Protocol):
     """A distribution target plugin, built with its validated config and decrypted
-    credentials (see ``targets.build``)."""
+    credentials (see ``targets.build``).
+
+    The contract every target keeps (checked for each one, and for the in-memory twin
+    ``targets/memory.py``, by tests/conformance/test_targets.py):
+
+    * ``deploy`` leaves the destination holding this material, replacing what it held
+      (a renewal, given the previous result's ``state``, replaces in place: one ACM
+      certificate, one Secret, the same files).
+    * Deploying the same material again, with or without that ``state`` and from a new
+      target object, succeeds and leaves one copy: a retried attempt is harmless.
+    * ``dry_run`` changes nothing on the target. It reports an unreachable or refusing
+      server as a failed :class:`Check`, not by raising.
+    * Only :class:`DistributionError` escapes either call. An unreachable server is
+      ``retryable``; refused credentials are not (the same token fails the same way).
+      Material the target cannot deploy (no private key when the target
+      sends one) is refused before anything is written.
+    * ``DeployResult.state`` and ``detail`` and ``DryRunReport.as_dict()`` are JSON;
+      no private key or credential appears in them, in an error or in a ``repr``.
+    """
 
     kind: str
 

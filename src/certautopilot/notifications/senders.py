@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from certautopilot.errors import NotificationError
+from certautopilot.errors import InvalidInput, NotificationError
 from certautopilot.netguard import check_url
 from certautopilot.notifications.interfaces import Message
 
@@ -70,7 +70,12 @@ class WebhookSender:
         self.timeout = timeout
 
     def send(self, message: Message) -> None:
-        check_url(self.url, field="webhook.url", require_https=False)
+        try:
+            check_url(self.url, field="webhook.url", require_https=False)
+        except InvalidInput as exc:
+            # Checked again at send time (DNS may have changed since the channel was saved);
+            # the Sender contract is NotificationError, so the notification is marked failed.
+            raise NotificationError(f"webhook destination refused: {exc}") from exc
         payload = {
             "text": f"{message.subject}\n{message.text}"
             + (f"\n<{message.link}>" if message.link else ""),

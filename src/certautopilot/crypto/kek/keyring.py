@@ -52,6 +52,9 @@ class Keyring:
         key = self._keys.get(kek_id)
         if key is None:
             raise CryptoError(f"no KEK with id {kek_id} is configured")
+        if len(wrapped) < NONCE_BYTES:
+            # AESGCM would raise ValueError for a short nonce: still "tampered data".
+            raise CryptoError("a data key failed to unwrap: the wrapped value is truncated")
         try:
             return AESGCM(key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], b"dek|" + aad)
         except InvalidTag as exc:
