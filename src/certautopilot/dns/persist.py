@@ -19,9 +19,11 @@ Draft versions: -02 made ``accounturi`` a hashed URI under the CA's ``accountHas
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
+import socket
 import unicodedata
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -42,6 +44,7 @@ __all__ = [
     "LABEL",
     "AccountBinding",
     "MalformedRecord",
+    "PersistCheck",
     "PersistRecord",
     "PersistSpec",
     "PersistState",
@@ -49,6 +52,7 @@ __all__ = [
     "ServerTxt",
     "build_record",
     "challenge_issuer_domains",
+    "check_authoritative",
     "covers",
     "directory_issuer_domains",
     "evaluate",
@@ -462,7 +466,8 @@ def query_txt(fqdn: str, host: str, port: int = 53, *, timeout: float = 2.0) -> 
         qname = dns.name.from_text(fqdn)
         query = dns.message.make_query(qname, dns.rdatatype.TXT)
         query.flags &= ~dns.flags.RD
-        response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
+        address = _address(host)
+        response, _ = dns.query.udp_with_fallback(query, address, timeout=timeout, port=port)
     except dns.exception.Timeout:
         return ServerTxt(label, error="timeout")
     except (dns.exception.DNSException, OSError, ValueError) as exc:
@@ -479,3 +484,88 @@ def query_txt(fqdn: str, host: str, port: int = 53, *, timeout: float = 2.0) -> 
         for rdata in rrset
     )
     return ServerTxt(label, values=values)
+
+
+def _address(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0])
+
+
+@dataclass(frozen=True, slots=True)
+class PersistCheck:
+    """The record of one name as each authoritative server serves it, and the verdict.
+
+    ``status`` is the worst verdict among the servers that answered, since the CA may ask any
+    of them; ``UNCHECKED`` when none answered. ``servers`` pairs each answer with its verdict
+    (``None`` for a server that did not answer).
+    """
+
+    name: str
+    record_name: str
+    status: PersistStatus
+    servers: tuple[tuple[ServerTxt, PersistStatus | None], ...]
+
+
+# Worst last: the overall verdict of several servers is the worst one.
+_SEVERITY = [
+    PersistState.OK,
+    PersistState.EXPIRES_SOON,
+    PersistState.NO_WILDCARD_POLICY,
+    PersistState.EXPIRED,
+    PersistState.WRONG_ACCOUNT,
+    PersistState.WRONG_ISSUER,
+    PersistState.MALFORMED,
+    PersistState.MISSING,
+]
+
+
+def check_authoritative(
+    name: str,
+    nameservers: Sequence[tuple[str, int]],
+    *,
+    issuer_domains: Collection[str],
+    account: AccountBinding,
+    now: datetime,
+    wildcard_needed: bool = False,
+    warn_days: int = DEFAULT_WARN_DAYS,
+    timeout: float = 2.0,
+    query: Callable[..., ServerTxt] = query_txt,
+) -> PersistCheck:
+    """Read ``_validation-persist.<name>`` on every server and judge it (draft §9.4, §7.11).
+
+    The record is read where the CA reads it, not from a cache: each server is asked directly.
+    """
+    where = record_name(name)
+    results: list[tuple[ServerTxt, PersistStatus | None]] = []
+    for host, port in dict.fromkeys(nameservers):
+        answer = query(where, host, port, timeout=timeout)
+        verdict = None
+        if answer.error in (None, "NXDOMAIN"):
+            verdict = evaluate(
+                answer.values,
+                name=name,
+                issuer_domains=issuer_domains,
+                account=account,
+                now=now,
+                wildcard_needed=wildcard_needed,
+                warn_days=warn_days,
+            )
+        results.append((answer, verdict))
+    answered = [(a, v) for a, v in results if v is not None]
+    silent = [f"{a.server} ({a.error})" for a, v in results if v is None]
+    if not answered:
+        reason = ", ".join(silent) if silent else "no authoritative servers are known"
+        status = PersistStatus(PersistState.UNCHECKED, f"could not read {where}: {reason}")
+        return PersistCheck(name, where, status, tuple(results))
+    worst = max((v for _, v in answered), key=lambda v: _SEVERITY.index(v.state))
+    notes = []
+    if len({v.state for _, v in answered}) > 1:
+        seen = ", ".join(f"{a.server}: {v.state}" for a, v in answered)
+        notes.append(f"servers disagree ({seen})")
+    if silent:
+        notes.append("no answer from " + ", ".join(silent))
+    if notes:
+        worst = PersistStatus(worst.state, f"{worst.detail}; {'; '.join(notes)}", worst.record)
+    return PersistCheck(name, where, worst, tuple(results))
