@@ -188,3 +188,33 @@ class PreflightOut(BaseModel):
     approval_required: bool
     acme_profile: str | None = None
     warnings: list[PreflightWarning]
+
+
+class PersistServerOut(BaseModel):
+    """What one authoritative server serves at ``_validation-persist.<name>``."""
+
+    server: str
+    values: list[str]
+    error: str | None
+    status: str | None
+
+
+class PersistRecordOut(BaseModel):
+    """The dns-persist-01 record of one manual-zone name, and what its servers serve now."""
+
+    name: str
+    zone: str
+    record_name: str
+    value: str | None = Field(description="the TXT value to add; null when the CA offers none")
+    status: str = Field(
+        description="ok, expires_soon, missing, wrong_issuer, wrong_account, "
+        "no_wildcard_policy, expired, malformed, unavailable or unchecked"
+    )
+    detail: str
+    persist_until: datetime | None
+    issuer_domain: str | None
+    servers: list[PersistServerOut]
+
+
+class PersistRecordList(BaseModel):
+    items: list[PersistRecordOut]

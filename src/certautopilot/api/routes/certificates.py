@@ -9,6 +9,7 @@ from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory, lifecycle
+from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
@@ -16,6 +17,9 @@ from certautopilot.certificates.schemas import (
     CertificateList,
     CertificateOut,
     ExpiryHistogramOut,
+    PersistRecordList,
+    PersistRecordOut,
+    PersistServerOut,
     Pkcs12In,
     PreflightOut,
     RevokeIn,
@@ -155,6 +159,38 @@ def revoke_certificate(
     )
     session.commit()
     return certs.to_out(session, cert)
+
+
+@router.get(BASE + "/{cert_id}/persist-record", response_model=PersistRecordList)
+def persist_record(
+    cert_id: str, ctx: InProject, session: DbSession, state: State
+) -> PersistRecordList:
+    """The dns-persist-01 record of each manual-zone name, checked on its zone's servers."""
+    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
+    reports = persist_records.certificate_persist_records(
+        session, state.kek, cert=cert, now=utcnow()
+    )
+    return PersistRecordList(
+        items=[
+            PersistRecordOut(
+                name=r.name,
+                zone=r.zone,
+                record_name=r.record_name,
+                value=r.value,
+                status=r.status.value,
+                detail=r.detail,
+                persist_until=r.persist_until,
+                issuer_domain=r.issuer_domain,
+                servers=[
+                    PersistServerOut(
+                        server=a.server, values=list(a.values), error=a.error, status=v
+                    )
+                    for a, v in r.servers
+                ],
+            )
+            for r in reports
+        ]
+    )
 
 
 @router.get(BASE + "/{cert_id}/timeline", response_model=Timeline)
