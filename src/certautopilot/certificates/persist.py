@@ -9,7 +9,7 @@ thumbprint, the CA's directory, the zones' servers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -31,8 +31,10 @@ from certautopilot.issuers.models import Issuer
 
 __all__ = [
     "IssuerPersistInfo",
+    "PersistDecision",
     "PersistReport",
     "certificate_persist_records",
+    "decide_persist",
     "issuer_persist_info",
 ]
 
@@ -229,3 +231,50 @@ def certificate_persist_records(
             )
         )
     return reports
+
+
+@dataclass(frozen=True)
+class PersistDecision:
+    """Whether to answer an offered dns-persist-01 challenge instead of waiting for a person.
+
+    ``answer`` only when the challenge is well formed (draft §3.1, §3.2) and the record checks
+    ``ok`` or ``expires_soon`` on every authoritative server that answered; ``detail`` says
+    why not otherwise, for the timeline.
+    """
+
+    answer: bool
+    state: PersistState
+    detail: str
+
+
+def decide_persist(
+    challenge: Mapping[str, Any],
+    *,
+    name: str,
+    directory_meta: Mapping[str, Any],
+    account: AccountBinding,
+    nameservers: Sequence[tuple[str, int]],
+    now: datetime,
+    warn_days: int = persist.DEFAULT_WARN_DAYS,
+    query: Callable[..., ServerTxt] = persist.query_txt,
+) -> PersistDecision:
+    """Check the record the CA will read for ``name`` before telling the CA to read it.
+
+    The CA would fail the authorization on a bad record (draft §9.3.1), and a failed
+    authorization fails the order; checking first keeps the manual dns-01 path open instead.
+    """
+    directory_names = persist.directory_issuer_domains(directory_meta)[0]
+    try:
+        issuer_domains = persist.challenge_issuer_domains(challenge, directory_names)
+    except persist.MalformedRecord as exc:
+        return PersistDecision(False, PersistState.MALFORMED, f"malformed challenge: {exc}")
+    check = persist.check_authoritative(
+        name,
+        nameservers,
+        issuer_domains=issuer_domains,
+        account=account,
+        now=now,
+        warn_days=warn_days,
+        query=query,
+    )
+    return PersistDecision(check.status.usable, check.status.state, check.status.detail)
