@@ -4,16 +4,16 @@ Used by ``make demo``, the tests and the benchmarks. See ``core`` for start/stop
 for Pebble's management API and AXFR, ``cli`` for ``certautopilot lab ...``.
 """
 
-from certautopilot.lab.core import (
+from certautopilot_lab.core import (
     PortInUse,
     lab_status,
     start_lab,
     start_lab_on_free_ports,
     stop_lab,
 )
-from certautopilot.lab.info import ZONES, LabInfo
-from certautopilot.lab.ports import free_port, free_ports
-from certautopilot.lab.probes import axfr_txt, pebble_cert_status, pebble_roots
+from certautopilot_lab.info import ZONES, LabInfo
+from certautopilot_lab.ports import free_port, free_ports
+from certautopilot_lab.probes import axfr_txt, pebble_cert_status, pebble_roots
 
 __all__ = [
     "ZONES",
