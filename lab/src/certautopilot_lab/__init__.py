@@ -1,7 +1,11 @@
 """The project's local ACME lab: BIND 9 (RFC 2136 + TSIG) and Pebble validating through it.
 
 Used by ``make demo``, the tests and the benchmarks. See ``core`` for start/stop, ``probes``
-for Pebble's management API and AXFR, ``cli`` for ``certautopilot lab ...``.
+for Pebble's management API and AXFR, ``cli`` for ``certautopilot lab ...``, ``demo`` for
+``certautopilot demo``, ``adcs_double`` for the AD CS Web Enrollment double.
+
+A distribution of its own (``certautopilot-lab``, ./lab), not part of the product wheel: it
+adds its commands to ``certautopilot`` through the entry-point group ``certautopilot.cli``.
 """
 
 from certautopilot_lab.core import (
