@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[3]
 def test_the_product_wheel_ships_no_lab(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy, so the build leaves no build/ in the work tree
     source.mkdir()
-    shutil.copy(ROOT / "pyproject.toml", source)
+    for name in ("pyproject.toml", "README.md"):  # what the product's build may read
+        shutil.copy(ROOT / name, source)
     shutil.copytree(
         ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
