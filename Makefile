@@ -20,15 +20,15 @@ system-packages:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES); \
 	fi
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml lab/pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev]" -e ./lab
 	touch $@
 
 lint: setup
-	$(VENV)/bin/ruff check src tests $(wildcard bench)
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src lab tests $(wildcard bench)
+	$(VENV)/bin/ruff format --check src lab tests
 	$(VENV)/bin/mypy
 
 bench: setup

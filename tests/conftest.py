@@ -28,8 +28,8 @@ from certautopilot.auth import service as auth
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import UNLIMITED_BUDGET_ENV, LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
 OUTPUT = Path(os.environ.get("CERTAUTOPILOT_TEST_OUTPUT", "test-output")).resolve()
 os.environ.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service, create_project
 
 

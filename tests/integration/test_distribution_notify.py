@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.info import LabInfo
 from certautopilot.notifications.models import Notification
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, create_project
 from tests.integration import distribution_servers as ds
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver

@@ -16,7 +16,7 @@ from certautopilot.dns.propagation import (
 )
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
 from certautopilot.errors import DNSError, PropagationTimeout
-from certautopilot.lab import LabInfo, axfr_txt
+from certautopilot_lab import LabInfo, axfr_txt
 
 pytestmark = [
     pytest.mark.lab,

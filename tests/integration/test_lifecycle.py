@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import axfr_txt, pebble_cert_status
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import axfr_txt, pebble_cert_status
 from tests.conftest import Project, Service
 
 

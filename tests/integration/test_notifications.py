@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.ports import free_port
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.ports import free_port
 from tests.conftest import Service, create_project
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 

@@ -27,12 +27,12 @@ from sqlalchemy import select
 
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.tls import tls_files
 from certautopilot.notifications.models import Notification
 from certautopilot.workflows.launcher import APP_NAME
 from certautopilot.workflows.renewal import WORKFLOW_NAME
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.tls import tls_files
 from tests.conftest import Project, Service, create_project
 from tests.integration.acme_limit_proxy import LimitProxy
 

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 
 

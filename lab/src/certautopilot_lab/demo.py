@@ -1,4 +1,8 @@
-"""``certautopilot demo``: the local lab, the service, and one real certificate, end to end."""
+"""``certautopilot demo``: the local lab, the service, and one real certificate, end to end.
+
+The command comes with this distribution (entry point ``certautopilot.cli``), not with the
+product: it starts Pebble and BIND, which a production install has no use for.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ import typer
 
 from certautopilot.config import Settings
 from certautopilot.errors import ConfigError
-from certautopilot.lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 
 ADMIN_EMAIL = "admin@demo.test"
 
@@ -125,6 +129,14 @@ def _token(env: dict[str, str]) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Address for the service."),
+    port: int = typer.Option(8000, help="Port for the service."),
+) -> None:
+    """Start the local ACME lab and the service, issue one real certificate, keep serving."""
+    run_demo(host, port)
 
 
 def run_demo(host: str, port: int) -> None:
