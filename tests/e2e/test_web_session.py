@@ -10,6 +10,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
+from certautopilot.lab.info import LabInfo
+from certautopilot.lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
 from tests.e2e.conftest import PASSWORD, web_user
 
@@ -130,3 +132,39 @@ def test_inventory_pages_with_the_service_cursor(
         )
         assert second.text.count(f"-{stem}.example.test</a>") == 1
         assert "Next page" not in second.text and "First page" in second.text
+
+
+def test_revoke_from_the_ui_reaches_the_ca(
+    service: Service, project: Project, lab: LabInfo
+) -> None:
+    """The web revoke (a threadpool view) revokes at Pebble and records who did it."""
+    p = project.slug
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "web-revoke.example.test"},
+    )
+    issued = service.wait_for(p, created["id"], ("issued",))
+    admin = web_user(service, f"rv-{uuid.uuid4().hex[:6]}@example.test", project=p, role="admin")
+    with TestClient(service.client.app, base_url="https://testserver") as client:
+        _sign_in(client, admin.email)
+        url = f"/p/{p}/certificates/{created['id']}"
+        csrf = _csrf(client.get(url).text)
+        unticked = client.post(url + "/revoke", data={"csrf": csrf, "reason": "keyCompromise"})
+        assert unticked.status_code == 422 and "tick the confirmation box" in unticked.text
+        assert service.ok("GET", f"/projects/{p}/certificates/{created['id']}")["status"] == (
+            "issued"
+        )
+        done = client.post(
+            url + "/revoke",
+            data={"csrf": csrf, "reason": "keyCompromise", "confirm": "yes"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303 and done.headers["location"].endswith("?flash=revoked")
+        assert "Certificate revoked." in client.get(done.headers["location"]).text
+    assert pebble_cert_status(lab, issued["current"]["serial"])["Status"] == "Revoked"
+    event = next(
+        e for e in service.timeline(p, created["id"])["events"] if e["type"] == "cert.revoked"
+    )
+    assert event["actor"] == admin.email and event["detail"]["reason"] == "keyCompromise"
