@@ -14,6 +14,7 @@ from certautopilot.lab.info import LabInfo
 from certautopilot.lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
 from tests.e2e.conftest import PASSWORD, web_user
+from tests.integration.test_manual_dns import _publish_by_hand as publish_by_hand
 
 
 def _csrf(html: str) -> str:
@@ -168,3 +169,34 @@ def test_revoke_from_the_ui_reaches_the_ca(
         e for e in service.timeline(p, created["id"])["events"] if e["type"] == "cert.revoked"
     )
     assert event["actor"] == admin.email and event["detail"]["reason"] == "keyCompromise"
+
+
+def test_dns_confirm_from_the_ui_resumes_the_job(
+    service: Service, project: Project, lab: LabInfo
+) -> None:
+    """ "I've added it" in the web UI: audited as the web user, and the workflow resumes."""
+    p = project.slug
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "web-confirm.manual.test"},
+    )
+    waiting = service.wait_for(p, created["id"], ("awaiting_dns", "failed"))
+    assert waiting["status"] == "awaiting_dns", waiting
+    [record] = waiting["pending_action"]["records"]
+    publish_by_hand(lab, record["name"], record["value"])
+    operator = web_user(
+        service, f"dc-{uuid.uuid4().hex[:6]}@example.test", project=p, role="operator"
+    )
+    with TestClient(service.client.app, base_url="https://testserver") as client:
+        _sign_in(client, operator.email)
+        url = f"/p/{p}/certificates/{created['id']}"
+        csrf = _csrf(client.get(url).text)
+        done = client.post(url + "/dns-confirm", data={"csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"].endswith("?flash=dns-confirm")
+    issued = service.wait_for(p, created["id"], ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]
+    events = service.timeline(p, created["id"])["events"]
+    asked = next(e for e in events if e["type"] == "dns.manual.confirm_requested")
+    assert asked["actor"] == operator.email
