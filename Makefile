@@ -30,6 +30,7 @@ lint: setup
 	$(VENV)/bin/ruff check src lab tests $(wildcard bench)
 	$(VENV)/bin/ruff format --check src lab tests
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) bench/issue_batch.py

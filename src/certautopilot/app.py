@@ -15,11 +15,11 @@ from certautopilot.api.routes import (
     versions,
     zones,
 )
-from certautopilot.api.state import AppState
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
+from certautopilot.deps import AppState
 from certautopilot.workflows.launcher import DbosLauncher
 
 

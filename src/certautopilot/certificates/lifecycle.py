@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -109,7 +110,28 @@ def pkcs12_download(
     return data
 
 
-def revoke(
+@dataclass(frozen=True)
+class Revocation:
+    """A checked revocation: what to tell the CA (nothing when it is only recorded)."""
+
+    certificate_id: str
+    version_id: str
+    reason: str
+    code: int
+    leaf_pem: str | None = None
+    client: AcmeClient | None = None
+
+    @property
+    def record_only(self) -> bool:
+        return self.client is None
+
+    def send_to_ca(self) -> None:
+        """Network I/O: the caller runs it with no transaction open, off the event loop."""
+        if self.client is not None and self.leaf_pem is not None:
+            self.client.revoke(self.leaf_pem, self.code)
+
+
+def prepare_revocation(
     session: Session,
     kek: KeyEncryptionKey,
     *,
@@ -117,9 +139,10 @@ def revoke(
     reason: str,
     actor: Actor,
     record_only: bool = False,
-) -> None:
-    """Asks the CA to revoke the current version, then records it. The caller commits.
+) -> Revocation:
+    """Checks a revocation and reads what the CA call needs; writes nothing.
 
+    The caller ends its transaction, calls ``send_to_ca()`` and then ``record_revocation``.
     AD CS Web Enrollment cannot revoke: for those certificates an operator revokes on the
     CA and then records it here with ``record_only`` (audited as such)."""
     require(actor, "admin", "Revoking a certificate")
@@ -136,8 +159,7 @@ def revoke(
                 f"{version.serial} {code}). Once done, record it here with "
                 '{"reason": "...", "record_only": true}.'
             )
-        _record_revocation(session, cert, version, reason, actor, {"record_only": True})
-        return
+        return Revocation(cert.id, version.id, reason, code)
     if record_only:
         raise InvalidInput.field(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
@@ -149,9 +171,18 @@ def revoke(
         account_url=issuer.config.get("account_url"),
         ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
     )
-    session.commit()  # no transaction stays open while the CA is called
-    client.revoke(leaf, code)
-    _record_revocation(session, cert, version, reason, actor, {})
+    return Revocation(cert.id, version.id, reason, code, leaf_pem=leaf, client=client)
+
+
+def record_revocation(session: Session, revocation: Revocation, *, actor: Actor) -> Certificate:
+    """Records a revocation the CA accepted (or an operator made). The caller commits."""
+    cert = session.get(Certificate, revocation.certificate_id)
+    version = session.get(CertificateVersion, revocation.version_id)
+    if cert is None or version is None:
+        raise NotFound("the certificate was removed meanwhile")
+    extra: dict[str, Any] = {"record_only": True} if revocation.record_only else {}
+    _record_revocation(session, cert, version, revocation.reason, actor, extra)
+    return cert
 
 
 def _record_revocation(

@@ -40,6 +40,7 @@ from certautopilot.distribution.schemas import (
     CONFIGS,
     DeploymentOut,
     DeploymentsOut,
+    DeployOut,
     DryRunItem,
     KindConfig,
     PostDeployCheck,
@@ -654,3 +655,45 @@ def record_dry_run(
         detail={"results": [{"target": r.target.name, "ok": r.ok} for r in results]},
         at=at,
     )
+
+
+def request_deploy(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    target_ids: Sequence[str] | None,
+    preview: bool,
+    actor: Actor,
+    launch: DeploymentLauncher,
+    workflow_id: Any,
+    now: datetime,
+) -> DeployOut:
+    """Redeploys the current version (audited as ``cert.deploy_requested``); with
+    ``preview`` checks every target and reports what would be written, changing nothing
+    (the check talks to the targets: call this off the event loop). The caller commits."""
+    version, chosen = prepare_deploy(session, cert=cert, target_ids=target_ids, actor=actor)
+    if preview:
+        results = dry_run(session, kek, cert=cert, version=version, targets=chosen)
+        record_dry_run(session, cert=cert, actor=actor, results=results, at=now)
+        return DeployOut(dry_run=True, results=results)
+    rows = create_deployments(
+        session,
+        cert=cert,
+        version=version,
+        targets=chosen,
+        reason="redeploy",
+        requested_by=actor.email,
+        launch=launch,
+        workflow_id=workflow_id,
+    )
+    audit.record(
+        session,
+        type="cert.deploy_requested",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"targets": [t.name for t in chosen], "version": version.seq},
+    )
+    return DeployOut(dry_run=False, deployments=[deployment_out(session, d) for d in rows])

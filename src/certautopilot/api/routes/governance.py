@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn, RequestList, RequestOut
 from certautopilot.auth import service as auth
 from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.schemas import ChannelIn, ChannelOut
 from certautopilot.policy import service as policy

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.auth import service as auth
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.dns import service as zones
 from certautopilot.dns.schemas import ZoneIn, ZoneOut
 
