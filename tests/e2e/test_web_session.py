@@ -10,8 +10,8 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import pebble_cert_status
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
 from tests.e2e.conftest import PASSWORD, web_user
 from tests.integration.test_manual_dns import _publish_by_hand as publish_by_hand
