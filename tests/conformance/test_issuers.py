@@ -14,7 +14,7 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 from cryptography import x509
@@ -45,7 +45,7 @@ class Subject:
     ca: CertificateAuthority
     root: Callable[[], x509.Certificate]
     domain: str
-    options: OrderOptions = OrderOptions()
+    options: OrderOptions = field(default_factory=OrderOptions)
     pending_options: OrderOptions | None = None  # asks for a person's approval at the CA
     approve: Callable[[str], None] | None = None
     deny: Callable[[str], None] | None = None

@@ -18,9 +18,9 @@ from certautopilot.certificates.schemas import CertificateIn
 from certautopilot.db import models
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers.acme.client import clear_client_cache
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
-from certautopilot.issuers.acme.client import clear_client_cache
 from tests.unit.issuers.acme._acme_stub_server import Reply, StubCA, stub_ca
 
 
