@@ -16,9 +16,8 @@ from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.distribution import service as distribution
 from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import AcmeClient
-from certautopilot.issuers.acme.keys import load_account_key
 
 DOWNLOADS = ("fullchain", "chain", "cert", "key")
 
@@ -128,7 +127,7 @@ def revoke(
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
-    if issuer.kind == "adcs":
+    if not issuers.has(issuer, issuer_port.REVOKE):
         if not record_only:
             raise Conflict(
                 "AD CS Web Enrollment offers no revocation: revocation is an operator action "
@@ -143,14 +142,9 @@ def revoke(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
         )
     leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
-    client = AcmeClient(
-        issuer.config["directory_url"],
-        load_account_key(issuers.account_key_pem(session, kek, issuer)),
-        account_url=issuer.config.get("account_url"),
-        ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
-    )
+    ca = issuers.connect(session, kek, issuer)  # the issuer's plugin (secrets revealed here)
     session.commit()  # no transaction stays open while the CA is called
-    client.revoke(leaf, code)
+    ca.revoke(leaf, code)
     _record_revocation(session, cert, version, reason, actor, {})
 
 

@@ -1,4 +1,9 @@
-"""The checkpointed steps of an ACME issuance.
+"""The checkpointed steps of an issuance through a CA that validates names with DNS-01.
+
+The CA is reached only through the issuer port (``issuers.interfaces``; the ACME plugin
+implements it): ``order``/``poll``, ``answer``, ``finalize``. Everything else is the core's
+and lives here: the key and CSR, the stored order URL, DNS publishing, the propagation
+check and the cleanup, the rate-limit log, the timeline.
 
 Few and coarse, because each step and each transaction costs CPU (DESIGN.md measured a
 workflow step at ~2.5 ms); each is idempotent (check, then write), because DBOS runs a

@@ -1,5 +1,9 @@
 """AD CS enrollment inside the issuance workflow: its steps and its wait for a CA manager.
 
+The CA is reached only through the issuer port (``issuers.interfaces``; the AD CS plugin
+implements it): ``order`` submits, ``poll`` checks a request, ``finalize`` downloads. The
+request rows, the approval deadline and the timeline are the core's, here.
+
 Happy path, one step: ``adcs.enroll`` (key + CSR stored, submitted to ``certfnsh.asp``
 with the template; issued at once → certificate and CA chain fetched and stored). A
 template that needs CA-manager approval leaves the certificate ``awaiting_ca`` with the
