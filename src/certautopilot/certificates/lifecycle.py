@@ -17,9 +17,8 @@ from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.distribution import service as distribution
 from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import AcmeClient
-from certautopilot.issuers.acme.keys import load_account_key
 
 DOWNLOADS = ("fullchain", "chain", "cert", "key")
 
@@ -119,16 +118,16 @@ class Revocation:
     reason: str
     code: int
     leaf_pem: str | None = None
-    client: AcmeClient | None = None
+    ca: issuer_port.CertificateAuthority | None = None
 
     @property
     def record_only(self) -> bool:
-        return self.client is None
+        return self.ca is None
 
     def send_to_ca(self) -> None:
         """Network I/O: the caller runs it with no transaction open, off the event loop."""
-        if self.client is not None and self.leaf_pem is not None:
-            self.client.revoke(self.leaf_pem, self.code)
+        if self.ca is not None and self.leaf_pem is not None:
+            self.ca.revoke(self.leaf_pem, self.code)
 
 
 def prepare_revocation(
@@ -151,7 +150,7 @@ def prepare_revocation(
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
-    if issuer.kind == "adcs":
+    if not issuers.has(issuer, issuer_port.REVOKE):
         if not record_only:
             raise Conflict(
                 "AD CS Web Enrollment offers no revocation: revocation is an operator action "
@@ -165,13 +164,8 @@ def prepare_revocation(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
         )
     leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
-    client = AcmeClient(
-        issuer.config["directory_url"],
-        load_account_key(issuers.account_key_pem(session, kek, issuer)),
-        account_url=issuer.config.get("account_url"),
-        ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
-    )
-    return Revocation(cert.id, version.id, reason, code, leaf_pem=leaf, client=client)
+    ca = issuers.connect(session, kek, issuer)  # the issuer's plugin (secrets revealed here)
+    return Revocation(cert.id, version.id, reason, code, leaf_pem=leaf, ca=ca)
 
 
 def record_revocation(session: Session, revocation: Revocation, *, actor: Actor) -> Certificate:

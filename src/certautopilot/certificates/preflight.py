@@ -18,6 +18,8 @@ from certautopilot.certificates.schemas import CertificateIn, PreflightOut, Pref
 from certautopilot.certificates.zones import ChallengeTarget, resolve_zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
@@ -129,7 +131,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
 
 
 def _adcs_template(issuer: Issuer, body: CertificateIn) -> str | None:
-    if issuer.kind != "adcs":
+    if not issuers.has(issuer, issuer_port.TEMPLATES):
         if body.adcs_template is not None:
             raise InvalidInput.field("adcs_template", "is only for AD CS issuers")
         return None

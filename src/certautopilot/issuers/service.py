@@ -3,6 +3,8 @@ AD CS: see ``issuers.adcs.service`` (the CA is checked when it is created or edi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -24,9 +26,11 @@ from certautopilot.issuers.acme.client import AcmeClient
 from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.adcs import service as adcs_service
 from certautopilot.issuers.adcs.schemas import AdcsIssuerIn
+from certautopilot.issuers.interfaces import CertificateAuthority
 from certautopilot.issuers.models import Issuer
 from certautopilot.issuers.schemas import AcmeIssuerOut, IssuerIn, IssuerOut, IssuerPatch
 from certautopilot.netguard import check_url
+from certautopilot.plugins import Family, Plugin, registry
 
 
 @dataclass(frozen=True)
@@ -263,3 +267,43 @@ def update_issuer(
         changed=list(patch.adcs.model_dump(exclude_unset=True)),
         actor=actor,
     )
+
+
+# -- the issuer port: plugins, connections, capabilities ---------------------------------
+
+
+def plugin(kind: str) -> Plugin:
+    """The installed issuer plugin of ``kind`` (a 422 on ``kind`` when there is none)."""
+    return registry().get(Family.ISSUERS, kind)
+
+
+def capabilities(kind: str) -> frozenset[str]:
+    """What issuers of ``kind`` can do (``issuers.interfaces`` names the flags)."""
+    return plugin(kind).capabilities
+
+
+def has(issuer: Issuer, capability: str) -> bool:
+    return capability in capabilities(issuer.kind)
+
+
+def kinds_with(capability: str) -> list[str]:
+    """The installed issuer kinds that state ``capability`` (for queries)."""
+    return [n for n, p in registry().family(Family.ISSUERS).items() if capability in p.capabilities]
+
+
+def fingerprint(issuer: Issuer) -> str:
+    """Changes whenever the issuer is edited: its settings or any of its secrets (a new
+    secret row replaces an edited one). Keys the worker's cache of connected clients."""
+    data = {
+        "kind": issuer.kind,
+        "config": issuer.config,
+        "account_key": issuer.account_key_secret_id,
+        "eab": issuer.eab_hmac_secret_id,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def connect(session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> CertificateAuthority:
+    """A client of the issuer's CA through its plugin (secrets in worker memory only)."""
+    connected: CertificateAuthority = plugin(issuer.kind).cls.connect(session, kek, issuer)
+    return connected

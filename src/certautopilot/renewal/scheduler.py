@@ -32,6 +32,8 @@ from certautopilot.audit import service as audit
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -216,8 +218,7 @@ def start_renewal(
         return None
     due_at = cert.next_renewal_at
     issuer = session.get(Issuer, cert.issuer_id)
-    kind = issuer.kind if issuer is not None else None
-    if issuer is not None and kind == "acme":
+    if issuer is not None and issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         verdict = orders.verdict(
             session, issuer=issuer, names=cert.names, now=now, limits=config.limits
         )

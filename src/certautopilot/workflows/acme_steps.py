@@ -1,4 +1,9 @@
-"""The checkpointed steps of an ACME issuance.
+"""The checkpointed steps of an issuance through a CA that validates names with DNS-01.
+
+The CA is reached only through the issuer port (``issuers.interfaces``; the ACME plugin
+implements it): ``order``/``poll``, ``answer``, ``finalize``. Everything else is the core's
+and lives here: the key and CSR, the stored order URL, DNS publishing, the propagation
+check and the cleanup, the rate-limit log, the timeline.
 
 Few and coarse, because each step and each transaction costs CPU (DESIGN.md measured a
 workflow step at ~2.5 ms); each is idempotent (check, then write), because DBOS runs a
@@ -30,7 +35,6 @@ from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
-from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import (
     parse_nameserver,
@@ -40,9 +44,7 @@ from certautopilot.dns.propagation import (
 )
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import AcmeClient
-from certautopilot.issuers.acme.keys import load_account_key
-from certautopilot.issuers.acme.types import AcmeOrder, Dns01Challenge
+from certautopilot.issuers.interfaces import CertificateAuthority, Challenge, Order, OrderOptions
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -51,7 +53,7 @@ from certautopilot.renewal.ari_refresh import ari_cert_id_of
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
-from certautopilot.workflows.runtime import launcher, runtime
+from certautopilot.workflows.runtime import ZoneHandle, launcher, runtime
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -126,60 +128,54 @@ class Plan:
         return [t for t in self.tasks if t.manual]
 
 
-# -- cached per worker: ACME clients (one per issuer) and DNS providers (one per zone) --
+# -- cached per worker (``Runtime``): the issuer's CA client and each zone's provider -----
 
 
-def _client(session: Session, issuer_id: str) -> AcmeClient:
+def _ca(session: Session, issuer_id: str) -> CertificateAuthority:
+    """The issuer's client through its plugin; an edited issuer gets a fresh one."""
     rt = runtime()
-    key = f"acme:{issuer_id}"
-    client = rt.cache.get(key)
-    if client is None:
-        issuer = session.get(Issuer, issuer_id)
-        assert issuer is not None
-        jwk = load_account_key(issuers.account_key_pem(session, rt.kek, issuer))
-        client = AcmeClient(
-            issuer.config["directory_url"],
-            jwk,
-            account_url=issuer.config.get("account_url"),
-            ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
+    issuer = session.get(Issuer, issuer_id)
+    assert issuer is not None
+    return rt.issuers.get(
+        issuer_id, issuers.fingerprint(issuer), lambda: issuers.connect(session, rt.kek, issuer)
+    )
+
+
+def _zone_fingerprint(zone: DnsZone) -> str:
+    return repr(
+        (
+            zone.name,
+            zone.provider,
+            sorted(zone.config.items()),
+            zone.credentials_secret_id,
+            list(zone.nameservers),
+            zone.propagation_timeout_seconds,
         )
-        rt.cache[key] = client
-    assert isinstance(client, AcmeClient)
-    return client
+    )
 
 
-@dataclass(frozen=True)
-class _ZoneHandle:
-    name: str
-    provider: DNSProvider
-    nameservers: tuple[tuple[str, int], ...]
-    propagation_timeout: int
-
-
-def _zone(session: Session, zone_id: str) -> _ZoneHandle:
+def _zone(session: Session, zone_id: str) -> ZoneHandle:
     rt = runtime()
-    key = f"zone:{zone_id}"
-    handle = rt.cache.get(key)
-    if handle is None:
-        zone = session.get(DnsZone, zone_id)
-        assert zone is not None
+    zone = session.get(DnsZone, zone_id)
+    assert zone is not None
+
+    def make() -> ZoneHandle:
         nameservers = (
             [parse_nameserver(ns) for ns in zone.nameservers]
             if zone.nameservers
             else resolve_nameservers(zone.name)
         )
-        handle = _ZoneHandle(
+        return ZoneHandle(
             zone.name,
             zones.provider_for(session, rt.kek, zone),
             tuple(nameservers),
             zone.propagation_timeout_seconds,
         )
-        rt.cache[key] = handle
-    assert isinstance(handle, _ZoneHandle)
-    return handle
+
+    return rt.zones.get(zone_id, _zone_fingerprint(zone), make)
 
 
-def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, _ZoneHandle]:
+def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, ZoneHandle]:
     return {t.zone_id: _zone(session, t.zone_id) for t in tasks}
 
 
@@ -196,7 +192,7 @@ def begin(version_id: str) -> Plan:
         if version.status != "pending":
             return Plan(done=True)
         issuer_id = cert.issuer_id
-        client = _client(session, issuer_id)
+        ca = _ca(session, issuer_id)
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
@@ -210,17 +206,15 @@ def begin(version_id: str) -> Plan:
         key_pem = keys.key_to_pem(key)
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
-        # ``replaces`` goes out only when the CA's directory offers renewalInfo (the client)
-        order = client.new_order(csr_pem.encode(), profile=profile, replaces=replaces)
+        # ``replaces`` goes out only when the CA's directory offers renewalInfo (the plugin)
+        order = ca.order(csr_pem, OrderOptions(profile=profile, replaces=replaces))
         _store_order(version_id, order, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
-        order = client.get_order(order_url)
-    if order.status == "invalid":
-        raise IssuerError(order.error_detail or "the CA marked the order invalid", order.error_type)
-    tasks = _tasks(client.dns01_challenges(order), overrides)
+        order = ca.poll(order_url)  # an invalid order raises the CA's problem
+    tasks = _tasks(list(order.challenges), overrides)
     automatic = [t for t in tasks if not t.manual]
-    plan = Plan(False, issuer_id, order.url, csr_pem, tasks)
+    plan = Plan(False, issuer_id, order.ref, csr_pem, tasks)
     if not automatic:
         return plan
     published_at = utcnow().isoformat()
@@ -270,7 +264,7 @@ def replaced_ari_id(
 
 
 def _store_order(
-    version_id: str, order: AcmeOrder, csr_pem: str, key_pem: bytes | None, key_type: str
+    version_id: str, order: Order, csr_pem: str, key_pem: bytes | None, key_type: str
 ) -> None:
     """Stores the order URL (and the new key) once, and counts the order in the rate-limit
     log unless the API or the scheduler counted it already."""
@@ -282,7 +276,7 @@ def _store_order(
 
 def _store_order_tx(
     version_id: str,
-    order: AcmeOrder,
+    order: Order,
     csr_pem: str,
     key_pem: bytes | None,
     key_type: str,
@@ -297,7 +291,7 @@ def _store_order_tx(
             material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
             record_event(session, cert, "key.generated", {"key_type": key_type})
-        version.order_url = order.url
+        version.order_url = order.ref
         cert.status = "issuing"
         issuer = session.get(Issuer, cert.issuer_id)
         if count and issuer is not None:
@@ -309,26 +303,26 @@ def _store_order_tx(
                 version_id=version.id,
                 at=utcnow(),
             )
-        detail = {"order_url": order.url}
+        detail = {"order_url": order.ref}
         if order.replaces:
             detail["replaces"] = order.replaces
         record_event(session, cert, "acme.order.created", detail)
         set_step(session, cert, "authorizing")
 
 
-def _tasks(found: list[Dns01Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
+def _tasks(found: list[Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
     tasks: list[ChallengeTask] = []
     for ch in found:
-        if ch.authz_status == "valid":
+        if ch.valid:
             continue
         if ch.txt_value is None:
-            raise IssuerError(f"the CA offers no dns-01 challenge for {ch.requested_name}")
-        target = overrides.get(ch.requested_name) or overrides.get(ch.identifier)
+            raise IssuerError(f"the CA offers no dns-01 challenge for {ch.name}")
+        target = overrides.get(ch.name) or overrides.get(ch.identifier)
         if not target:
-            raise CertAutoPilotError(f"no DNS zone is recorded for {ch.requested_name}")
+            raise CertAutoPilotError(f"no DNS zone is recorded for {ch.name}")
         tasks.append(
             ChallengeTask(
-                name=ch.requested_name,
+                name=ch.name,
                 txt_name=target.get("challenge_name") or ch.txt_name,
                 txt_value=ch.txt_value,
                 zone_id=target["zone_id"],
@@ -394,17 +388,13 @@ def complete(version_id: str, plan: Plan) -> None:
     published, finalizes, downloads and stores the chain. Idempotent: a finalized order is
     not finalized again, and a stored version is not stored twice."""
     with tx() as session:
-        client = _client(session, plan.issuer_id)
+        ca = _ca(session, plan.issuer_id)
         handles = _zones(session, plan.published)
-    for t in plan.tasks:
-        if t.needs_answer and t.challenge_url:
-            client.answer_challenge(t.challenge_url)
-    for url in dict.fromkeys(t.authz_url for t in plan.tasks):
-        client.wait_authorization(url, timeout=AUTHORIZATION_TIMEOUT)
+    ca.answer(_order_of(plan), timeout=AUTHORIZATION_TIMEOUT)
     validated_at = utcnow()
     # On an error the records stay for a retry of this step; ``fail`` removes them.
     removed, failed = _remove_records(handles, plan.published)
-    chain = client.finalize(plan.order_url, plan.csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
+    chain = ca.finalize(_order_of(plan), plan.csr_pem, timeout=FINALIZE_TIMEOUT)
     pause_point("after_finalize")
     with tx() as session:
         version, cert = load(session, version_id)
@@ -420,6 +410,24 @@ def complete(version_id: str, plan: Plan) -> None:
         )
         _record_removals(session, cert, removed, failed)
         store_issued(session, cert, version, chain)
+
+
+def _order_of(plan: Plan) -> Order:
+    """The order ``begin`` found, rebuilt from the plan's public values."""
+    challenges = tuple(
+        Challenge(
+            name=t.name,
+            identifier=t.name.removeprefix("*."),
+            txt_name=t.txt_name,
+            txt_value=t.txt_value,
+            authz_url=t.authz_url,
+            challenge_url=t.challenge_url,
+            valid=False,
+            needs_answer=t.needs_answer,
+        )
+        for t in plan.tasks
+    )
+    return Order(plan.order_url, "authorizing" if challenges else "ready", challenges)
 
 
 def _record_publication(
@@ -452,7 +460,7 @@ def _record_publication(
 
 
 def _remove_records(
-    handles: dict[str, _ZoneHandle], published: list[ChallengeTask]
+    handles: dict[str, ZoneHandle], published: list[ChallengeTask]
 ) -> tuple[list[ChallengeTask], list[tuple[ChallengeTask, str]]]:
     removed: list[ChallengeTask] = []
     failed: list[tuple[ChallengeTask, str]] = []

@@ -49,7 +49,7 @@ def start_worker(settings: Settings) -> Runtime:
     )
     distribution.register_queue()
     DBOS.register_queue(notify.QUEUE, worker_concurrency=8, polling_interval_sec=0.5)
-    runtime.cache["launcher"] = DbosLauncher(engine)
+    runtime.launcher = DbosLauncher(engine)
     renewal.register_schedule()  # the renewal scheduler (one run per tick, any workers)
     log.info("worker %s started", settings.executor_id)
     return runtime

@@ -3,7 +3,6 @@ the preflight result; preflight refuses one the CA's directory does not advertis
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -19,11 +18,10 @@ from certautopilot.certificates.schemas import CertificateIn
 from certautopilot.db import models
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers.acme.client import clear_client_cache
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
-from certautopilot.renewal import acme_info
-
-DIRECTORY = "https://ca.invalid/dir"
+from tests.unit.issuers.acme._acme_stub_server import Reply, StubCA, stub_ca
 
 
 class Launcher:
@@ -37,26 +35,35 @@ class Launcher:
 
 
 @pytest.fixture
+def ca() -> Iterator[StubCA]:
+    """A local CA whose directory advertises one profile."""
+    with stub_ca() as stub:
+        stub.script(
+            "/dir",
+            Reply(
+                body={"newOrder": stub.url("/order"), "meta": {"profiles": {"shortlived": "6d"}}},
+                nonce=False,
+            ),
+        )
+        yield stub
+    clear_client_cache()
+
+
+@pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
     models.Base.metadata.create_all(engine)
-    # the directory as the CA serves it (cached the way fetch_directory caches it)
-    acme_info._directories[DIRECTORY] = (
-        time.monotonic(),
-        {"newOrder": "https://ca.invalid/new-order", "meta": {"profiles": {"shortlived": "6d"}}},
-    )
     with Session(engine) as s:
         yield s
-    acme_info.clear_cache()
     engine.dispose()
 
 
-def test_profile_in_preflight_and_on_the_certificate(session: Session) -> None:
+def test_profile_in_preflight_and_on_the_certificate(session: Session, ca: StubCA) -> None:
     project, user = Project(slug="p", name="P"), User(email="op@example.test")
     session.add_all([project, user])
     session.flush()
     issuer = Issuer(
-        project_id=project.id, name="ca", kind="acme", config={"directory_url": DIRECTORY}
+        project_id=project.id, name="ca", kind="acme", config={"directory_url": ca.directory_url}
     )
     session.add_all(
         [issuer, DnsZone(project_id=project.id, name="example.test", provider="rfc2136")]
