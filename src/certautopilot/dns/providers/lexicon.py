@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -164,7 +165,8 @@ class LexiconProvider:
         provider: Any = None
         try:
             module = importlib.import_module(f"{_PROVIDERS_PACKAGE}.{self.lexicon_name}")
-            provider = module.Provider(ConfigResolver().with_dict(settings))
+            resolver = ConfigResolver()  # type: ignore[no-untyped-call]
+            provider = module.Provider(resolver.with_dict(settings))
             provider.authenticate()
             yield provider
         except (DNSError, InvalidInput):
@@ -175,13 +177,14 @@ class LexiconProvider:
                 raise _AuthFailed(
                     f"{self.lexicon_name} refused the credentials ({what}): {message}"
                 ) from None
-            raise DNSError(f"{self.lexicon_name}: {what} in zone {zone} failed: {message}") from None
+            raise DNSError(
+                f"{self.lexicon_name}: {what} in zone {zone} failed: {message}"
+            ) from None
         finally:
             if provider is not None:
-                try:
+                # Cleanup is best effort; the call's outcome stands.
+                with contextlib.suppress(Exception):
                     provider.cleanup()
-                except Exception:  # cleanup is best effort; the call's outcome stands
-                    pass
 
 
 class _AuthFailed(DNSError):
