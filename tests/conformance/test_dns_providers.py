@@ -266,6 +266,21 @@ def test_a_name_outside_the_zone_or_a_missing_zone_is_a_dns_error(backend: Backe
     _no_secret(backend, str(failed.value))
 
 
+def test_lexicon_writes_in_the_zone_it_is_given_not_a_guessed_one(powerdns: PowerDNS) -> None:
+    """A sub-zone: lexicon's public-suffix guess would say lexlab.net; the zone given wins."""
+    sub = f"z{secrets.token_hex(3)}.{powerdns.zone}"
+    powerdns.add_zone(sub)
+    cls = _lexicon("powerdns")
+    provider = cls(cls.config_model(**powerdns.settings()))
+    fqdn = f"_acme-challenge.www.{sub}"
+    provider.publish_txt(sub, fqdn + ".", "in-the-sub-zone", 60)
+    assert powerdns.txt_in(sub) == [(fqdn, "in-the-sub-zone")]
+    assert fqdn not in [owner for owner, _ in powerdns.txt_records()]
+    assert txt_at("127.0.0.1", powerdns.dns_port, fqdn) == {"in-the-sub-zone"}
+    provider.remove_txt(sub, fqdn, "in-the-sub-zone")
+    assert powerdns.txt_in(sub) == []
+
+
 def _no_secret(backend: Backend, *texts: str) -> None:
     for text in texts:
         for secret in [*backend.secrets, WRONG]:

@@ -111,14 +111,24 @@ class PowerDNS:
             [binary, f"--config-dir={self.base}"], log_path=log, env={"PATH": "/usr/bin:/bin"}
         )
         _wait(lambda: self._api("GET", "").ok, self._proc, log, "pdns_server")
-        response = self._api(
-            "POST",
-            "/zones",
-            json={"name": f"{self.zone}.", "kind": "Native", "nameservers": [f"ns1.{self.zone}."]},
-        )
-        assert response.status_code == 201, response.text
+        self.add_zone(self.zone)
         _wait(lambda: soa_answers("127.0.0.1", self.dns_port, self.zone), self._proc, log, "pdns")
         return self
+
+    def add_zone(self, zone: str) -> None:
+        body = {"name": f"{zone}.", "kind": "Native", "nameservers": [f"ns1.{zone}."]}
+        response = self._api("POST", "/zones", json=body)
+        assert response.status_code == 201, response.text
+
+    def txt_in(self, zone: str) -> list[tuple[str, str]]:
+        response = self._api("GET", f"/zones/{zone}.")
+        response.raise_for_status()
+        return sorted(
+            (rrset["name"].rstrip("."), record["content"].strip('"'))
+            for rrset in response.json()["rrsets"]
+            if rrset["type"] == "TXT"
+            for record in rrset["records"]
+        )
 
     def _api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         with requests.Session() as session:
@@ -133,14 +143,7 @@ class PowerDNS:
 
     def txt_records(self) -> list[tuple[str, str]]:
         """Every TXT record of the zone as the API lists it: ``(owner, value)``."""
-        response = self._api("GET", f"/zones/{self.zone}.")
-        response.raise_for_status()
-        found = []
-        for rrset in response.json()["rrsets"]:
-            if rrset["type"] == "TXT":
-                for record in rrset["records"]:
-                    found.append((rrset["name"].rstrip("."), record["content"].strip('"')))
-        return sorted(found)
+        return self.txt_in(self.zone)
 
     def settings(self, **changes: Any) -> dict[str, Any]:
         return {"auth_token": self.api_key, "pdns_server": self.api_url, **changes}
