@@ -338,3 +338,22 @@ def test_loading_every_lexicon_provider_is_quick(tmp_path: Path) -> None:
     assert int(count) > 80
     assert float(seconds) < 3.0, out.stdout  # measured ~1 s on this 2-core machine
     assert time.perf_counter() - started < 10
+
+
+def test_the_lexicon_entry_point_loads_through_the_plugin_registry() -> None:
+    from importlib.metadata import EntryPoint
+
+    from certautopilot.plugins import Family, Registry
+
+    value = "certautopilot.dns.providers.lexicon:providers"
+    registry = Registry(lambda group: [EntryPoint(name="lexicon", value=value, group=group)])
+    plugins = registry.family(Family.DNS_PROVIDERS)
+    assert len(plugins) > 80
+    powerdns = plugins["powerdns"]
+    assert powerdns.title == "PowerDNS"
+    assert powerdns.secrets == ("auth_token",)
+    with pytest.raises(InvalidInput) as missing:
+        powerdns.parse_config({"pdns_server": "http://127.0.0.1:1"}, field_prefix="settings")
+    assert [field for field, _ in missing.value.errors] == ["settings.auth_token"]
+    schema = powerdns.config_schema()
+    assert schema["properties"]["auth_token"]["secret"] is True
