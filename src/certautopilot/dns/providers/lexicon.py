@@ -280,28 +280,52 @@ def _providers_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "_private" / "providers"
 
 
-def _configure_parser(path: Path) -> tuple[Any | None, str]:
+def _configure_parser(path: Path, depth: int = 0) -> tuple[Any | None, str]:
     """The provider's ``configure_parser`` and docstring, compiled from its source alone.
 
-    Importing all ~90 modules would pull in every provider's SDK (over a second); their
-    ``configure_parser`` only calls ``add_argument``, so it is compiled on its own. A
-    provider whose parser needs module-level names falls back to a real import.
+    Importing all ~90 modules would pull in lexicon itself and every provider's SDK (over a
+    second); their ``configure_parser`` only calls ``add_argument``, so it is compiled on
+    its own. The class is ``Provider`` (or what ``Provider = X`` names); when it inherits
+    the parser from another lexicon provider module, that module is read. Anything else
+    (or a parser needing module-level names) falls back to a real import.
     """
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     doc = ast.get_docstring(tree) or ""
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    target = "Provider"
     for node in tree.body:
-        if isinstance(node, ast.ClassDef) and node.name == "Provider":
-            for item in node.body:
-                if isinstance(item, ast.FunctionDef) and item.name == "configure_parser":
-                    item.decorator_list = []
-                    item.returns = None
-                    for arg in item.args.args:
-                        arg.annotation = None
-                    module = ast.Module(body=[item], type_ignores=[])
-                    namespace: dict[str, Any] = {"argparse": argparse}
-                    exec(compile(module, str(path), "exec"), namespace)
-                    return namespace["configure_parser"], doc
-    return None, doc  # inherited or written differently: import the module
+        if (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "Provider" for t in node.targets)
+            and isinstance(node.value, ast.Name)
+        ):
+            target = node.value.id
+    cls = classes.get(target)
+    if cls is None:
+        return None, doc
+    for item in cls.body:
+        if isinstance(item, ast.FunctionDef) and item.name == "configure_parser":
+            item.decorator_list = []
+            item.returns = None
+            for arg in item.args.args:
+                arg.annotation = None
+            module = ast.Module(body=[item], type_ignores=[])
+            namespace: dict[str, Any] = {"argparse": argparse}
+            exec(compile(module, str(path), "exec"), namespace)
+            return namespace["configure_parser"], doc
+    # Inherited: ``from lexicon._private.providers.vercel import Provider as VercelProvider``.
+    bases = {b.id for b in cls.bases if isinstance(b, ast.Name)}
+    for node in tree.body:
+        if (
+            depth < 3
+            and isinstance(node, ast.ImportFrom)
+            and (node.module or "").startswith(_PROVIDERS_PACKAGE + ".")
+            and any((a.asname or a.name) in bases for a in node.names)
+        ):
+            parent = path.parent / f"{(node.module or '').rsplit('.', 1)[-1]}.py"
+            configure, _ = _configure_parser(parent, depth + 1)
+            return configure, doc
+    return None, doc
 
 
 def _parser(provider: str, path: Path) -> tuple[argparse.ArgumentParser, str]:
