@@ -3,7 +3,7 @@
 #   make test   - install what is needed and run the whole test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := pebble bind9 bind9-utils dnsutils openssh-server openssh-client nginx haproxy chromium
+APT_PACKAGES := pebble bind9 bind9-utils dnsutils openssh-server openssh-client nginx haproxy chromium pdns-server pdns-backend-sqlite3 knot
 
 .PHONY: demo test setup system-packages lint bench
 
