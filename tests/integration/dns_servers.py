@@ -23,7 +23,6 @@ import dns.rdatatype
 import dns.tsigkeyring
 import dns.zone
 import requests
-
 from certautopilot.lab import procs
 from certautopilot.lab.ports import free_port, free_ports
 
