@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -49,11 +48,11 @@ from certautopilot.workflows.runtime import launcher, runtime
 log = logging.getLogger(__name__)
 QUEUE = "distribution"
 WORKFLOW_NAME = "deploy_certificate"
-CONCURRENCY_ENV = "CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY"
 
 
 def concurrency() -> int:
-    return max(1, int(os.environ.get(CONCURRENCY_ENV, "16")))
+    """``CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY`` (default 16), from the worker's settings."""
+    return runtime().settings.distribution_concurrency
 
 
 def register_queue() -> None:
