@@ -84,7 +84,7 @@ def test_approvers_and_requester_are_notified(
     assert set(rcpts) == {f"ap@{p}.test", "admin@example.test"}
     assert "Approval needed" in mail["Subject"]
     text = mail.get_payload(decode=True).decode()
-    assert f"/projects/{p}/requests/{request_id}" in text and "note.example.test" in text
+    assert f"/p/{p}/requests/{request_id}" in text and "note.example.test" in text
     wait_until(lambda: any(b"request.created" in r["body"] for r in received))
     hook = next(r for r in received if b"request.created" in r["body"])
     payload = json.loads(hook["body"])
