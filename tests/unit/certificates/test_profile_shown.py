@@ -22,18 +22,9 @@ from certautopilot.errors import InvalidInput
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
 from certautopilot.renewal import acme_info
+from tests.fakes import RecordingLauncher
 
 DIRECTORY = "https://ca.invalid/dir"
-
-
-class Launcher:
-    def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
-    ) -> None:
-        pass
-
-    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
-        pass
 
 
 @pytest.fixture
@@ -81,7 +72,7 @@ def test_profile_in_preflight_and_on_the_certificate(session: Session) -> None:
             project_id=project.id,
             body=b,
             actor=actor,
-            launcher=Launcher(),
+            launcher=RecordingLauncher(),
             now=datetime(2026, 1, 1, tzinfo=UTC),
         )
         for b in (body, plain)
