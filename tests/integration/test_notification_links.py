@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from certautopilot.auth import service as auth
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.lab.info import LabInfo
-from tests.conftest import Service, create_project
+from tests.conftest import Service, add_refused_zone, create_project
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
 PASSWORD = "correct horse battery"
@@ -170,22 +170,7 @@ def test_failure_links_open_the_certificate(
     slug = project.slug
     _channels(service, slug, smtp_port, hook_port)
     # A zone whose TSIG key BIND refuses: issuance fails and the requester is told.
-    service.ok(
-        "POST",
-        f"/projects/{slug}/zones",
-        201,
-        json={
-            "name": "refused.example.test",
-            "provider": "rfc2136",
-            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
-            "rfc2136": {
-                "server": "127.0.0.1",
-                "port": lab.dns_port,
-                "tsig_name": lab.tsig_name,
-                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
-            },
-        },
-    )
+    add_refused_zone(service, lab, slug, "refused.example.test")
     cert = service.ok(
         "POST",
         f"/projects/{slug}/certificates",

@@ -12,7 +12,7 @@ import pytest
 
 from certautopilot.lab.info import LabInfo
 from certautopilot.lab.ports import free_port
-from tests.conftest import Service, create_project
+from tests.conftest import Service, add_refused_zone, create_project
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
 SECRET = "webhook-signing-secret-0123456789"
@@ -134,22 +134,7 @@ def test_failing_channel_is_visible_and_never_blocks_issuance(
         },
     )
     # A failure notification: a zone whose TSIG key BIND refuses makes issuance fail.
-    service.ok(
-        "POST",
-        f"/projects/{p}/zones",
-        201,
-        json={
-            "name": "refused.example.test",
-            "provider": "rfc2136",
-            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
-            "rfc2136": {
-                "server": "127.0.0.1",
-                "port": lab.dns_port,
-                "tsig_name": lab.tsig_name,
-                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
-            },
-        },
-    )
+    add_refused_zone(service, lab, p, "refused.example.test")
     failing = service.ok(
         "POST",
         f"/projects/{p}/certificates",
