@@ -15,7 +15,7 @@ from urllib.parse import quote, urlencode
 def _join(base: str, *segments: str, query: dict[str, str] | None = None) -> str:
     path = "/".join(quote(s, safe="") for s in segments)
     url = f"{base.rstrip('/')}/{path}"
-    return f"{url}?{urlencode(query)}" if query else url
+    return f"{url}?{urlencode(query, quote_via=quote)}" if query else url
 
 
 def project(slug: str, *, base: str = "") -> str:

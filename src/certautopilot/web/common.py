@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.api.deps import ProjectContext, get_state
 from certautopilot.api.state import AppState
 from certautopilot.auth.models import User
@@ -48,6 +49,7 @@ STATUS_TONE = {
     "denied": "bad",
 }
 templates.env.globals["status_tone"] = lambda s: STATUS_TONE.get(s, "muted")
+templates.env.globals["links"] = links  # every page URL comes from certautopilot.links
 templates.env.filters["human"] = lambda s: str(s).replace("_", " ")
 
 

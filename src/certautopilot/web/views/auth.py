@@ -7,6 +7,7 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from certautopilot import links
 from certautopilot.auth import service as auth
 from certautopilot.errors import Unauthenticated
 from certautopilot.web import session as websession
@@ -89,5 +90,5 @@ async def logout(request: Request, web: SignedIn) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(web: SignedIn) -> Response:
     if len(web.projects) >= 1:
-        return RedirectResponse(f"/p/{web.projects[0].slug}/certificates", status_code=303)
+        return RedirectResponse(links.project(web.projects[0].slug), status_code=303)
     return web.render("home.html")

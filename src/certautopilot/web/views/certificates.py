@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from certautopilot import links
 from certautopilot.api.problems import _field_name
 from certautopilot.api.routes import certificates as api
 from certautopilot.api.routes import targets as api_targets
@@ -362,8 +363,8 @@ async def create(request: Request, web: InProjectWeb, session: DbSession, state:
         else:
             slug = web.ctx.project.slug
             if cert.status == "awaiting_approval":
-                return RedirectResponse(f"/p/{slug}/requests?created={cert.id}", status_code=303)
-            return RedirectResponse(f"/p/{slug}/certificates/{cert.id}", status_code=303)
+                return RedirectResponse(links.requests(slug, created=cert.id), status_code=303)
+            return RedirectResponse(links.certificate(slug, cert.id), status_code=303)
     check = _check(web, session, form)
     for f, msgs in errors.items():
         for m in msgs:
@@ -418,7 +419,7 @@ def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response
 
 def _back(web: Web, cert_id: str, flash: str = "") -> Response:
     assert web.project is not None
-    url = f"/p/{web.project.slug}/certificates/{cert_id}"
+    url = links.certificate(web.project.slug, cert_id)
     return RedirectResponse(url + (f"?flash={flash}" if flash else ""), status_code=303)
 
 

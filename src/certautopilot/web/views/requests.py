@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from certautopilot import links
 from certautopilot.api.routes import governance as api
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn
@@ -49,7 +50,7 @@ async def decide(
         return Response(status_code=404)
     assert web.project is not None
     return RedirectResponse(
-        f"/p/{web.project.slug}/requests?status=&decided={request_id}", status_code=303
+        links.requests(web.project.slug, status="", decided=request_id), status_code=303
     )
 
 

@@ -8,12 +8,12 @@ were typed are never sent back into the page.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from certautopilot import links
 from certautopilot.api.routes import issuers as issuers_api
 from certautopilot.api.routes import zones as zones_api
 from certautopilot.dns import service as dns
@@ -58,7 +58,7 @@ TSIG_ALGORITHMS = (
 def settings_home(web: InProjectWeb) -> Response:
     require_admin(web, "Opening the project settings")
     assert web.project is not None
-    return RedirectResponse(f"/p/{web.project.slug}/settings/issuers", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "issuers"), status_code=303)
 
 
 # -- issuers ------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ async def create_issuer(
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/issuers?created={quote(model.name)}",
+                links.settings(web.project.slug, "issuers", created=model.name),
                 status_code=303,
             )
     values, dropped = kept(form, ISSUER_SECRETS)
@@ -295,7 +295,7 @@ async def create_zone(
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/zones?created={quote(model.name)}", status_code=303
+                links.settings(web.project.slug, "zones", created=model.name), status_code=303
             )
     values, dropped = kept(form, ZONE_SECRETS)
     return _zones_page(

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from certautopilot import links
 from certautopilot.api.routes import governance as governance_api
 from certautopilot.api.routes import projects as projects_api
 from certautopilot.auth import service as auth
@@ -177,7 +177,7 @@ async def save_policy(request: Request, web: InProjectWeb, session: DbSession) -
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/policy?saved=1", status_code=303
+                links.settings(web.project.slug, "policy", saved="1"), status_code=303
             )
     return _policy_page(web, session, _view_of_form(form), errors=errors, status_code=422)
 
@@ -214,8 +214,7 @@ def members_page(web: InProjectWeb, session: DbSession) -> Response:
 
 def _back(web: Web, **query: str) -> Response:
     assert web.project is not None
-    qs = "&".join(f"{k}={quote(v)}" for k, v in query.items())
-    return RedirectResponse(f"/p/{web.project.slug}/settings/members?{qs}", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "members", **query), status_code=303)
 
 
 @router.post(BASE + "/members", response_class=HTMLResponse)
