@@ -5,6 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from certautopilot import netguard
 from certautopilot.api import problems
 from certautopilot.api.routes import (
     certificates,
@@ -25,6 +26,7 @@ from certautopilot.workflows.launcher import DbosLauncher
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    netguard.install(settings.reach)  # what user-supplied hosts, URLs and paths may reach
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -131,7 +131,7 @@ def test_final_distribution_failure_reaches_the_admins(
     assert mail["Subject"] == "Deploying notify.example.test to dead failed"
     text = mail.get_payload(decode=True).decode()
     assert "tried 2 times" in text and f"127.0.0.1:{dead_port}" in text
-    assert f"/projects/{p}/certificates/{cid}" in text
+    assert f"/p/{p}/certificates/{cid}" in text
     assert TARGET_SECRET not in text
     hook = json.loads(received[0]["body"])
     assert hook["event"] == "cert.distribution_failed" and "dead" in hook["text"]

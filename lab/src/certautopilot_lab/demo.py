@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import typer
 
-from certautopilot.config import Settings
+from certautopilot.config import Settings, child_environ
 from certautopilot.errors import ConfigError
 from certautopilot_lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import LabInfo
@@ -144,7 +144,7 @@ def run_demo(host: str, port: int) -> None:
     lab_dir = settings.data_dir / "lab"
     typer.echo(f"Starting the local ACME lab (Pebble + BIND 9) in {lab_dir} ...")
     lab = _start_lab(lab_dir)
-    env = {**os.environ, "CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)}
+    env = child_environ({"CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)})
     env.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
     env.setdefault("CERTAUTOPILOT_PUBLIC_URL", f"http://{host}:{port}")
     token = _token(env)

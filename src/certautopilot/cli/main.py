@@ -17,7 +17,7 @@ import typer
 from certautopilot.cli import kek as kek_cli
 from certautopilot.cli import token as token_cli
 from certautopilot.cli import user as user_cli
-from certautopilot.config import Settings
+from certautopilot.config import Settings, child_environ
 
 app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_is_help=True)
 app.add_typer(token_cli.app, name="token")
@@ -82,9 +82,9 @@ def _lab_missing(name: str) -> Callable[[], None]:
     return missing
 
 
-def _logging() -> None:
+def _logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -103,8 +103,8 @@ def worker() -> None:
     """Run a durable worker (issuance, renewal, distribution). Several may run on PostgreSQL."""
     from certautopilot.workflows.worker import start_worker, stop_worker
 
-    _logging()
     settings = Settings.from_env()
+    _logging(settings)
     start_worker(settings)
     stopping = False
 
@@ -145,17 +145,17 @@ def serve(
     from certautopilot.app import create_app
     from certautopilot.db.migrate import upgrade
 
-    _logging()
     settings = Settings.from_env()
+    _logging(settings)
     upgrade(settings)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "certautopilot.cli", "worker"],
-            env={**os.environ, "CERTAUTOPILOT_EXECUTOR_ID": f"{settings.executor_id}-{n}"},
+            env=child_environ({"CERTAUTOPILOT_EXECUTOR_ID": f"{settings.executor_id}-{n}"}),
         )
         for n in range(1, workers + 1)
     ]
-    level = os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO").lower()
+    level = settings.log_level.lower()
     try:
         uvicorn.run(
             create_app(settings),

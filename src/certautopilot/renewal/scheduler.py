@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.audit import service as audit
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
@@ -91,10 +92,7 @@ def _notify(
     admins = notifications.emails_with_roles(session, cert.project_id, ("admin",))
     recipients = sorted({*(admins), *([requester.email] if requester else [])})
     project = session.get(Project, cert.project_id)
-    link = (
-        f"{public_url.rstrip('/')}/projects/{project.slug if project else cert.project_id}"
-        f"/certificates/{cert.id}"
-    )
+    link = links.certificate(project.slug if project else cert.project_id, cert.id, base=public_url)
     notifications.notify(
         session,
         launcher,

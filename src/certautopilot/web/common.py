@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
+from certautopilot import links
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
 from certautopilot.deps import DbSession, ProjectContext, get_state
@@ -46,6 +47,7 @@ STATUS_TONE = {
     "denied": "bad",
 }
 templates.env.globals["status_tone"] = lambda s: STATUS_TONE.get(s, "muted")
+templates.env.globals["links"] = links  # every page URL comes from certautopilot.links
 templates.env.filters["human"] = lambda s: str(s).replace("_", " ")
 
 

@@ -28,6 +28,7 @@ from dbos import DBOS
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -534,7 +535,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
     """Notifies whoever requested the certificate that its issuance failed."""
     requester = session.get(User, cert.created_by)
     project = session.get(Project, cert.project_id)
-    base = runtime().settings.public_url.rstrip("/")
+    base = runtime().settings.public_url
     notifications.notify(
         session,
         launcher(),
@@ -542,8 +543,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
         event="cert.failed",
         recipients=[requester.email] if requester else [],
         certificate_id=cert.id,
-        link=f"{base}/projects/{project.slug if project else cert.project_id}"
-        f"/certificates/{cert.id}",
+        link=links.certificate(project.slug if project else cert.project_id, cert.id, base=base),
         subject=f"Certificate for {cert.common_name} failed: {title}",
         text=detail,
     )

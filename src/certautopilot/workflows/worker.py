@@ -7,6 +7,7 @@ import logging
 from dbos import DBOS, DBOSConfig
 from sqlalchemy import Engine
 
+from certautopilot import netguard
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
@@ -38,6 +39,7 @@ def start_worker(settings: Settings) -> Runtime:
         settings=settings, engine=engine, sessions=make_sessionmaker(engine), kek=load_kek(settings)
     )
     set_runtime(runtime)
+    netguard.install(settings.reach)  # checked again before each deployment
     assert issuance.issue_certificate is not None  # registers the workflows
     assert notify.deliver_notification is not None
     DBOS(config=dbos_config(settings, engine))

@@ -21,17 +21,8 @@ from certautopilot.errors import InvalidInput
 from certautopilot.issuers.acme.client import clear_client_cache
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
+from tests.fakes import RecordingLauncher
 from tests.unit.issuers.acme._acme_stub_server import Reply, StubCA, stub_ca
-
-
-class Launcher:
-    def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
-    ) -> None:
-        pass
-
-    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
-        pass
 
 
 @pytest.fixture
@@ -88,7 +79,7 @@ def test_profile_in_preflight_and_on_the_certificate(session: Session, ca: StubC
             project_id=project.id,
             body=b,
             actor=actor,
-            launcher=Launcher(),
+            launcher=RecordingLauncher(),
             now=datetime(2026, 1, 1, tzinfo=UTC),
         )
         for b in (body, plain)

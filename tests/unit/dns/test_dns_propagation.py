@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from tests.fakes import FakeClock
 
 from certautopilot.dns import propagation
 from certautopilot.dns.propagation import (
@@ -102,19 +103,6 @@ def test_txt_visible_needs_servers() -> None:
 def test_txt_visible_network_error_is_false() -> None:
     # Nothing listens on port 9 (discard) on loopback here: an error, not an exception.
     assert txt_visible("_acme-challenge.example.test", "v", [("127.0.0.1", 9)], 0.2) is False
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_wait_for_txt_polls_with_growing_interval_then_times_out(

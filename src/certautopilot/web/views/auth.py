@@ -7,6 +7,7 @@ import hmac
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from certautopilot import links
 from certautopilot.auth import service as auth
 from certautopilot.deps import DbSession
 from certautopilot.errors import Unauthenticated
@@ -94,5 +95,5 @@ def logout(request: Request, web: SignedIn, _: Form) -> Response:
 @router.get("/", response_class=HTMLResponse)
 def home(web: SignedIn) -> Response:
     if len(web.projects) >= 1:
-        return RedirectResponse(f"/p/{web.projects[0].slug}/certificates", status_code=303)
+        return RedirectResponse(links.project(web.projects[0].slug), status_code=303)
     return web.render("home.html")

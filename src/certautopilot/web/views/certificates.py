@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from certautopilot import links
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
@@ -357,8 +358,8 @@ def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> R
         else:
             slug = web.ctx.project.slug
             if cert.status == "awaiting_approval":
-                return RedirectResponse(f"/p/{slug}/requests?created={cert.id}", status_code=303)
-            return RedirectResponse(f"/p/{slug}/certificates/{cert.id}", status_code=303)
+                return RedirectResponse(links.requests(slug, created=cert.id), status_code=303)
+            return RedirectResponse(links.certificate(slug, cert.id), status_code=303)
     check = _check(web, session, form)
     for f, msgs in errors.items():
         for m in msgs:
@@ -413,7 +414,7 @@ def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response
 
 def _back(web: Web, cert_id: str, flash: str = "") -> Response:
     assert web.project is not None
-    url = f"/p/{web.project.slug}/certificates/{cert_id}"
+    url = links.certificate(web.project.slug, cert_id)
     return RedirectResponse(url + (f"?flash={flash}" if flash else ""), status_code=303)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from certautopilot import links
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn
 from certautopilot.clock import utcnow
@@ -58,5 +59,19 @@ def decide(
     session.commit()
     state.launcher.decided(row.version_id, row.status)
     return RedirectResponse(
-        f"/p/{web.project.slug}/requests?status=&decided={request_id}", status_code=303
+        links.requests(web.project.slug, status="", decided=request_id), status_code=303
+    )
+
+
+@router.get(BASE + "/{request_id}", response_class=HTMLResponse)
+def show_request(request_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    """One request (the link in an approval notification), with its approve/reject form."""
+    assert web.project is not None and web.actor is not None
+    row = approvals.get_request(session, project_id=web.project.id, request_id=request_id)
+    return web.render(
+        "requests/list.html",
+        items=[approvals.to_out(row, web.actor)],
+        status="",
+        statuses=("pending", "approved", "rejected", "expired", ""),
+        created="",
     )

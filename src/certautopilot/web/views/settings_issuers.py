@@ -9,11 +9,11 @@ runs them in its threadpool, so the CA and DNS checks never block the event loop
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from certautopilot import links
 from certautopilot.deps import DbSession, State
 from certautopilot.dns import service as dns
 from certautopilot.dns.schemas import ZoneIn
@@ -57,7 +57,7 @@ TSIG_ALGORITHMS = (
 def settings_home(web: InProjectWeb) -> Response:
     require_admin(web, "Opening the project settings")
     assert web.project is not None
-    return RedirectResponse(f"/p/{web.project.slug}/settings/issuers", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "issuers"), status_code=303)
 
 
 # -- issuers ------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def create_issuer(
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/issuers?created={quote(model.name)}",
+                links.settings(web.project.slug, "issuers", created=model.name),
                 status_code=303,
             )
     values, dropped = kept(form, ISSUER_SECRETS)
@@ -302,7 +302,7 @@ def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State)
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/zones?created={quote(model.name)}", status_code=303
+                links.settings(web.project.slug, "zones", created=model.name), status_code=303
             )
     values, dropped = kept(form, ZONE_SECRETS)
     return _zones_page(

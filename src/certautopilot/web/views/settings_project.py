@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
+from certautopilot import links
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import ROLES
 from certautopilot.deps import DbSession
@@ -181,7 +181,7 @@ def save_policy(web: InProjectWeb, form: Form, session: DbSession) -> Response:
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/policy?saved=1", status_code=303
+                links.settings(web.project.slug, "policy", saved="1"), status_code=303
             )
     return _policy_page(web, session, _view_of_form(form), errors=errors, status_code=422)
 
@@ -218,8 +218,7 @@ def members_page(web: InProjectWeb, session: DbSession) -> Response:
 
 def _back(web: Web, **query: str) -> Response:
     assert web.project is not None
-    qs = "&".join(f"{k}={quote(v)}" for k, v in query.items())
-    return RedirectResponse(f"/p/{web.project.slug}/settings/members?{qs}", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "members", **query), status_code=303)
 
 
 @router.post(BASE + "/members", response_class=HTMLResponse)
