@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from certautopilot.lab import LabInfo, axfr_txt
 
 from certautopilot.dns.providers.lexicon import providers as lexicon_providers
 from certautopilot.dns.providers.memory import MemoryConfig, MemoryDNS, MemoryProvider, register
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
 from certautopilot.errors import DNSError, InvalidInput
+from certautopilot_lab import LabInfo, axfr_txt
 from tests.integration.dns_servers import Knot, MotoRoute53, PowerDNS, txt_at
 
 WRONG = "wrong-credential-d3JvbmctLXdyb25n"

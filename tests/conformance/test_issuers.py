@@ -17,9 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from certautopilot.lab.adcs_double import AdcsDouble
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import pebble_cert_status, pebble_roots
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -34,6 +31,9 @@ from certautopilot.issuers.adcs.client import AdcsClient, AdcsSettings
 from certautopilot.issuers.adcs.plugin import AdcsAuthority
 from certautopilot.issuers.interfaces import CertificateAuthority, Order, OrderOptions
 from certautopilot.issuers.memory import MemoryAuthority
+from certautopilot_lab.adcs_double import AdcsDouble
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import pebble_cert_status, pebble_roots
 
 TIMEOUT = 30.0
 

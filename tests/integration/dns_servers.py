@@ -23,8 +23,9 @@ import dns.rdatatype
 import dns.tsigkeyring
 import dns.zone
 import requests
-from certautopilot.lab import procs
-from certautopilot.lab.ports import free_port, free_ports
+
+from certautopilot_lab import procs
+from certautopilot_lab.ports import free_port, free_ports
 
 START_SECONDS = 20.0
 PDNS_SCHEMA = Path("/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql")

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from certautopilot.lab.adcs_double import AdcsDouble
-from certautopilot.lab.info import LabInfo
 
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.issuers.models import Issuer
+from certautopilot_lab.adcs_double import AdcsDouble
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 from tests.integration._adcs_fixture import (
     add_issuer,

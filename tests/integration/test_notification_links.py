@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from certautopilot.lab.info import LabInfo
 from fastapi.testclient import TestClient
 
 from certautopilot.auth import service as auth
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, add_refused_zone, create_project
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
