@@ -1,27 +1,20 @@
 """API shapes of distribution targets and deployments.
 
 A target is ``{"name", "kind", "<kind>": {...}}`` like a DNS zone; each kind's block is a
-pydantic model whose ``SECRETS`` fields are stored encrypted and never returned.
+pydantic model (the plugin's ``config_model``); its fields declared with ``secret_field``
+are stored encrypted and never returned. The built-in kinds' models live here so the
+plugin modules and the tests share them; the core reaches them only through the registry.
 """
 
 from __future__ import annotations
 
 import posixpath
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KINDS = (
-    "ssh",
-    "local",
-    "haproxy",
-    "webhook",
-    "aws-acm",
-    "vault-kv",
-    "kubernetes-secret",
-)
-Kind = Literal["ssh", "local", "haproxy", "webhook", "aws-acm", "vault-kv", "kubernetes-secret"]
+from certautopilot.plugins import secret_field
 
 
 def field_of(kind: str) -> str:
@@ -30,8 +23,9 @@ def field_of(kind: str) -> str:
 
 
 class KindConfig(BaseModel):
+    """Base of the built-in kinds' settings (a plugin may use any pydantic model)."""
+
     model_config = ConfigDict(extra="forbid")
-    SECRETS: ClassVar[tuple[str, ...]] = ()
 
 
 def _mode(value: str) -> str:
@@ -108,8 +102,6 @@ class FilesSpec(BaseModel):
 
 
 class SshConfig(KindConfig):
-    SECRETS = ("private_key", "password", "pkcs12_password")
-
     host: str = Field(min_length=1, max_length=253)
     port: int = Field(default=22, ge=1, le=65535)
     username: str = Field(min_length=1, max_length=100)
@@ -122,9 +114,9 @@ class SshConfig(KindConfig):
     reload_command: str | None = Field(default=None, max_length=2000)
     command_timeout_seconds: float = Field(default=60, gt=0, le=600)
     connect_timeout_seconds: float = Field(default=15, gt=0, le=120)
-    private_key: str | None = Field(default=None, max_length=20_000)
-    password: str | None = Field(default=None, max_length=1000)
-    pkcs12_password: str | None = Field(default=None, max_length=1000)
+    private_key: str | None = secret_field(default=None, max_length=20_000)
+    password: str | None = secret_field(default=None, max_length=1000)
+    pkcs12_password: str | None = secret_field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _auth(self) -> SshConfig:
@@ -136,12 +128,10 @@ class SshConfig(KindConfig):
 
 
 class LocalConfig(KindConfig):
-    SECRETS = ("pkcs12_password",)
-
     files: FilesSpec
     reload_command: str | None = Field(default=None, max_length=2000)
     command_timeout_seconds: float = Field(default=60, gt=0, le=600)
-    pkcs12_password: str | None = Field(default=None, max_length=1000)
+    pkcs12_password: str | None = secret_field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _p12(self) -> LocalConfig:
@@ -173,12 +163,10 @@ class HaproxyConfig(KindConfig):
 
 
 class WebhookConfig(KindConfig):
-    SECRETS = ("secret", "pkcs12_password")
-
     url: str = Field(min_length=8, max_length=2000)
-    secret: str = Field(min_length=16, max_length=1000, description="HMAC-SHA256 key")
+    secret: str = secret_field(min_length=16, max_length=1000, description="HMAC-SHA256 key")
     include_private_key: bool = False
-    pkcs12_password: str | None = Field(
+    pkcs12_password: str | None = secret_field(
         default=None,
         max_length=1000,
         description="adds a base64 PKCS#12 to the payload (needs include_private_key)",
@@ -194,12 +182,10 @@ class WebhookConfig(KindConfig):
 
 
 class AwsAcmConfig(KindConfig):
-    SECRETS = ("secret_access_key", "session_token")
-
     region: str = Field(min_length=1, max_length=50)
     access_key_id: str = Field(min_length=1, max_length=200)
-    secret_access_key: str = Field(min_length=1, max_length=500)
-    session_token: str | None = Field(default=None, max_length=5000)
+    secret_access_key: str = secret_field(min_length=1, max_length=500)
+    session_token: str | None = secret_field(default=None, max_length=5000)
     endpoint_url: str | None = Field(default=None, max_length=1000)
     certificate_arn: str | None = Field(
         default=None, max_length=2048, description="re-import into this ARN from the start"
@@ -209,10 +195,8 @@ class AwsAcmConfig(KindConfig):
 
 
 class VaultKvConfig(KindConfig):
-    SECRETS = ("token",)
-
     address: str = Field(min_length=8, max_length=1000)
-    token: str = Field(min_length=1, max_length=5000)
+    token: str = secret_field(min_length=1, max_length=5000)
     mount: str = Field(default="secret", min_length=1, max_length=200)
     path: str = Field(min_length=1, max_length=1000)
     namespace: str | None = Field(default=None, max_length=200)
@@ -230,10 +214,8 @@ class VaultKvConfig(KindConfig):
 
 
 class KubernetesSecretConfig(KindConfig):
-    SECRETS = ("token",)
-
     api_server: str = Field(min_length=8, max_length=1000)
-    token: str = Field(min_length=1, max_length=20_000)
+    token: str = secret_field(min_length=1, max_length=20_000)
     namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
     include_ca: bool = Field(default=False, description="add ca.crt (the chain)")
@@ -241,17 +223,6 @@ class KubernetesSecretConfig(KindConfig):
     annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
     ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
     timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-
-CONFIGS: dict[str, type[KindConfig]] = {
-    "ssh": SshConfig,
-    "local": LocalConfig,
-    "haproxy": HaproxyConfig,
-    "webhook": WebhookConfig,
-    "aws-acm": AwsAcmConfig,
-    "vault-kv": VaultKvConfig,
-    "kubernetes-secret": KubernetesSecretConfig,
-}
 
 
 class PostDeployCheck(BaseModel):
@@ -281,20 +252,28 @@ class RetryPolicy(BaseModel):
         return float(self.delay_seconds * self.backoff ** max(0, attempt - 2))
 
 
+_KIND_BLOCK = (
+    "the kind's settings go in the field named after the kind (``aws-acm`` -> ``aws_acm``), "
+    "validated by that target plugin's config model"
+)
+
+
 class TargetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """``{"name", "kind", "<kind_field>": {...}, ...}``: the kind's block is checked by
+    its plugin (the registry knows the installed kinds), so a new kind needs no change."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"description": _KIND_BLOCK})
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
-    kind: Kind
-    ssh: dict[str, Any] | None = None
-    local: dict[str, Any] | None = None
-    haproxy: dict[str, Any] | None = None
-    webhook: dict[str, Any] | None = None
-    aws_acm: dict[str, Any] | None = None
-    vault_kv: dict[str, Any] | None = None
-    kubernetes_secret: dict[str, Any] | None = None
+    kind: str = Field(
+        min_length=1, max_length=64, description="a target plugin's name (GET /api/v1/plugins)"
+    )
     post_deploy_check: PostDeployCheck | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    def blocks(self) -> dict[str, Any]:
+        """The fields beyond the common ones: the kind's block (and any stray ones)."""
+        return dict(self.model_extra or {})
 
 
 class TargetPatch(BaseModel):
@@ -303,21 +282,17 @@ class TargetPatch(BaseModel):
     it); nested blocks such as ``files`` are replaced whole. ``post_deploy_check: null``
     removes the check. The kind cannot change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"description": _KIND_BLOCK})
 
     name: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
     )
-    kind: Kind | None = Field(default=None, description="if given, must be the target's kind")
-    ssh: dict[str, Any] | None = None
-    local: dict[str, Any] | None = None
-    haproxy: dict[str, Any] | None = None
-    webhook: dict[str, Any] | None = None
-    aws_acm: dict[str, Any] | None = None
-    vault_kv: dict[str, Any] | None = None
-    kubernetes_secret: dict[str, Any] | None = None
+    kind: str | None = Field(default=None, description="if given, must be the target's kind")
     post_deploy_check: PostDeployCheck | None = None
     retry: RetryPolicy | None = None
+
+    def blocks(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class TargetOut(BaseModel):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
@@ -42,6 +42,14 @@ def validate(config: AwsAcmConfig) -> None:
 
 class AwsAcmTarget:
     kind = "aws-acm"
+    name: ClassVar[str] = "aws-acm"
+    title: ClassVar[str] = "AWS Certificate Manager"
+    config_model: ClassVar[type[AwsAcmConfig]] = AwsAcmConfig
+
+    @classmethod
+    def validate(cls, config: AwsAcmConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: AwsAcmConfig) -> None:
         self.config = config

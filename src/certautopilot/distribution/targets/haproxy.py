@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut
@@ -50,6 +50,14 @@ def validate(config: HaproxyConfig) -> None:
 
 class HaproxyTarget:
     kind = "haproxy"
+    name: ClassVar[str] = "haproxy"
+    title: ClassVar[str] = "HAProxy (runtime API, no reload)"
+    config_model: ClassVar[type[HaproxyConfig]] = HaproxyConfig
+
+    @classmethod
+    def validate(cls, config: HaproxyConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: HaproxyConfig) -> None:
         self.config = config

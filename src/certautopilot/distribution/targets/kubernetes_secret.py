@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
@@ -41,6 +41,14 @@ def _b64(text: str) -> str:
 
 class KubernetesSecretTarget:
     kind = "kubernetes-secret"
+    name: ClassVar[str] = "kubernetes-secret"
+    title: ClassVar[str] = "Kubernetes TLS secret"
+    config_model: ClassVar[type[KubernetesSecretConfig]] = KubernetesSecretConfig
+
+    @classmethod
+    def validate(cls, config: KubernetesSecretConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: KubernetesSecretConfig) -> None:
         self.config = config

@@ -11,7 +11,7 @@ import contextlib
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut, render, temp_name
@@ -79,6 +79,15 @@ async def run_command(command: str, timeout: float) -> str:
 
 class LocalTarget:
     kind = "local"
+    name: ClassVar[str] = "local"
+    title: ClassVar[str] = "Files on this server"
+    config_model: ClassVar[type[LocalConfig]] = LocalConfig
+
+    @classmethod
+    def validate(cls, config: LocalConfig, field: str) -> None:
+        """Save-time rules: the directory and the reload command are allowed here."""
+        guard.check_local_path(config.files.directory, field=f"{field}.files.directory")
+        guard.check_local_command(config.reload_command, field=f"{field}.reload_command")
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config

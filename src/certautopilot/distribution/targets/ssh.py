@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncssh
 
+from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut, render, temp_name
 from certautopilot.distribution.interfaces import (
     Check,
@@ -26,6 +27,7 @@ from certautopilot.distribution.interfaces import (
     Material,
 )
 from certautopilot.distribution.schemas import SshConfig
+from certautopilot.errors import InvalidInput
 
 OUTPUT_LIMIT = 4000
 
@@ -60,6 +62,26 @@ def tail(text: str | bytes | None) -> str:
 
 class SshTarget:
     kind = "ssh"
+    name: ClassVar[str] = "ssh"
+    title: ClassVar[str] = "Files over SSH"
+    config_model: ClassVar[type[SshConfig]] = SshConfig
+
+    @classmethod
+    def validate(cls, config: SshConfig, field: str) -> None:
+        """Save-time rules: the pinned host key and the private key parse, the host is
+        one the service may reach."""
+        try:
+            host_keys(config.host_key)
+        except ValueError as exc:
+            raise InvalidInput.field(f"{field}.host_key", str(exc)) from exc
+        if config.private_key:
+            try:
+                asyncssh.import_private_key(config.private_key)
+            except (asyncssh.KeyImportError, ValueError) as exc:
+                raise InvalidInput.field(
+                    f"{field}.private_key", "is not an unencrypted private key"
+                ) from exc
+        guard.check_remote_host(config.host, field=f"{field}.host")
 
     def __init__(self, config: SshConfig) -> None:
         self.config = config

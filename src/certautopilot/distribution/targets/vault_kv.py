@@ -13,7 +13,7 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import hvac
 import requests
@@ -37,6 +37,14 @@ def validate(config: VaultKvConfig) -> None:
 
 class VaultKvTarget:
     kind = "vault-kv"
+    name: ClassVar[str] = "vault-kv"
+    title: ClassVar[str] = "HashiCorp Vault KV"
+    config_model: ClassVar[type[VaultKvConfig]] = VaultKvConfig
+
+    @classmethod
+    def validate(cls, config: VaultKvConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: VaultKvConfig) -> None:
         self.config = config

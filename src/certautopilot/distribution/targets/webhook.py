@@ -21,7 +21,7 @@ import json
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -65,6 +65,14 @@ def tls_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
 
 class WebhookTarget:
     kind = "webhook"
+    name: ClassVar[str] = "webhook"
+    title: ClassVar[str] = "Signed webhook"
+    config_model: ClassVar[type[WebhookConfig]] = WebhookConfig
+
+    @classmethod
+    def validate(cls, config: WebhookConfig, field: str) -> None:
+        """Save-time rule: an https URL the service may reach."""
+        guard.check_https(config.url, field=f"{field}.url")
 
     def __init__(self, config: WebhookConfig, delivery_id: str = "") -> None:
         self.config = config
