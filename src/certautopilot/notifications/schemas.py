@@ -4,23 +4,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from certautopilot.notifications.senders import EmailConfig, WebhookConfig
 
-class EmailIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = Field(default=None, max_length=320)
-    password: str | None = Field(default=None, max_length=1000)
-    from_addr: str = Field(min_length=3, max_length=320)
-
-
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=8, max_length=1000)
-    secret: str | None = Field(default=None, min_length=16, max_length=500)
+# The channel plugins' own config models (the secret field marked) are the body blocks.
+EmailIn = EmailConfig
+WebhookIn = WebhookConfig
 
 
 class ChannelIn(BaseModel):

@@ -7,7 +7,7 @@ is never lost nor sent for something that was rolled back. Delivery never blocks
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,7 +23,7 @@ from certautopilot.netguard import check_host, check_url
 from certautopilot.notifications.interfaces import Message, Sender
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.notifications.schemas import ChannelIn, ChannelOut
-from certautopilot.notifications.senders import SmtpSender, WebhookSender
+from certautopilot.plugins import Family, registry
 
 
 class NotificationLauncher(Protocol):
@@ -141,9 +141,13 @@ def sender_for(session: Session, kek: KeyEncryptionKey, channel: NotificationCha
             owner_id=channel.id,
             purpose=f"{channel.kind}_secret",
         ).decode()
-    if channel.kind == "email":
-        return SmtpSender(channel.config, secret)
-    return WebhookSender(channel.config, secret)
+    plugin = registry().get(Family.NOTIFICATION_CHANNELS, channel.kind)
+    stored = dict(channel.config)
+    if secret is not None and plugin.secrets:
+        stored[plugin.secrets[0]] = secret
+    sender = plugin.cls(plugin.config_model.model_validate(stored))
+    assert hasattr(sender, "send")
+    return cast(Sender, sender)
 
 
 def message_of(row: Notification) -> Message:
