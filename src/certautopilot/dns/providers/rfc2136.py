@@ -130,7 +130,9 @@ class RFC2136Provider:
         except DNSError as exc:
             text = str(exc)
             if "rejected the TSIG signature" in text:
-                raise InvalidInput.field("settings.tsig_secret", text) from None
+                bad_key = "PeerBadKey" in text or "PeerBadAlgorithm" in text
+                field = "settings.tsig_name" if bad_key else "settings.tsig_secret"
+                raise InvalidInput.field(field, text) from None
             if "refused" in text:
                 raise InvalidInput.field("settings.tsig_name", text) from None
             raise
