@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from certautopilot.errors import NotificationError
-from certautopilot.netguard import check_url
+from certautopilot.netguard import check_host, check_url
 from certautopilot.notifications.interfaces import Message
 from certautopilot.plugins import secret_field
 
@@ -48,6 +48,11 @@ class SmtpSender:
     name: ClassVar[str] = "email"
     title: ClassVar[str] = "Email (SMTP)"
     config_model: ClassVar[type[EmailConfig]] = EmailConfig
+
+    @classmethod
+    def validate(cls, config: EmailConfig, field: str) -> None:
+        """Save-time rule: the SMTP server is a host the service may reach."""
+        check_host(config.host, field=f"{field}.host")
 
     def __init__(self, config: EmailConfig, timeout: float = 10) -> None:
         self.config = config
@@ -92,6 +97,11 @@ class WebhookSender:
     name: ClassVar[str] = "webhook"
     title: ClassVar[str] = "Webhook (Slack-compatible JSON, signed)"
     config_model: ClassVar[type[WebhookConfig]] = WebhookConfig
+
+    @classmethod
+    def validate(cls, config: WebhookConfig, field: str) -> None:
+        """Save-time rule: a URL the service may reach (http allowed, as for chat hooks)."""
+        check_url(config.url, field=f"{field}.url", require_https=False)
 
     def __init__(self, config: WebhookConfig, timeout: float = 10) -> None:
         self.url = config.url
