@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import asyncssh
+from pydantic import Field, model_validator
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut, render, temp_name
@@ -26,8 +27,36 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import SshConfig
+from certautopilot.distribution.schemas import FilesSpec, KindConfig
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class SshConfig(KindConfig):
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=100)
+    host_key: str = Field(
+        min_length=20,
+        max_length=20_000,
+        description="the server's public host key(s), OpenSSH format, one per line (pinned)",
+    )
+    files: FilesSpec
+    reload_command: str | None = Field(default=None, max_length=2000)
+    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    connect_timeout_seconds: float = Field(default=15, gt=0, le=120)
+    private_key: str | None = secret_field(default=None, max_length=20_000)
+    password: str | None = secret_field(default=None, max_length=1000)
+    pkcs12_password: str | None = secret_field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _auth(self) -> SshConfig:
+        if not self.private_key and not self.password:
+            raise ValueError("give private_key or password")
+        if self.files.pkcs12 and not self.pkcs12_password:
+            raise ValueError("files.pkcs12 needs pkcs12_password")
+        return self
+
 
 OUTPUT_LIMIT = 4000
 
