@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     problems.install(app)
     for module in (projects, issuers, zones, certificates, versions, governance, targets, plugins):
         app.include_router(module.router, prefix="/api/v1")
+    plugins.install_openapi(app)
 
     from certautopilot.web.router import install as install_web
 

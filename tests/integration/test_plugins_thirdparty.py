@@ -42,6 +42,7 @@ out = {}
 with TestClient(create_app(settings)) as c:
     out["plugins"] = c.get("/api/v1/plugins", headers=h).json()
     out["dns_providers"] = c.get("/api/v1/dns-providers", headers=h).json()
+    out["openapi"] = c.get("/openapi.json").json()["components"]["schemas"]
     c.post("/api/v1/projects", headers=h, json={"slug": "ex", "name": "Ex"})
     zone = {"name": "example.test", "provider": "example-dns",
             "settings": {"endpoint": "https://dns.example.test", "api_token": "tok-123456"}}
@@ -134,6 +135,13 @@ def test_the_api_lists_and_uses_the_plugins(plugin_path: Path, tmp_path: Path) -
     assert dns["source"] == SOURCE
     assert dns["config_schema"]["properties"]["api_token"]["secret"] is True
     assert _by_name(out["plugins"]["targets"])["example-target"]["source"] == SOURCE
+    # The API schema is built from the registry: the new kind and provider are in it.
+    target_in = out["openapi"]["TargetIn"]["properties"]
+    assert "example-target" in target_in["kind"]["enum"]
+    assert target_in["example_target"]["properties"]["password"]["secret"] is True
+    zone_in = out["openapi"]["ZoneIn"]["properties"]
+    assert "example-dns" in zone_in["provider"]["enum"]
+    assert "example-dns" in [s["title"] for s in zone_in["settings"]["anyOf"]]
     fields = _by_name(_by_name(out["dns_providers"])["example-dns"]["fields"])
     assert fields["api_token"] == {
         "name": "api_token",
