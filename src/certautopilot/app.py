@@ -11,6 +11,7 @@ from certautopilot.api.routes import (
     certificates,
     governance,
     issuers,
+    plugins,
     projects,
     targets,
     versions,
@@ -47,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CertAutoPilot", version="0.1.0", lifespan=lifespan)
     problems.install(app)
-    for module in (projects, issuers, zones, certificates, versions, governance, targets):
+    for module in (projects, issuers, zones, certificates, versions, governance, targets, plugins):
         app.include_router(module.router, prefix="/api/v1")
+    plugins.install_openapi(app)
 
     from certautopilot.web.router import install as install_web
 

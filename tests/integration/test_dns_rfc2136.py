@@ -15,7 +15,7 @@ from certautopilot.dns.propagation import (
     wait_for_txt,
 )
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
-from certautopilot.errors import DNSError, PropagationTimeout
+from certautopilot.errors import DNSError, InvalidInput, PropagationTimeout
 from certautopilot_lab import LabInfo, axfr_txt
 
 pytestmark = [
@@ -113,3 +113,29 @@ def test_resolve_nameservers_through_a_resolver(lab: LabInfo) -> None:
     assert resolve_nameservers("sub.example.test", resolver=resolver) == [("127.0.0.1", 53)]
     with pytest.raises(DNSError):
         resolve_nameservers("example.org", resolver=resolver)
+
+
+def test_list_txt_reads_the_server_itself(lab: LabInfo) -> None:
+    fqdn = challenge_name(f"list-{secrets.token_hex(4)}.example.test")
+    dns_provider = provider(lab)
+    assert dns_provider.list_txt("example.test", fqdn) == []
+    dns_provider.publish_txt("example.test", fqdn, "one", 60)
+    dns_provider.publish_txt("example.test", fqdn, "two", 60)
+    assert sorted(dns_provider.list_txt("example.test", fqdn)) == ["one", "two"]
+    dns_provider.remove_txt("example.test", fqdn, "one")
+    assert dns_provider.list_txt("example.test", fqdn) == ["two"]
+    dns_provider.remove_txt("example.test", fqdn, "two")
+
+
+def test_check_authenticates_and_names_the_wrong_setting(lab: LabInfo) -> None:
+    provider(lab).check("example.test")
+    wrong = "d3JvbmctLXdyb25nLS13cm9uZy0td3JvbmctLXdyb25nLS0="
+    with pytest.raises(InvalidInput) as caught:
+        provider(lab, tsig_secret=wrong).check("example.test")
+    assert [f for f, _ in caught.value.errors] == ["settings.tsig_secret"]
+    assert wrong not in str(caught.value.errors)
+    with pytest.raises(InvalidInput) as caught:
+        provider(lab, tsig_name="other-key.").check("example.test")
+    assert [f for f, _ in caught.value.errors] == ["settings.tsig_name"]
+    with pytest.raises(DNSError, match=r"127\.0\.0\.1:9"):
+        provider(lab, port=9, timeout_seconds=0.3, transport="tcp").check("example.test")

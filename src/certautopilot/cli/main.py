@@ -15,6 +15,7 @@ from importlib.metadata import EntryPoint, entry_points
 import typer
 
 from certautopilot.cli import kek as kek_cli
+from certautopilot.cli import plugins as plugins_cli
 from certautopilot.cli import token as token_cli
 from certautopilot.cli import user as user_cli
 from certautopilot.config import Settings, child_environ
@@ -23,6 +24,7 @@ app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_
 app.add_typer(token_cli.app, name="token")
 app.add_typer(kek_cli.app, name="kek")
 app.add_typer(user_cli.app, name="user")
+app.command(name="plugins")(plugins_cli.plugins)
 
 
 # Commands other distributions add (group ``certautopilot.cli``): the lab and the demo come

@@ -27,7 +27,6 @@ from certautopilot.distribution.interfaces import (
     Target,
 )
 from certautopilot.distribution.schemas import (
-    CONFIGS,
     FilesSpec,
     RetryPolicy,
     SshConfig,
@@ -38,6 +37,7 @@ from certautopilot.distribution.service import parse_config
 from certautopilot.distribution.targets.ssh import host_keys
 from certautopilot.distribution.targets.webhook import WebhookTarget, sign, verify
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import Family, registry, secret_fields
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test"
 
@@ -152,7 +152,8 @@ def test_parse_config_names_nested_fields() -> None:
 
 
 def test_secrets_are_declared_for_every_kind() -> None:
-    assert set(CONFIGS) == {
+    targets = registry().family(Family.TARGETS)
+    assert set(targets) >= {
         "ssh",
         "local",
         "haproxy",
@@ -161,11 +162,10 @@ def test_secrets_are_declared_for_every_kind() -> None:
         "vault-kv",
         "kubernetes-secret",
     }
-    assert SshConfig.SECRETS == ("private_key", "password", "pkcs12_password")
-    assert "secret" in WebhookConfig.SECRETS
-    for config in CONFIGS.values():
-        for name in config.SECRETS:
-            assert name in config.model_fields
+    assert secret_fields(SshConfig) == ("private_key", "password", "pkcs12_password")
+    assert "secret" in secret_fields(WebhookConfig)
+    assert targets["ssh"].config_model is SshConfig
+    assert targets["vault-kv"].secrets == ("token",)
     assert field_of("kubernetes-secret") == "kubernetes_secret"
 
 
@@ -261,7 +261,9 @@ def test_every_builtin_plugin_implements_the_protocol(tmp_path: Path) -> None:
         },
     }
     for kind, raw in samples.items():
-        target = plugins.build(kind, CONFIGS[kind].model_validate(raw), delivery_id="d")
+        target = plugins.build(
+            kind, plugins.plugin(kind).config_model.model_validate(raw), delivery_id="d"
+        )
         assert isinstance(target, Target)
         assert target.kind == kind
 
