@@ -5,9 +5,8 @@ against Knot DNS; the zone is created through the API with provider rfc2136 poin
 Knot. A wildcard + apex certificate (one TXT name, two values) is issued and renewed, and
 afterwards the zone holds no TXT record at all (read by AXFR).
 
-The same test for PowerDNS is the ``powerdns`` case: it needs the generic zone body
-``{"name", "provider": "powerdns", "settings": {...}}`` of the DNS provider loading work,
-so it is skipped until that lands (then drop the mark).
+The same test runs for PowerDNS (its HTTP API, through dns-lexicon's powerdns provider),
+with the zone body ``{"name", "provider": "powerdns", "settings": {...}}``.
 """
 
 from __future__ import annotations
@@ -70,16 +69,7 @@ def powerdns_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DNSBa
 
 @pytest.mark.parametrize(
     "backend_name",
-    [
-        "knot",
-        pytest.param(
-            "powerdns",
-            marks=pytest.mark.skip(
-                reason="needs the generic zone body (provider + settings) of the DNS provider "
-                "loading branch; remove this mark after the merge"
-            ),
-        ),
-    ],
+    ["knot", "powerdns"],
 )
 def test_wildcard_and_apex_issue_and_renew_leave_no_txt(
     service: Service,

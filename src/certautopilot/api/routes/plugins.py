@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from certautopilot.api.deps import CurrentUser
+from certautopilot.deps import CurrentUser
 from certautopilot.dns import service as zones
 from certautopilot.dns.schemas import DNSProviderOut
 from certautopilot.plugins import Family, listing, registry
