@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
-from certautopilot.auth.service import Actor
+from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.names import normalize_name
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -58,6 +58,7 @@ def _validate(body: ZoneIn) -> tuple[str, list[str]]:
 def create_zone(
     session: Session, kek: KeyEncryptionKey, *, project_id: str, body: ZoneIn, actor: Actor
 ) -> DnsZone:
+    require(actor, "admin", "Adding a DNS zone")
     name, nameservers = _validate(body)
     if body.rfc2136 is not None:
         check_host(body.rfc2136.server, field="rfc2136.server")
