@@ -23,7 +23,7 @@ from certautopilot.certificates.schemas import (
     Pkcs12In,
 )
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, State
+from certautopilot.deps import DbSession, State, WriteSession
 from certautopilot.distribution import service as distribution
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
@@ -333,7 +333,7 @@ def live_preflight(web: InProjectWeb, form: Form, session: DbSession) -> Respons
 
 
 @router.post(BASE + "/new", response_class=HTMLResponse)
-def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
+def create(web: InProjectWeb, form: Form, session: WriteSession, state: State) -> Response:
     auth.require(web.ctx.actor, "operator", "Requesting a certificate")  # as the service does
     model, _, errors = _parse(form)
     check: dict[str, Any] | None = None
@@ -349,7 +349,6 @@ def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> R
                 base_url=state.settings.public_url,
                 limits=state.settings.rate_limits,
             )
-            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = _errors_of(exc)
@@ -439,7 +438,9 @@ def check_ca(
 
 
 @router.post(BASE + "/{cert_id}/renew")
-def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State) -> Response:
+def renew(
+    cert_id: str, web: InProjectWeb, _: Form, session: WriteSession, state: State
+) -> Response:
     cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
     certs.renew_certificate(
         session,
@@ -449,7 +450,6 @@ def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: S
         now=utcnow(),
         limits=state.settings.rate_limits,
     )
-    session.commit()
     return _back(web, cert_id, "renew")
 
 
@@ -476,14 +476,13 @@ def revoke(
 
 @router.get(BASE + "/{cert_id}/download/{what}.pem")
 def download(
-    cert_id: str, what: str, web: InProjectWeb, session: DbSession, state: State
+    cert_id: str, what: str, web: InProjectWeb, session: WriteSession, state: State
 ) -> Response:
     assert web.project is not None
     if what not in lifecycle.DOWNLOADS:
         raise InvalidInput.field("what", f"must be one of {', '.join(lifecycle.DOWNLOADS)}")
     cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
     pem = lifecycle.download(session, state.kek, cert=cert, what=what, actor=web.ctx.actor)
-    session.commit()
     name = f"{cert.common_name.replace('*', 'wildcard')}-{what}.pem"
     return PlainTextResponse(
         pem,
@@ -497,7 +496,7 @@ def download(
 
 @router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
 def deploy(
-    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+    cert_id: str, web: InProjectWeb, form: Form, session: WriteSession, state: State
 ) -> Response:
     """Redeploy to every attached target, or (``dry_run``) check them and show what each
     would write. The dry run talks to the targets: a plain ``def``, it runs off the event
@@ -515,7 +514,6 @@ def deploy(
         workflow_id=lambda dep: redeploy_workflow_id(dep.id),
         now=utcnow(),
     )
-    session.commit()
     if not dry:
         return _back(web, cert_id, "deploy")
     return web.render(
@@ -525,7 +523,7 @@ def deploy(
 
 @router.post(BASE + "/{cert_id}/download/certificate.p12")
 def download_pkcs12(
-    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+    cert_id: str, web: InProjectWeb, form: Form, session: WriteSession, state: State
 ) -> Response:
     """PKCS#12 under the password typed in the form (admins; audited; never stored).
     PBKDF2 and the database read run in the threadpool, off the event loop."""
@@ -543,7 +541,6 @@ def download_pkcs12(
         password=body.password.get_secret_value(),
         actor=web.ctx.actor,
     )
-    session.commit()
     return Response(
         data,
         media_type="application/x-pkcs12",
