@@ -43,29 +43,12 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def get_session(state: State) -> Iterator[Session]:
-    """One session per request; a route or view that writes takes ``WriteSession``."""
+    """One session per request; a route or view that writes calls ``session.commit()``."""
     with state.sessions() as session:
         yield session
 
 
 DbSession = Annotated[Session, Depends(get_session)]
-
-
-def get_write_session(session: DbSession) -> Iterator[Session]:
-    """The request's session, committed when the route or view returns without raising.
-
-    For the routes whose whole job is "call a service, commit". Function-scoped: FastAPI
-    commits after the handler returns and *before* the response is sent, so a commit that
-    fails (SQLite busy: 503, nothing written) replaces the response instead of following a
-    success that was already sent. When the handler raises, nothing is committed and the
-    session is rolled back as it closes. A command in ``workflows.commands`` commits by
-    itself; the commit here then finds nothing to do.
-    """
-    yield session
-    session.commit()
-
-
-WriteSession = Annotated[Session, Depends(get_write_session, scope="function")]
 
 
 def get_user(request: Request, session: DbSession) -> User:

@@ -22,7 +22,7 @@ from certautopilot.certificates.schemas import (
     WeekCountOut,
 )
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, InProject, State, WriteSession
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.workflows import commands
 
 router = APIRouter(tags=["certificates"])
@@ -31,7 +31,7 @@ BASE = "/projects/{project}/certificates"
 
 @router.post(BASE, status_code=status.HTTP_202_ACCEPTED, response_model=CertificateOut)
 def create_certificate(
-    body: CertificateIn, ctx: InProject, session: WriteSession, state: State
+    body: CertificateIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
     cert = certs.create_certificate(
         session,
@@ -43,6 +43,7 @@ def create_certificate(
         base_url=state.settings.public_url,
         limits=state.settings.rate_limits,
     )
+    session.commit()
     return certs.to_out(session, cert)
 
 
@@ -123,7 +124,7 @@ def get_certificate(cert_id: str, ctx: InProject, session: DbSession) -> Certifi
     BASE + "/{cert_id}/renew", status_code=status.HTTP_202_ACCEPTED, response_model=CertificateOut
 )
 def renew_certificate(
-    cert_id: str, ctx: InProject, session: WriteSession, state: State
+    cert_id: str, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
     certs.renew_certificate(
@@ -134,6 +135,7 @@ def renew_certificate(
         now=utcnow(),
         limits=state.settings.rate_limits,
     )
+    session.commit()
     return certs.to_out(session, cert)
 
 
@@ -192,10 +194,11 @@ def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> 
 
 def _download(what: str):  # type: ignore[no-untyped-def]
     def handler(
-        cert_id: str, ctx: InProject, session: WriteSession, state: State
+        cert_id: str, ctx: InProject, session: DbSession, state: State
     ) -> PlainTextResponse:
         cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
         pem = lifecycle.download(session, state.kek, cert=cert, what=what, actor=ctx.actor)
+        session.commit()
         return PlainTextResponse(
             pem, media_type="application/x-pem-file", headers={"Cache-Control": "no-store"}
         )
@@ -219,7 +222,7 @@ for _what in lifecycle.DOWNLOADS:
     responses={200: {"content": {"application/x-pkcs12": {}}}},
 )
 def download_pkcs12(
-    cert_id: str, body: Pkcs12In, ctx: InProject, session: WriteSession, state: State
+    cert_id: str, body: Pkcs12In, ctx: InProject, session: DbSession, state: State
 ) -> Response:
     """The key, certificate and chain as PKCS#12 under ``password`` (admins only; audited
     as ``key.exported``). The password is used for this file only, never stored."""
@@ -227,6 +230,7 @@ def download_pkcs12(
     data = lifecycle.pkcs12_download(
         session, state.kek, cert=cert, password=body.password.get_secret_value(), actor=ctx.actor
     )
+    session.commit()
     return Response(
         data,
         media_type="application/x-pkcs12",

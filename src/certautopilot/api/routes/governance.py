@@ -8,7 +8,7 @@ from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn, RequestList, RequestOut
 from certautopilot.auth import service as auth
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, InProject, State, WriteSession
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.schemas import ChannelIn, ChannelOut
 from certautopilot.policy import service as policy
@@ -34,8 +34,9 @@ def get_policy(ctx: InProject, session: DbSession) -> PolicyOut:
 
 
 @router.put("/projects/{project}/policy", response_model=PolicyOut)
-def put_policy(body: PolicyRules, ctx: InProject, session: WriteSession) -> PolicyOut:
+def put_policy(body: PolicyRules, ctx: InProject, session: DbSession) -> PolicyOut:
     policy.put_policy(session, project_id=ctx.project.id, rules=body, actor=ctx.actor)
+    session.commit()
     return _policy_out(session, ctx.project.id)
 
 
@@ -94,12 +95,11 @@ def reject(
 @router.post(
     "/projects/{project}/notification-channels", status_code=201, response_model=ChannelOut
 )
-def create_channel(
-    body: ChannelIn, ctx: InProject, session: WriteSession, state: State
-) -> ChannelOut:
+def create_channel(body: ChannelIn, ctx: InProject, session: DbSession, state: State) -> ChannelOut:
     channel = notifications.create_channel(
         session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
     )
+    session.commit()
     return notifications.to_out(channel)
 
 

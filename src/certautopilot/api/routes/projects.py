@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from certautopilot.auth import service as auth
-from certautopilot.deps import CurrentUser, DbSession, InProject, WriteSession
+from certautopilot.deps import CurrentUser, DbSession, InProject
 from certautopilot.projects import service as projects
 from certautopilot.projects.schemas import MemberIn, MemberOut, ProjectIn, ProjectOut
 
@@ -11,8 +11,9 @@ router = APIRouter(tags=["projects"])
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
-def create_project(body: ProjectIn, session: WriteSession, user: CurrentUser) -> ProjectOut:
+def create_project(body: ProjectIn, session: DbSession, user: CurrentUser) -> ProjectOut:
     project = projects.create_project(session, slug=body.slug, name=body.name, creator=user)
+    session.commit()
     return ProjectOut(id=project.id, slug=project.slug, name=project.name)
 
 
@@ -33,10 +34,11 @@ def get_project(ctx: InProject) -> ProjectOut:
 @router.post(
     "/projects/{project}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut
 )
-def add_member(body: MemberIn, ctx: InProject, session: WriteSession) -> MemberOut:
+def add_member(body: MemberIn, ctx: InProject, session: DbSession) -> MemberOut:
     user = projects.set_member(
         session, project_id=ctx.project.id, email=body.email, role=body.role, actor=ctx.actor
     )
+    session.commit()
     return MemberOut(email=user.email, role=body.role)
 
 
@@ -49,6 +51,7 @@ def list_members(ctx: InProject, session: DbSession) -> list[MemberOut]:
 
 
 @router.delete("/projects/{project}/members/{email}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(email: str, ctx: InProject, session: WriteSession) -> None:
+def remove_member(email: str, ctx: InProject, session: DbSession) -> None:
     """Removes a member; the project's last admin cannot be removed (409)."""
     auth.remove_membership(session, project_id=ctx.project.id, email=email, actor=ctx.actor)
+    session.commit()

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from certautopilot.certificates import service as certs
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, InProject, State, WriteSession
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.distribution import service as targets
 from certautopilot.distribution.schemas import (
     AttachIn,
@@ -26,10 +26,11 @@ CERT = "/projects/{project}/certificates/{cert_id}"
 
 
 @router.post(BASE, status_code=status.HTTP_201_CREATED, response_model=TargetOut)
-def create_target(body: TargetIn, ctx: InProject, session: WriteSession, state: State) -> TargetOut:
+def create_target(body: TargetIn, ctx: InProject, session: DbSession, state: State) -> TargetOut:
     target = targets.create_target(
         session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
     )
+    session.commit()
     return targets.to_out(target)
 
 
@@ -47,18 +48,20 @@ def get_target(target_id: str, ctx: InProject, session: DbSession) -> TargetOut:
 
 @router.patch(BASE + "/{target_id}", response_model=TargetOut)
 def update_target(
-    target_id: str, body: TargetPatch, ctx: InProject, session: WriteSession, state: State
+    target_id: str, body: TargetPatch, ctx: InProject, session: DbSession, state: State
 ) -> TargetOut:
     """Edits settings and rotates credentials (checked as on create; never returned)."""
     target = targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
     targets.update_target(session, state.kek, target=target, body=body, actor=ctx.actor)
+    session.commit()
     return targets.to_out(target)
 
 
 @router.delete(BASE + "/{target_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_target(target_id: str, ctx: InProject, session: WriteSession) -> Response:
+def delete_target(target_id: str, ctx: InProject, session: DbSession) -> Response:
     target = targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
     targets.delete_target(session, target=target, actor=ctx.actor)
+    session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -70,10 +73,11 @@ def certificate_targets(cert_id: str, ctx: InProject, session: DbSession) -> lis
 
 @router.put(CERT + "/targets", response_model=list[TargetRef])
 def set_certificate_targets(
-    cert_id: str, body: AttachIn, ctx: InProject, session: WriteSession
+    cert_id: str, body: AttachIn, ctx: InProject, session: DbSession
 ) -> list[TargetRef]:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
     found = targets.set_targets(session, cert=cert, target_ids=body.targets, actor=ctx.actor)
+    session.commit()
     return [targets.ref(t) for t in found]
 
 
@@ -94,7 +98,7 @@ def deploy(
     cert_id: str,
     body: DeployIn,
     ctx: InProject,
-    session: WriteSession,
+    session: DbSession,
     state: State,
     response: Response,
 ) -> DeployOut:
@@ -112,6 +116,7 @@ def deploy(
         workflow_id=lambda dep: redeploy_workflow_id(dep.id),
         now=utcnow(),
     )
+    session.commit()
     if not out.dry_run:
         response.status_code = status.HTTP_202_ACCEPTED
     return out

@@ -10,7 +10,7 @@ from fastapi.responses import PlainTextResponse
 from certautopilot.certificates import service as certs
 from certautopilot.certificates import versions
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, InProject, State, WriteSession
+from certautopilot.deps import DbSession, InProject, State
 
 router = APIRouter(tags=["certificates"])
 BASE = "/projects/{project}/certificates/{cert_id}/versions"
@@ -24,12 +24,13 @@ def list_versions(cert_id: str, ctx: InProject, session: DbSession) -> list[dict
 
 @router.get(BASE + "/{seq}/{what}.pem", response_class=PlainTextResponse)
 def download_version(
-    cert_id: str, seq: int, what: str, ctx: InProject, session: WriteSession, state: State
+    cert_id: str, seq: int, what: str, ctx: InProject, session: DbSession, state: State
 ) -> PlainTextResponse:
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
     pem = versions.download_version(
         session, state.kek, cert=cert, seq=seq, what=what, actor=ctx.actor, now=utcnow()
     )
+    session.commit()
     return PlainTextResponse(
         pem, media_type="application/x-pem-file", headers={"Cache-Control": "no-store"}
     )

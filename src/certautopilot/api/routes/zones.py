@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from certautopilot.deps import DbSession, InProject, State, WriteSession
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.dns import service as zones
 from certautopilot.dns.schemas import ZoneIn, ZoneOut
 
@@ -12,10 +12,11 @@ router = APIRouter(tags=["zones"])
 @router.post(
     "/projects/{project}/zones", status_code=status.HTTP_201_CREATED, response_model=ZoneOut
 )
-def create_zone(body: ZoneIn, ctx: InProject, session: WriteSession, state: State) -> ZoneOut:
+def create_zone(body: ZoneIn, ctx: InProject, session: DbSession, state: State) -> ZoneOut:
     zone = zones.create_zone(
         session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
     )
+    session.commit()
     return zones.to_out(zone)
 
 

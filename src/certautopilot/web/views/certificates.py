@@ -23,7 +23,7 @@ from certautopilot.certificates.schemas import (
     Pkcs12In,
 )
 from certautopilot.clock import utcnow
-from certautopilot.deps import DbSession, State, WriteSession
+from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
@@ -333,7 +333,7 @@ def live_preflight(web: InProjectWeb, form: Form, session: DbSession) -> Respons
 
 
 @router.post(BASE + "/new", response_class=HTMLResponse)
-def create(web: InProjectWeb, form: Form, session: WriteSession, state: State) -> Response:
+def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
     auth.require(web.ctx.actor, "operator", "Requesting a certificate")  # as the service does
     model, _, errors = _parse(form)
     check: dict[str, Any] | None = None
@@ -349,6 +349,7 @@ def create(web: InProjectWeb, form: Form, session: WriteSession, state: State) -
                 base_url=state.settings.public_url,
                 limits=state.settings.rate_limits,
             )
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = _errors_of(exc)
@@ -438,9 +439,7 @@ def check_ca(
 
 
 @router.post(BASE + "/{cert_id}/renew")
-def renew(
-    cert_id: str, web: InProjectWeb, _: Form, session: WriteSession, state: State
-) -> Response:
+def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State) -> Response:
     cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
     certs.renew_certificate(
         session,
@@ -450,6 +449,7 @@ def renew(
         now=utcnow(),
         limits=state.settings.rate_limits,
     )
+    session.commit()
     return _back(web, cert_id, "renew")
 
 
@@ -476,13 +476,14 @@ def revoke(
 
 @router.get(BASE + "/{cert_id}/download/{what}.pem")
 def download(
-    cert_id: str, what: str, web: InProjectWeb, session: WriteSession, state: State
+    cert_id: str, what: str, web: InProjectWeb, session: DbSession, state: State
 ) -> Response:
     assert web.project is not None
     if what not in lifecycle.DOWNLOADS:
         raise InvalidInput.field("what", f"must be one of {', '.join(lifecycle.DOWNLOADS)}")
     cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
     pem = lifecycle.download(session, state.kek, cert=cert, what=what, actor=web.ctx.actor)
+    session.commit()
     name = f"{cert.common_name.replace('*', 'wildcard')}-{what}.pem"
     return PlainTextResponse(
         pem,
@@ -496,7 +497,7 @@ def download(
 
 @router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
 def deploy(
-    cert_id: str, web: InProjectWeb, form: Form, session: WriteSession, state: State
+    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
     """Redeploy to every attached target, or (``dry_run``) check them and show what each
     would write. The dry run talks to the targets: a plain ``def``, it runs off the event
@@ -514,6 +515,7 @@ def deploy(
         workflow_id=lambda dep: redeploy_workflow_id(dep.id),
         now=utcnow(),
     )
+    session.commit()
     if not dry:
         return _back(web, cert_id, "deploy")
     return web.render(
@@ -523,7 +525,7 @@ def deploy(
 
 @router.post(BASE + "/{cert_id}/download/certificate.p12")
 def download_pkcs12(
-    cert_id: str, web: InProjectWeb, form: Form, session: WriteSession, state: State
+    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
     """PKCS#12 under the password typed in the form (admins; audited; never stored).
     PBKDF2 and the database read run in the threadpool, off the event loop."""
@@ -541,6 +543,7 @@ def download_pkcs12(
         password=body.password.get_secret_value(),
         actor=web.ctx.actor,
     )
+    session.commit()
     return Response(
         data,
         media_type="application/x-pkcs12",

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from certautopilot.deps import DbSession, State, WriteSession
+from certautopilot.deps import DbSession, State
 from certautopilot.dns import service as dns
 from certautopilot.dns.schemas import ZoneIn
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
@@ -256,7 +256,7 @@ def _zone_field(name: str) -> str:
 
 
 @router.post(BASE + "/zones", response_class=HTMLResponse)
-def create_zone(web: InProjectWeb, form: Form, session: WriteSession, state: State) -> Response:
+def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
     require_admin(web, "Adding a DNS zone")
     errors: Errors = {}
     provider = text(form, "provider")
@@ -283,6 +283,7 @@ def create_zone(web: InProjectWeb, form: Form, session: WriteSession, state: Sta
             dns.create_zone(
                 session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
             )
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = from_invalid(exc, _zone_field)

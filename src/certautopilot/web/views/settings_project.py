@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import ROLES
-from certautopilot.deps import DbSession, WriteSession
+from certautopilot.deps import DbSession
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.policy import service as policy
@@ -137,7 +137,7 @@ def _bits(value: str, key: str, errors: Errors) -> int | None:
 
 
 @router.post(BASE + "/policy", response_class=HTMLResponse)
-def save_policy(web: InProjectWeb, form: Form, session: WriteSession) -> Response:
+def save_policy(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     require_admin(web, "Changing the project policy")
     errors: Errors = {}
     rows = _cn_rows(form)
@@ -174,6 +174,7 @@ def save_policy(web: InProjectWeb, form: Form, session: WriteSession) -> Respons
             policy.put_policy(
                 session, project_id=web.ctx.project.id, rules=model, actor=web.ctx.actor
             )
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = from_invalid(exc, field_of)
@@ -222,7 +223,7 @@ def _back(web: Web, **query: str) -> Response:
 
 
 @router.post(BASE + "/members", response_class=HTMLResponse)
-def set_member(web: InProjectWeb, form: Form, session: WriteSession) -> Response:
+def set_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     """Adds a member, or changes a member's role (``row`` says which form was used)."""
     require_admin(web, "Managing members")
     email, role = text(form, "email"), text(form, "role")
@@ -243,6 +244,7 @@ def set_member(web: InProjectWeb, form: Form, session: WriteSession) -> Response
                 role=body.role,
                 actor=web.ctx.actor,
             )
+            session.commit()
         except (InvalidInput, Conflict) as exc:
             session.rollback()
             if isinstance(exc, InvalidInput):
@@ -256,13 +258,14 @@ def set_member(web: InProjectWeb, form: Form, session: WriteSession) -> Response
 
 
 @router.post(BASE + "/members/remove", response_class=HTMLResponse)
-def remove_member(web: InProjectWeb, form: Form, session: WriteSession) -> Response:
+def remove_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     require_admin(web, "Managing members")
     email = text(form, "email")
     try:
         auth.remove_membership(
             session, project_id=web.ctx.project.id, email=email, actor=web.ctx.actor
         )
+        session.commit()
     except (Conflict, NotFound) as exc:
         session.rollback()
         errors: Errors = {}

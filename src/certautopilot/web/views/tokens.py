@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot.auth import service as auth
-from certautopilot.deps import DbSession, WriteSession
+from certautopilot.deps import DbSession
 from certautopilot.errors import InvalidInput
 from certautopilot.web.common import Form, SignedIn, Web, WebRoute
 from certautopilot.web.views.forms import Errors, from_invalid, text
@@ -46,7 +46,7 @@ def tokens_page(web: SignedIn, session: DbSession) -> Response:
 
 
 @router.post("/tokens", response_class=HTMLResponse)
-def create_token(web: SignedIn, form: Form, session: WriteSession) -> Response:
+def create_token(web: SignedIn, form: Form, session: DbSession) -> Response:
     name = text(form, "name")
     errors: Errors = {}
     if not name:
@@ -54,6 +54,7 @@ def create_token(web: SignedIn, form: Form, session: WriteSession) -> Response:
     else:
         try:
             token = auth.create_token(session, user=web.user, name=name)
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = from_invalid(exc, lambda n: n or "name")
@@ -63,6 +64,7 @@ def create_token(web: SignedIn, form: Form, session: WriteSession) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: str, web: SignedIn, _: Form, session: WriteSession) -> Response:
+def revoke_token(token_id: str, web: SignedIn, _: Form, session: DbSession) -> Response:
     row = auth.revoke_token(session, user=web.user, token_id=token_id)
+    session.commit()
     return RedirectResponse(f"/tokens?revoked={quote(row.name or row.prefix)}", status_code=303)
