@@ -19,9 +19,10 @@ A command is given the request's own session rather than a session factory: the 
 membership (its ``Actor``) was read in that session, and the returned rows stay attached
 to it for the response; a second session would hold a second connection while the
 request's first one still had its read transaction open. Its first transaction is the one
-the request began with authentication. A command leaves the session clean: committed when it returns, rolled back
-when it raises (so a view may render an error page with the same session). Run it from a
-plain ``def`` route (FastAPI's threadpool), never on the event loop: it does blocking I/O.
+the request began with authentication. A command leaves the session clean: committed
+when it returns, rolled back when it raises (so a view may render an error page with the
+same session). Run it from a plain ``def`` route (FastAPI's threadpool), never on the
+event loop: it does blocking I/O.
 """
 
 from __future__ import annotations
