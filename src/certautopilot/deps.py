@@ -43,7 +43,12 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def get_session(state: State) -> Iterator[Session]:
-    """One session per request; a route or view that writes calls ``session.commit()``."""
+    """One session per request; a route or view that writes calls ``session.commit()``.
+
+    The commit stays in the handler, before it builds its response: a commit-on-success
+    dependency would run after the response was built, and the services leave Python-side
+    column defaults (``created_at``, ``updated_at``) to the flush, so the response would
+    show them empty or stale. Multi-transaction sequences live in ``workflows.commands``."""
     with state.sessions() as session:
         yield session
 

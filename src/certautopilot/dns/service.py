@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
-from certautopilot.auth.service import Actor
+from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.names import normalize_name
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -114,6 +114,7 @@ def _split(plugin: Plugin, config: BaseModel) -> tuple[dict[str, Any], dict[str,
 def create_zone(
     session: Session, kek: KeyEncryptionKey, *, project_id: str, body: ZoneIn, actor: Actor
 ) -> DnsZone:
+    require(actor, "admin", "Adding a DNS zone")
     name, nameservers, plugin, config, prefix = _validate(body)
     _plugin_validation(plugin, config, prefix)
     for i, ns in enumerate(nameservers):

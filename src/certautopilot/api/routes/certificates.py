@@ -23,6 +23,7 @@ from certautopilot.certificates.schemas import (
 )
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, InProject, State
+from certautopilot.workflows import commands
 
 router = APIRouter(tags=["certificates"])
 BASE = "/projects/{project}/certificates"
@@ -142,19 +143,15 @@ def renew_certificate(
 def revoke_certificate(
     cert_id: str, body: RevokeIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    revocation = lifecycle.prepare_revocation(
+    cert = commands.revoke_certificate(
         session,
         state.kek,
-        cert=cert,
+        project_id=ctx.project.id,
+        cert_id=cert_id,
         reason=body.reason,
-        actor=ctx.actor,
         record_only=body.record_only,
+        actor=ctx.actor,
     )
-    session.commit()  # no transaction stays open while the CA is called
-    revocation.send_to_ca()
-    cert = lifecycle.record_revocation(session, revocation, actor=ctx.actor)
-    session.commit()
     return certs.to_out(session, cert)
 
 
@@ -176,10 +173,9 @@ def timeline(cert_id: str, ctx: InProject, session: DbSession) -> Timeline:
     response_model=CertificateOut,
 )
 def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    version = certs.request_dns_confirmation(session, cert=cert, actor=ctx.actor)
-    session.commit()
-    state.launcher.confirm_dns(version.id, ctx.actor.email)
+    cert = commands.confirm_dns(
+        session, state.launcher, project_id=ctx.project.id, cert_id=cert_id, actor=ctx.actor
+    )
     return certs.to_out(session, cert)
 
 
@@ -190,10 +186,9 @@ def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) 
 )
 def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
     """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval)."""
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    version = certs.request_ca_check(session, cert=cert, actor=ctx.actor)
-    session.commit()
-    state.launcher.check_ca(version.id, ctx.actor.email)
+    cert = commands.check_ca(
+        session, state.launcher, project_id=ctx.project.id, cert_id=cert_id, actor=ctx.actor
+    )
     return certs.to_out(session, cert)
 
 

@@ -33,6 +33,7 @@ from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
 from certautopilot.validation import field_name
 from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
+from certautopilot.workflows import commands
 from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -422,10 +423,9 @@ def _back(web: Web, cert_id: str, flash: str = "") -> Response:
 def dns_confirm(
     cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
-    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
-    version = certs.request_dns_confirmation(session, cert=cert, actor=web.ctx.actor)
-    session.commit()
-    state.launcher.confirm_dns(version.id, web.ctx.actor.email)
+    commands.confirm_dns(
+        session, state.launcher, project_id=web.ctx.project.id, cert_id=cert_id, actor=web.ctx.actor
+    )
     return _back(web, cert_id, "dns-confirm")
 
 
@@ -433,10 +433,9 @@ def dns_confirm(
 def check_ca(
     cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
-    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
-    version = certs.request_ca_check(session, cert=cert, actor=web.ctx.actor)
-    session.commit()
-    state.launcher.check_ca(version.id, web.ctx.actor.email)
+    commands.check_ca(
+        session, state.launcher, project_id=web.ctx.project.id, cert_id=cert_id, actor=web.ctx.actor
+    )
     return _back(web, cert_id, "check-ca")
 
 
@@ -465,14 +464,14 @@ def revoke(
     reason = str(form.get("reason") or "unspecified")
     if reason not in REVOCATION_REASONS:
         raise InvalidInput.field("reason", "choose a reason from the list")
-    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
-    revocation = lifecycle.prepare_revocation(
-        session, state.kek, cert=cert, reason=reason, actor=web.ctx.actor
+    commands.revoke_certificate(
+        session,
+        state.kek,
+        project_id=web.ctx.project.id,
+        cert_id=cert_id,
+        reason=reason,
+        actor=web.ctx.actor,
     )
-    session.commit()  # no transaction stays open while the CA is called
-    revocation.send_to_ca()
-    lifecycle.record_revocation(session, revocation, actor=web.ctx.actor)
-    session.commit()
     return _back(web, cert_id, "revoked")
 
 

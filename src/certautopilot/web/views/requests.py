@@ -11,6 +11,7 @@ from certautopilot.approvals.schemas import DecisionIn
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.web.common import Form, InProjectWeb, WebRoute
+from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/requests"
@@ -45,19 +46,17 @@ def decide(
         return Response(status_code=404)
     body = DecisionIn(comment=str(form.get("comment") or "")[:4000])
     assert web.project is not None and web.actor is not None
-    row = approvals.get_request(session, project_id=web.project.id, request_id=request_id)
-    approvals.decide(
+    commands.decide_request(
         session,
-        launcher=state.launcher,
-        base_url=state.settings.public_url,
-        row=row,
-        actor=web.actor,
+        state.launcher,
+        project_id=web.project.id,
+        request_id=request_id,
         approve=decision == "approve",
         comment=body.comment,
+        actor=web.actor,
+        base_url=state.settings.public_url,
         now=utcnow(),
     )
-    session.commit()
-    state.launcher.decided(row.version_id, row.status)
     return RedirectResponse(
         links.requests(web.project.slug, status="", decided=request_id), status_code=303
     )

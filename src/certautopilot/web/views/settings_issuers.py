@@ -32,6 +32,7 @@ from certautopilot.web.views.forms import (
     text,
     validated,
 )
+from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/settings"
@@ -173,19 +174,11 @@ def create_issuer(
     model = validated(IssuerIn, body, field_of, errors)
     if model is not None and not errors:
         try:
-            session.commit()  # end the read transaction: the check talks to the CA
-            check = issuers.check_new_issuer(model, actor=web.ctx.actor)
-            issuers.create_issuer(
-                session,
-                state.kek,
-                project_id=web.ctx.project.id,
-                body=model,
-                check=check,
-                actor=web.ctx.actor,
+            # Checks at the CA with no transaction open, then stores; rolls back on error.
+            commands.create_issuer(
+                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
             )
-            session.commit()
         except InvalidInput as exc:
-            session.rollback()
             errors = from_invalid(exc, field_of)
             for f in list(errors):
                 if f == f"{kind}_form" and kind == "acme":  # the CA refused the account
@@ -201,10 +194,8 @@ def create_issuer(
                     for m in errors.pop(f):
                         add(errors, target, m)
         except Conflict as exc:
-            session.rollback()
             add(errors, f"{kind}_name", str(exc))
         except IssuerError as exc:  # the CA is unreachable or failing: worth trying later
-            session.rollback()
             target = "acme_directory_url" if kind == "acme" else "adcs_url"
             add(errors, target, f"The CA could not be reached or failed: {exc}")
         else:
