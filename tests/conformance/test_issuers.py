@@ -50,6 +50,7 @@ class Subject:
     approve: Callable[[str], None] | None = None
     deny: Callable[[str], None] | None = None
     publish: Callable[[port.Challenge], None] | None = None
+    unpublish: Callable[[port.Challenge], None] | None = None
     revoked: Callable[[x509.Certificate], bool] | None = None
     unknown_ref: str = "999999"
 
@@ -101,6 +102,7 @@ def _acme(lab: LabInfo) -> Iterator[Subject]:
         root=root,
         domain="example.test",
         publish=lambda ch: dns.publish_txt("example.test", ch.txt_name, ch.txt_value or "", 60),
+        unpublish=lambda ch: dns.remove_txt("example.test", ch.txt_name, ch.txt_value or ""),
         revoked=revoked,
         unknown_ref=lab.directory_url.rsplit("/", 1)[0] + "/my-order/does-not-exist",
     )
@@ -161,10 +163,15 @@ def _issue(subject: Subject, names: list[str]) -> tuple[str, str]:
     assert order.ref
     if order.state == "authorizing":
         assert subject.publish is not None
-        for ch in order.challenges:
-            if not ch.valid:
+        published = [ch for ch in order.challenges if not ch.valid]
+        try:
+            for ch in published:
                 subject.publish(ch)
-        subject.ca.answer(order, timeout=TIMEOUT)
+            subject.ca.answer(order, timeout=TIMEOUT)
+        finally:  # the lab's zone is shared: leave no record behind, as the workflow does
+            if subject.unpublish is not None:
+                for ch in published:
+                    subject.unpublish(ch)
         order = subject.ca.poll(order.ref)
     order = _until_settled(subject, order)
     assert order.state in ("ready", "issued"), order
