@@ -133,6 +133,7 @@ class Observation:
         return {
             "server": self.server,
             "outcome": str(self.outcome),
+            "label": _LABELS[self.outcome],
             "values": list(self.values),
             "detail": self.detail,
             "summary": self.summary(),
