@@ -9,7 +9,9 @@ import dns.resolver
 import pytest
 
 from certautopilot.dns.propagation import (
+    Outcome,
     challenge_name,
+    observe,
     resolve_nameservers,
     txt_visible,
     wait_for_txt,
@@ -75,7 +77,27 @@ def test_wait_times_out_naming_the_silent_server(lab: LabInfo) -> None:
     fqdn = challenge_name(f"never-{secrets.token_hex(4)}.example.test")
     with pytest.raises(PropagationTimeout) as caught:
         wait_for_txt(fqdn, "v", [lab.dns_server], deadline_seconds=0.3)
-    assert fqdn in str(caught.value) and f"127.0.0.1:{lab.dns_port}" in str(caught.value)
+    assert fqdn in str(caught.value)
+    assert f"127.0.0.1:{lab.dns_port}: NXDOMAIN" in str(caught.value)
+
+
+def test_observe_tells_what_bind_answers(lab: LabInfo) -> None:
+    fqdn = challenge_name(f"obs-{secrets.token_hex(4)}.example.test")
+    server = f"127.0.0.1:{lab.dns_port}"
+    assert observe(fqdn, "v", lab.dns_server).summary() == f"{server}: NXDOMAIN"
+    # The zone apex exists with SOA and NS but no TXT record.
+    assert observe("example.test", "v", lab.dns_server).outcome is Outcome.NODATA
+    # BIND refuses a name in a zone it does not serve.
+    assert observe("_acme-challenge.example.org", "v", lab.dns_server).outcome is Outcome.REFUSED
+    provider(lab).publish_txt("example.test", fqdn, "other", 60)
+    try:
+        seen = observe(fqdn, "v", lab.dns_server)
+        assert seen.summary() == f'{server}: other values "other"'
+        provider(lab).publish_txt("example.test", fqdn, "v", 60)
+        assert observe(fqdn, "v", lab.dns_server).values == ("other", "v")
+    finally:
+        provider(lab).remove_txt("example.test", fqdn, "other")
+        provider(lab).remove_txt("example.test", fqdn, "v")
 
 
 def test_wrong_secret_is_a_dns_error_without_the_secret(lab: LabInfo) -> None:

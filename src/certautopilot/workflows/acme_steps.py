@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from dbos import DBOS
 from sqlalchemy.exc import IntegrityError
@@ -38,12 +38,19 @@ from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import (
+    Observation,
+    observe,
     parse_nameserver,
     resolve_nameservers,
-    txt_visible,
     wait_for_txt,
 )
-from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
+from certautopilot.errors import (
+    CertAutoPilotError,
+    DNSError,
+    IssuerError,
+    PropagationTimeout,
+    TransientIssuerError,
+)
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.interfaces import CertificateAuthority, Challenge, Order, OrderOptions
 from certautopilot.issuers.models import Issuer
@@ -112,6 +119,7 @@ class Plan:
     """What ``begin`` did: nothing to do (``done``), or an order with its challenges.
 
     ``published`` are the TXT records it published (at ``published_at``, ISO 8601);
+    ``checks`` what each authoritative server answered for them (``_check_detail``);
     the order URL and the CSR are public values, carried so ``complete`` need not read them.
     """
 
@@ -123,6 +131,7 @@ class Plan:
     published: list[ChallengeTask] = field(default_factory=list)
     published_at: str | None = None
     confirmed_at: str | None = None
+    checks: tuple[dict[str, Any], ...] = ()  # a class default: older pickled plans have none
 
     @property
     def manual(self) -> list[ChallengeTask]:
@@ -221,29 +230,95 @@ def begin(version_id: str) -> Plan:
     published_at = utcnow().isoformat()
     with tx() as session:
         handles = _zones(session, automatic)
+    published: list[ChallengeTask] = []
+    refused: dict[str, str] | None = None
+    checks: list[dict[str, Any]] = []
     try:
         for t in automatic:
             zone = handles[t.zone_id]
-            zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+            try:
+                zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+            except CertAutoPilotError as exc:
+                refused = {"name": t.txt_name, "type": "TXT", "value": t.txt_value}
+                refused["error"] = str(exc)
+                raise
+            published.append(t)
         pause_point("waiting_propagation")
-        for t in automatic:
-            zone = handles[t.zone_id]
-            wait_for_txt(
+        _wait_for_propagation(published, handles, checks)
+    except Exception:
+        removed, failed = _remove_records(handles, published)
+        with tx() as session:
+            _, cert = load(session, version_id)
+            _record_publication(session, cert, published, published_at, None)
+            if refused is not None:
+                record_event(session, cert, "dns.record.refused", refused)
+            if checks:
+                record_event(session, cert, "dns.propagation.checked", _check_summary(checks))
+            _record_removals(session, cert, removed, failed)
+        raise
+    return replace(
+        plan,
+        published=published,
+        published_at=published_at,
+        confirmed_at=utcnow().isoformat(),
+        checks=tuple(checks),
+    )
+
+
+def _wait_for_propagation(
+    published: list[ChallengeTask], handles: dict[str, ZoneHandle], checks: list[dict[str, Any]]
+) -> None:
+    """Waits, record by record, until every authoritative server of its zone serves it,
+    adding to ``checks`` what each server last answered (also when it raises).
+
+    When a record is still missing at its zone's deadline, the records not waited for yet
+    are asked once each, so the timeline shows every record, then the timeout is raised."""
+    for i, t in enumerate(published):
+        zone = handles[t.zone_id]
+        try:
+            seen = wait_for_txt(
                 t.txt_name,
                 t.txt_value,
                 list(zone.nameservers),
                 deadline_seconds=zone.propagation_timeout,
             )
-    except Exception:
-        removed, failed = _remove_records(handles, automatic)
-        with tx() as session:
-            _, cert = load(session, version_id)
-            _record_publication(session, cert, automatic, published_at, None)
-            _record_removals(session, cert, removed, failed)
-        raise
-    return replace(
-        plan, published=automatic, published_at=published_at, confirmed_at=utcnow().isoformat()
-    )
+        except PropagationTimeout as exc:
+            checks.append(_check_detail(t, [o for o in exc.observations if _is_obs(o)]))
+            for rest in published[i + 1 :]:
+                servers = handles[rest.zone_id].nameservers
+                seen = [observe(rest.txt_name, rest.txt_value, ns) for ns in servers]
+                checks.append(_check_detail(rest, seen))
+            raise
+        checks.append(_check_detail(t, seen))
+
+
+def _is_obs(o: object) -> TypeGuard[Observation]:
+    return isinstance(o, Observation)
+
+
+def _check_detail(t: ChallengeTask, seen: list[Observation]) -> dict[str, Any]:
+    """One record's check as public values: its name, value, each server's answer."""
+    return {
+        "name": t.txt_name,
+        "value": t.txt_value,
+        "ok": bool(seen) and all(o.serves for o in seen),
+        "servers": [o.to_json() for o in seen],
+    }
+
+
+def _check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``dns.propagation.checked`` event: every record, and one line per server that
+    does not serve its record yet."""
+    lines = [
+        f"{c['name']} on {s['summary']}"
+        for c in checks
+        for s in c["servers"]
+        if s["outcome"] != "serves_value"
+    ]
+    detail: dict[str, Any] = {"ok": all(c["ok"] for c in checks), "records": checks}
+    if lines:
+        detail["message"] = "; ".join(lines)
+    return detail
 
 
 def replaced_ari_id(
@@ -353,34 +428,86 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
 
 @DBOS.step(name="dns.check_manual")
 def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str) -> bool:
-    """After "I've added it": True when every record is on the zone's authoritative servers."""
-    with tx() as session:
-        handles = _zones(session, tasks)
-    missing = sorted(
-        {
-            t.txt_name
-            for t in tasks
-            if not txt_visible(t.txt_name, t.txt_value, list(handles[t.zone_id].nameservers))
-        }
-    )
+    """After "I've added it": True when every record is on the zone's authoritative servers.
+
+    Otherwise the certificate stays ``awaiting_dns`` and its message says what is missing,
+    per server, or what could not be checked at all (a zone whose nameservers cannot be
+    found): the person fixes it and confirms again; nothing here fails the certificate."""
+    handles, unchecked = _manual_zones(tasks)
+    checks = [
+        _check_detail(t, [observe(t.txt_name, t.txt_value, ns) for ns in handles[t.zone_id]])
+        for t in tasks
+        if t.zone_id in handles
+    ]
+    missing = sorted({c["name"] for c in checks if not c["ok"]})
     with tx() as session:
         _, cert = load(session, version_id)
-        if missing:
-            message = (
-                "Not visible yet on the zone's authoritative servers: "
-                + ", ".join(missing)
-                + ". Check the record and confirm again once it is published."
-            )
-            cert.pending_action = {**(cert.pending_action or {}), "message": message}
+        if checks:
             record_event(
-                session, cert, "dns.manual.not_visible", {"missing": missing}, actor=confirmed_by
+                session, cert, "dns.propagation.checked", _check_summary(checks), actor=confirmed_by
             )
+        if unchecked or missing:
+            message = _manual_message(unchecked, checks)
+            cert.pending_action = {**(cert.pending_action or {}), "message": message}
+            if unchecked:
+                record_event(
+                    session,
+                    cert,
+                    "dns.manual.unchecked",
+                    {"zones": unchecked, "message": message},
+                    actor=confirmed_by,
+                )
+            if missing:
+                record_event(
+                    session,
+                    cert,
+                    "dns.manual.not_visible",
+                    {"missing": missing},
+                    actor=confirmed_by,
+                )
             return False
         cert.status = "issuing"
         cert.pending_action = None
         record_event(session, cert, "dns.manual.confirmed", {}, actor=confirmed_by)
         set_step(session, cert, "validating")
     return True
+
+
+NAMESERVER_HINT = "add the zone's nameservers in its settings, or check that the zone is delegated"
+
+
+def _manual_zones(
+    tasks: list[ChallengeTask],
+) -> tuple[dict[str, tuple[tuple[str, int], ...]], list[str]]:
+    """The authoritative servers of each manual zone, and, for each zone whose servers cannot
+    be found, why (``cannot find the nameservers of manual.test: NXDOMAIN — add ...``)."""
+    servers: dict[str, tuple[tuple[str, int], ...]] = {}
+    unchecked: list[str] = []
+    with tx() as session:
+        for zone_id in dict.fromkeys(t.zone_id for t in tasks):
+            try:
+                servers[zone_id] = _zone(session, zone_id).nameservers
+            except DNSError as exc:
+                unchecked.append(f"{exc} — {NAMESERVER_HINT}")
+    return servers, unchecked
+
+
+def _manual_message(unchecked: list[str], checks: list[dict[str, Any]]) -> str:
+    parts: list[str] = []
+    if unchecked:
+        parts.append("Could not check the records: " + "; ".join(unchecked) + ".")
+    missing = [c for c in checks if not c["ok"]]
+    if missing:
+        seen = [
+            f"{c['name']} ("
+            + "; ".join(s["summary"] for s in c["servers"] if s["outcome"] != "serves_value")
+            + ")"
+            for c in missing
+        ]
+        parts.append(
+            "Not visible yet on the zone's authoritative servers: " + ", ".join(seen) + "."
+        )
+    return " ".join(parts) + " Check the record and confirm again once it is published."
 
 
 @retrying_step("acme.complete")
@@ -401,7 +528,9 @@ def complete(version_id: str, plan: Plan) -> None:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
-        _record_publication(session, cert, plan.published, plan.published_at, plan.confirmed_at)
+        _record_publication(
+            session, cert, plan.published, plan.published_at, plan.confirmed_at, plan.checks
+        )
         record_event(
             session,
             cert,
@@ -437,6 +566,7 @@ def _record_publication(
     published: list[ChallengeTask],
     published_at: str | None,
     confirmed_at: str | None,
+    checks: tuple[dict[str, Any], ...] = (),
 ) -> None:
     """Timeline events for records ``begin`` published, stamped with when it happened."""
     if not published:
@@ -449,6 +579,14 @@ def _record_publication(
             "dns.record.published",
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
             at=at,
+        )
+    if confirmed_at and checks:
+        record_event(
+            session,
+            cert,
+            "dns.propagation.checked",
+            _check_summary(list(checks)),
+            at=datetime.fromisoformat(confirmed_at),
         )
     if confirmed_at:
         record_event(
@@ -513,7 +651,9 @@ def fail(
     with tx() as session:
         version, cert = load(session, version_id)
         if plan is not None:
-            _record_publication(session, cert, published, plan.published_at, plan.confirmed_at)
+            _record_publication(
+                session, cert, published, plan.published_at, plan.confirmed_at, plan.checks
+            )
         _record_removals(session, cert, removed, failed)
         version.status = "failed"
         cert.status = "failed"
