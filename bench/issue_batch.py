@@ -51,8 +51,8 @@ from typing import Any, TextIO
 
 import httpx
 
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import UNLIMITED_BUDGET_ENV, LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT_DIR = BENCH_DIR / "out"

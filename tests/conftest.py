@@ -28,8 +28,8 @@ from certautopilot.auth import service as auth
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import UNLIMITED_BUDGET_ENV, LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
 OUTPUT = Path(os.environ.get("CERTAUTOPILOT_TEST_OUTPUT", "test-output")).resolve()
 os.environ.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
@@ -268,3 +268,33 @@ def project(service: Service, lab: LabInfo) -> Project:
 
 
 ProjectFactory = Callable[..., Project]
+
+
+#: A well-formed TSIG secret that is not the lab's: BIND refuses every update signed with it.
+WRONG_TSIG_SECRET = "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI="
+
+
+def add_refused_zone(
+    service: Service, lab: LabInfo, slug: str, name: str, **fields: Any
+) -> dict[str, Any]:
+    """A zone whose TSIG key BIND refuses, so issuance of a name in it fails (the failure
+    path: notifications, backoff, a kept current version); ``fields`` adds to the body."""
+    zone: dict[str, Any] = service.ok(
+        "POST",
+        f"/projects/{slug}/zones",
+        201,
+        json={
+            "name": name,
+            "provider": "rfc2136",
+            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
+            **fields,
+            "rfc2136": {
+                "server": "127.0.0.1",
+                "port": lab.dns_port,
+                "tsig_name": lab.tsig_name,
+                "tsig_algorithm": lab.tsig_algorithm,
+                "tsig_secret": WRONG_TSIG_SECRET,
+            },
+        },
+    )
+    return zone

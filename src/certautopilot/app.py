@@ -5,26 +5,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from certautopilot import netguard
 from certautopilot.api import problems
 from certautopilot.api.routes import (
     certificates,
     governance,
     issuers,
+    plugins,
     projects,
     targets,
     versions,
     zones,
 )
-from certautopilot.api.state import AppState
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
 from certautopilot.db.session import make_engine, make_sessionmaker
+from certautopilot.deps import AppState
 from certautopilot.workflows.launcher import DbosLauncher
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings.from_env()
+    netguard.install(settings.reach)  # what user-supplied hosts, URLs and paths may reach
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -45,8 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="CertAutoPilot", version="0.1.0", lifespan=lifespan)
     problems.install(app)
-    for module in (projects, issuers, zones, certificates, versions, governance, targets):
+    for module in (projects, issuers, zones, certificates, versions, governance, targets, plugins):
         app.include_router(module.router, prefix="/api/v1")
+    plugins.install_openapi(app)
 
     from certautopilot.web.router import install as install_web
 

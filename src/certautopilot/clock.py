@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 
 
@@ -15,8 +14,8 @@ def as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def scheduler_now() -> datetime:
-    """The renewal scheduler's clock: ``utcnow()`` moved by ``CERTAUTOPILOT_CLOCK_OFFSET_SECONDS``
-    (unset in production; tests set it in a worker's environment to bring renewals forward)."""
-    offset = float(os.environ.get("CERTAUTOPILOT_CLOCK_OFFSET_SECONDS") or 0)
-    return utcnow() + timedelta(seconds=offset)
+def scheduler_now(offset_seconds: float = 0.0) -> datetime:
+    """The renewal scheduler's clock: ``utcnow()`` moved by ``offset_seconds``
+    (``Settings.clock_offset_seconds``, from ``CERTAUTOPILOT_CLOCK_OFFSET_SECONDS``: zero in
+    production; tests set it in a worker's environment to bring renewals forward)."""
+    return utcnow() + timedelta(seconds=offset_seconds)

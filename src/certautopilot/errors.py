@@ -135,8 +135,18 @@ class DNSError(CertAutoPilotError):
 
 
 class PropagationTimeout(DNSError):
+    """``observations``: the last answer of each server asked (``dns.propagation.Observation``).
+
+    Every constructor argument is in ``args`` so the error survives pickling (DBOS pickles a
+    step's exception)."""
+
     status = 504
     title = "DNS record not visible"
+
+    def __init__(self, detail: str = "", observations: tuple[object, ...] = ()) -> None:
+        super().__init__(detail)
+        self.args = (detail, tuple(observations))
+        self.observations: tuple[object, ...] = tuple(observations)
 
 
 class NotificationError(CertAutoPilotError):

@@ -103,7 +103,8 @@ class Plugin:
             errors = []
             for err in exc.errors():
                 where = ".".join(str(p) for p in err["loc"])
-                errors.append((f"{field_prefix}.{where}" if where else field_prefix, err["msg"]))
+                message = err["msg"].removeprefix("Value error, ")
+                errors.append((f"{field_prefix}.{where}" if where else field_prefix, message))
             raise InvalidInput(f"the {self.name} settings are not valid", errors) from exc
 
 
@@ -202,3 +203,21 @@ def registry() -> Registry:
         if _registry is None:
             _registry = Registry()
         return _registry
+
+
+def describe(plugin: Plugin) -> dict[str, Any]:
+    """One plugin as ``GET /api/v1/plugins`` and ``certautopilot plugins`` show it."""
+    return {
+        "name": plugin.name,
+        "title": plugin.title,
+        "source": plugin.source,
+        "config_schema": plugin.config_schema(),
+    }
+
+
+def listing(reg: Registry | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every installed plugin by family key (``dns_providers``...), as the API answers."""
+    found = (reg or registry()).all()
+    return {
+        family.key: [describe(p) for p in plugins.values()] for family, plugins in found.items()
+    }

@@ -19,8 +19,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import ipaddress
 import json
-import os
 import socket
 import tempfile
 import uuid
@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from hvac import exceptions as hvac_errors
 
+from certautopilot import netguard
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.crypto.kek import file as kek_file
 from certautopilot.crypto.kek.env import EnvKEK
@@ -66,10 +67,23 @@ from certautopilot.notifications.senders import SmtpSender, WebhookSender, signa
 from tests.integration import distribution_servers as ds
 from tests.integration._receivers import Inbox, webhook_receiver
 
-# Local targets and HAProxy's socket and file live under the temp dir; the guard reads
-# these when a target deploys.
-os.environ.setdefault("CERTAUTOPILOT_LOCAL_TARGET_ROOTS", tempfile.gettempdir())
-os.environ.setdefault("CERTAUTOPILOT_LOCAL_TARGET_COMMANDS", "1")
+
+@pytest.fixture(autouse=True, scope="session")
+def _reach() -> Iterator[None]:
+    """What an operator of this test machine allows: loopback servers, local targets and
+    HAProxy's socket and file under the temp dir, reload commands (the service installs
+    the same from its Settings at start)."""
+    before = netguard.installed()
+    netguard.install(
+        netguard.Reach(
+            private_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+            local_roots=(Path(tempfile.gettempdir()),),
+            local_commands=True,
+        )
+    )
+    yield
+    netguard.install(before)
+
 
 NAME = "www.example.test"
 WEBHOOK_SECRET = "whsec-conformance-0123456789abcdef"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 from tests.e2e.conftest import screenshot, sign_in, web_user
 

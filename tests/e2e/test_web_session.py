@@ -10,8 +10,11 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
 from tests.e2e.conftest import PASSWORD, web_user
+from tests.integration.test_manual_dns import _publish_by_hand as publish_by_hand
 
 
 def _csrf(html: str) -> str:
@@ -130,3 +133,70 @@ def test_inventory_pages_with_the_service_cursor(
         )
         assert second.text.count(f"-{stem}.example.test</a>") == 1
         assert "Next page" not in second.text and "First page" in second.text
+
+
+def test_revoke_from_the_ui_reaches_the_ca(
+    service: Service, project: Project, lab: LabInfo
+) -> None:
+    """The web revoke (a threadpool view) revokes at Pebble and records who did it."""
+    p = project.slug
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "web-revoke.example.test"},
+    )
+    issued = service.wait_for(p, created["id"], ("issued",))
+    admin = web_user(service, f"rv-{uuid.uuid4().hex[:6]}@example.test", project=p, role="admin")
+    with TestClient(service.client.app, base_url="https://testserver") as client:
+        _sign_in(client, admin.email)
+        url = f"/p/{p}/certificates/{created['id']}"
+        csrf = _csrf(client.get(url).text)
+        unticked = client.post(url + "/revoke", data={"csrf": csrf, "reason": "keyCompromise"})
+        assert unticked.status_code == 422 and "tick the confirmation box" in unticked.text
+        assert service.ok("GET", f"/projects/{p}/certificates/{created['id']}")["status"] == (
+            "issued"
+        )
+        done = client.post(
+            url + "/revoke",
+            data={"csrf": csrf, "reason": "keyCompromise", "confirm": "yes"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303 and done.headers["location"].endswith("?flash=revoked")
+        assert "Certificate revoked." in client.get(done.headers["location"]).text
+    assert pebble_cert_status(lab, issued["current"]["serial"])["Status"] == "Revoked"
+    event = next(
+        e for e in service.timeline(p, created["id"])["events"] if e["type"] == "cert.revoked"
+    )
+    assert event["actor"] == admin.email and event["detail"]["reason"] == "keyCompromise"
+
+
+def test_dns_confirm_from_the_ui_resumes_the_job(
+    service: Service, project: Project, lab: LabInfo
+) -> None:
+    """ "I've added it" in the web UI: audited as the web user, and the workflow resumes."""
+    p = project.slug
+    created = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": "web-confirm.manual.test"},
+    )
+    waiting = service.wait_for(p, created["id"], ("awaiting_dns", "failed"))
+    assert waiting["status"] == "awaiting_dns", waiting
+    [record] = waiting["pending_action"]["records"]
+    publish_by_hand(lab, record["name"], record["value"])
+    operator = web_user(
+        service, f"dc-{uuid.uuid4().hex[:6]}@example.test", project=p, role="operator"
+    )
+    with TestClient(service.client.app, base_url="https://testserver") as client:
+        _sign_in(client, operator.email)
+        url = f"/p/{p}/certificates/{created['id']}"
+        csrf = _csrf(client.get(url).text)
+        done = client.post(url + "/dns-confirm", data={"csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"].endswith("?flash=dns-confirm")
+    issued = service.wait_for(p, created["id"], ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]
+    events = service.timeline(p, created["id"])["events"]
+    asked = next(e for e in events if e["type"] == "dns.manual.confirm_requested")
+    assert asked["actor"] == operator.email

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 from tests.e2e.conftest import screenshot, sign_in, web_user
 
@@ -344,7 +344,7 @@ def test_operator_gets_no_settings_and_403(
 
 
 def test_admin_adds_adcs_issuer_checked_at_the_ca(service: Service, new_page: Any) -> None:
-    from certautopilot.lab.adcs_double import AdcsDouble
+    from certautopilot_lab.adcs_double import AdcsDouble
     from tests.integration._adcs_fixture import PASSWORD, USER
 
     slug = _empty_project(service)
@@ -393,7 +393,7 @@ def test_wrong_eab_hmac_is_shown_at_the_eab_fields(
     import base64
     import os
 
-    from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
+    from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
 
     hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
     base = tmp_path_factory.mktemp("eab-web")

@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography import x509
 
-from certautopilot.lab.adcs_double import AdcsDouble
+from certautopilot_lab.adcs_double import AdcsDouble
 from tests.conftest import Service
 
 USER = "CORP\\svc-pki"

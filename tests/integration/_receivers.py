@@ -13,7 +13,7 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
-from certautopilot.lab.ports import free_port
+from certautopilot_lab.ports import free_port
 
 
 class Inbox:

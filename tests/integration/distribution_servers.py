@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certautopilot.lab.ports import free_port
+from certautopilot_lab.ports import free_port
 
 VENV_BIN = Path(sys.executable).parent
 

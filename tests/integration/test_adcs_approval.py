@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from certautopilot.lab.adcs_double import AdcsDouble
+from certautopilot_lab.adcs_double import AdcsDouble
 from tests.conftest import Service
 from tests.integration._adcs_fixture import (
     add_issuer,

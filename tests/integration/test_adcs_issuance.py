@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from certautopilot.lab.adcs_double import TEMPLATE_NAME_OID, AdcsDouble
+from certautopilot_lab.adcs_double import TEMPLATE_NAME_OID, AdcsDouble
 from tests.conftest import Service
 from tests.integration._adcs_fixture import (
     USER,

@@ -13,7 +13,7 @@ from certautopilot.crypto import keys
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker
 from certautopilot.issuers.models import Issuer
-from certautopilot.lab.adcs_double import AdcsDouble
+from certautopilot_lab.adcs_double import AdcsDouble
 from tests.conftest import Service
 from tests.integration._adcs_fixture import (
     PASSWORD,

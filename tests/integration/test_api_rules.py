@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service, create_project
 
 
@@ -164,11 +164,22 @@ def test_roles(service: Service, lab: LabInfo) -> None:
         ).status_code
         == 403
     )
-    assert (
-        service.call(
-            "POST", f"{base}/zones", token=operator, json={"name": "x.test", "provider": "manual"}
-        ).status_code
-        == 403
+    zone = service.call(
+        "POST", f"{base}/zones", token=operator, json={"name": "x.test", "provider": "manual"}
+    )
+    assert zone.status_code == 403
+    assert zone.json()["detail"] == (
+        "Adding a DNS zone needs the admin role in this project; you are operator"
+    )
+    target = service.call(
+        "POST",
+        f"{base}/targets",
+        token=operator,
+        json={"name": "hook", "kind": "webhook", "webhook": {"url": "https://127.0.0.1:1/v1"}},
+    )
+    assert target.status_code == 403
+    assert target.json()["detail"] == (
+        "Adding a distribution target needs the admin role in this project; you are operator"
     )
     assert (
         service.call(

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.clock import utcnow
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, create_project
 from tests.integration.test_rate_budget import _orders_logged
 

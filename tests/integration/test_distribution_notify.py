@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.info import LabInfo
 from certautopilot.notifications.models import Notification
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, create_project
 from tests.integration import distribution_servers as ds
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
@@ -131,7 +131,7 @@ def test_final_distribution_failure_reaches_the_admins(
     assert mail["Subject"] == "Deploying notify.example.test to dead failed"
     text = mail.get_payload(decode=True).decode()
     assert "tried 2 times" in text and f"127.0.0.1:{dead_port}" in text
-    assert f"/projects/{p}/certificates/{cid}" in text
+    assert f"/p/{p}/certificates/{cid}" in text
     assert TARGET_SECRET not in text
     hook = json.loads(received[0]["body"])
     assert hook["event"] == "cert.distribution_failed" and "dead" in hook["text"]

@@ -9,14 +9,16 @@ import dns.resolver
 import pytest
 
 from certautopilot.dns.propagation import (
+    Outcome,
     challenge_name,
+    observe,
     resolve_nameservers,
     txt_visible,
     wait_for_txt,
 )
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
-from certautopilot.errors import DNSError, PropagationTimeout
-from certautopilot.lab import LabInfo, axfr_txt
+from certautopilot.errors import DNSError, InvalidInput, PropagationTimeout
+from certautopilot_lab import LabInfo, axfr_txt
 
 pytestmark = [
     pytest.mark.lab,
@@ -75,7 +77,27 @@ def test_wait_times_out_naming_the_silent_server(lab: LabInfo) -> None:
     fqdn = challenge_name(f"never-{secrets.token_hex(4)}.example.test")
     with pytest.raises(PropagationTimeout) as caught:
         wait_for_txt(fqdn, "v", [lab.dns_server], deadline_seconds=0.3)
-    assert fqdn in str(caught.value) and f"127.0.0.1:{lab.dns_port}" in str(caught.value)
+    assert fqdn in str(caught.value)
+    assert f"127.0.0.1:{lab.dns_port}: NXDOMAIN" in str(caught.value)
+
+
+def test_observe_tells_what_bind_answers(lab: LabInfo) -> None:
+    fqdn = challenge_name(f"obs-{secrets.token_hex(4)}.example.test")
+    server = f"127.0.0.1:{lab.dns_port}"
+    assert observe(fqdn, "v", lab.dns_server).summary() == f"{server}: NXDOMAIN"
+    # The zone apex exists with SOA and NS but no TXT record.
+    assert observe("example.test", "v", lab.dns_server).outcome is Outcome.NODATA
+    # BIND refuses a name in a zone it does not serve.
+    assert observe("_acme-challenge.example.org", "v", lab.dns_server).outcome is Outcome.REFUSED
+    provider(lab).publish_txt("example.test", fqdn, "other", 60)
+    try:
+        seen = observe(fqdn, "v", lab.dns_server)
+        assert seen.summary() == f'{server}: other values "other"'
+        provider(lab).publish_txt("example.test", fqdn, "v", 60)
+        assert observe(fqdn, "v", lab.dns_server).values == ("other", "v")
+    finally:
+        provider(lab).remove_txt("example.test", fqdn, "other")
+        provider(lab).remove_txt("example.test", fqdn, "v")
 
 
 def test_wrong_secret_is_a_dns_error_without_the_secret(lab: LabInfo) -> None:
@@ -113,3 +135,29 @@ def test_resolve_nameservers_through_a_resolver(lab: LabInfo) -> None:
     assert resolve_nameservers("sub.example.test", resolver=resolver) == [("127.0.0.1", 53)]
     with pytest.raises(DNSError):
         resolve_nameservers("example.org", resolver=resolver)
+
+
+def test_list_txt_reads_the_server_itself(lab: LabInfo) -> None:
+    fqdn = challenge_name(f"list-{secrets.token_hex(4)}.example.test")
+    dns_provider = provider(lab)
+    assert dns_provider.list_txt("example.test", fqdn) == []
+    dns_provider.publish_txt("example.test", fqdn, "one", 60)
+    dns_provider.publish_txt("example.test", fqdn, "two", 60)
+    assert sorted(dns_provider.list_txt("example.test", fqdn)) == ["one", "two"]
+    dns_provider.remove_txt("example.test", fqdn, "one")
+    assert dns_provider.list_txt("example.test", fqdn) == ["two"]
+    dns_provider.remove_txt("example.test", fqdn, "two")
+
+
+def test_check_authenticates_and_names_the_wrong_setting(lab: LabInfo) -> None:
+    provider(lab).check("example.test")
+    wrong = "d3JvbmctLXdyb25nLS13cm9uZy0td3JvbmctLXdyb25nLS0="
+    with pytest.raises(InvalidInput) as caught:
+        provider(lab, tsig_secret=wrong).check("example.test")
+    assert [f for f, _ in caught.value.errors] == ["settings.tsig_secret"]
+    assert wrong not in str(caught.value.errors)
+    with pytest.raises(InvalidInput) as caught:
+        provider(lab, tsig_name="other-key.").check("example.test")
+    assert [f for f, _ in caught.value.errors] == ["settings.tsig_name"]
+    with pytest.raises(DNSError, match=r"127\.0\.0\.1:9"):
+        provider(lab, port=9, timeout_seconds=0.3, transport="tcp").check("example.test")

@@ -8,8 +8,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import axfr_txt, pebble_roots
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import axfr_txt, pebble_roots
 from tests.conftest import Project, Service
 
 

@@ -21,7 +21,7 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from certautopilot.errors import ConfigError, NotFound
-from certautopilot.lab import (
+from certautopilot_lab import (
     LabInfo,
     axfr_txt,
     free_port,
@@ -33,9 +33,9 @@ from certautopilot.lab import (
     start_lab_on_free_ports,
     stop_lab,
 )
-from certautopilot.lab.cli import lab_app
-from certautopilot.lab.probes import https_get
-from certautopilot.lab.procs import cmdline
+from certautopilot_lab.cli import lab_app
+from certautopilot_lab.probes import https_get
+from certautopilot_lab.procs import cmdline
 
 pytestmark = [
     pytest.mark.lab,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import axfr_txt, pebble_cert_status
-from tests.conftest import Project, Service
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import axfr_txt, pebble_cert_status
+from tests.conftest import Project, Service, add_refused_zone
 
 
 def test_renew_makes_a_new_version_with_a_new_key(service: Service, project: Project) -> None:
@@ -79,24 +79,7 @@ def test_dns_provider_refusal_fails_clearly_without_leaking_the_secret(
 ) -> None:
     """A zone whose TSIG secret BIND does not know: the job fails, saying why."""
     p = project.slug
-    service.ok(
-        "POST",
-        f"/projects/{p}/zones",
-        201,
-        json={
-            "name": "broken.example.test",
-            "provider": "rfc2136",
-            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
-            "propagation_timeout_seconds": 2,
-            "rfc2136": {
-                "server": "127.0.0.1",
-                "port": lab.dns_port,
-                "tsig_name": lab.tsig_name,
-                "tsig_algorithm": lab.tsig_algorithm,
-                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
-            },
-        },
-    )
+    add_refused_zone(service, lab, p, "broken.example.test", propagation_timeout_seconds=2)
     created = service.ok(
         "POST",
         f"/projects/{p}/certificates",

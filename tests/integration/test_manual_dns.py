@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.probes import axfr_txt
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import axfr_txt
 from tests.conftest import Project, Service
 
 

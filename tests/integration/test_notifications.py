@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.ports import free_port
-from tests.conftest import Service, create_project
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.ports import free_port
+from tests.conftest import Service, add_refused_zone, create_project
 from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
 
 SECRET = "webhook-signing-secret-0123456789"
@@ -84,7 +84,7 @@ def test_approvers_and_requester_are_notified(
     assert set(rcpts) == {f"ap@{p}.test", "admin@example.test"}
     assert "Approval needed" in mail["Subject"]
     text = mail.get_payload(decode=True).decode()
-    assert f"/projects/{p}/requests/{request_id}" in text and "note.example.test" in text
+    assert f"/p/{p}/requests/{request_id}" in text and "note.example.test" in text
     wait_until(lambda: any(b"request.created" in r["body"] for r in received))
     hook = next(r for r in received if b"request.created" in r["body"])
     payload = json.loads(hook["body"])
@@ -134,22 +134,7 @@ def test_failing_channel_is_visible_and_never_blocks_issuance(
         },
     )
     # A failure notification: a zone whose TSIG key BIND refuses makes issuance fail.
-    service.ok(
-        "POST",
-        f"/projects/{p}/zones",
-        201,
-        json={
-            "name": "refused.example.test",
-            "provider": "rfc2136",
-            "nameservers": [f"127.0.0.1:{lab.dns_port}"],
-            "rfc2136": {
-                "server": "127.0.0.1",
-                "port": lab.dns_port,
-                "tsig_name": lab.tsig_name,
-                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
-            },
-        },
-    )
+    add_refused_zone(service, lab, p, "refused.example.test")
     failing = service.ok(
         "POST",
         f"/projects/{p}/certificates",

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service, create_project
 
 RULES: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [

@@ -27,13 +27,13 @@ from sqlalchemy import select
 
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
-from certautopilot.lab.tls import tls_files
 from certautopilot.notifications.models import Notification
 from certautopilot.workflows.launcher import APP_NAME
 from certautopilot.workflows.renewal import WORKFLOW_NAME
-from tests.conftest import Project, Service, create_project
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
+from certautopilot_lab.tls import tls_files
+from tests.conftest import Project, Service, add_refused_zone, create_project
 from tests.integration.acme_limit_proxy import LimitProxy
 
 VALIDITY = 120
@@ -226,23 +226,8 @@ def test_failed_renewal_leaves_the_valid_certificate_current(
     )
     serial = issued["current"]["serial"]
     # From now on the DNS provider refuses: a zone whose TSIG secret BIND does not know.
-    broken = service.ok(
-        "POST",
-        f"/projects/{p}/zones",
-        201,
-        json={
-            "name": "keep.example.test",
-            "provider": "rfc2136",
-            "nameservers": [f"127.0.0.1:{short_lab.dns_port}"],
-            "propagation_timeout_seconds": 2,
-            "rfc2136": {
-                "server": "127.0.0.1",
-                "port": short_lab.dns_port,
-                "tsig_name": short_lab.tsig_name,
-                "tsig_algorithm": short_lab.tsig_algorithm,
-                "tsig_secret": "d3JvbmctYnV0LWJhc2U2NC1zZWNyZXQtdmFsdWUtMzI=",
-            },
-        },
+    broken = add_refused_zone(
+        service, short_lab, p, "keep.example.test", propagation_timeout_seconds=2
     )["id"]
     engine = make_engine(service.settings)
     try:

@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 
 
@@ -92,7 +92,8 @@ def test_no_secret_in_database_logs_or_responses(
     with make_sessionmaker(engine)() as session:
         purposes = set(session.scalars(sa.select(StoredSecret.purpose)))
     engine.dispose()
-    assert {"private_key", "certificate_chain", "acme_account_key", "tsig_secret"} <= purposes
+    # A zone's secret settings (the TSIG secret) are one encrypted JSON document.
+    assert {"private_key", "certificate_chain", "acme_account_key", "dns_settings"} <= purposes
 
 
 def _table_names(service: Service) -> set[str]:

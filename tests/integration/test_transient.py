@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from certautopilot.lab.core import start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, create_project
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from certautopilot.config import Settings
 from certautopilot.errors import InvalidInput
 from certautopilot.netguard import check_host, check_url
 
@@ -25,9 +26,11 @@ def test_a_malformed_url_is_invalid_input(url: str) -> None:
     assert caught.value.errors[0][0] == "acme.directory_url"
 
 
-def test_loopback_needs_the_operator(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "")
+def _reach(networks: str) -> Settings:
+    return Settings.from_env({"CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS": networks})
+
+
+def test_loopback_needs_the_operator() -> None:
     with pytest.raises(InvalidInput, match="non-public address"):
-        check_host("127.0.0.1", field="rfc2136.server")
-    monkeypatch.setenv("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
-    check_host("127.0.0.1", field="rfc2136.server")
+        check_host("127.0.0.1", field="rfc2136.server", reach=_reach("").reach)
+    check_host("127.0.0.1", field="rfc2136.server", reach=_reach("127.0.0.0/8").reach)

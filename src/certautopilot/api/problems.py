@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException
 
 from certautopilot.errors import CertAutoPilotError, InvalidInput, RateLimited
+from certautopilot.validation import field_name
 
 log = logging.getLogger(__name__)
 MEDIA_TYPE = "application/problem+json"
@@ -23,14 +24,6 @@ def problem(
 ) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
-
-
-def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
-    return out or "body"
 
 
 def install(app: FastAPI) -> None:
@@ -55,7 +48,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
+            {"field": field_name(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid")}
             for e in exc.errors()
         ]
         detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)

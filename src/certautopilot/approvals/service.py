@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.approvals.schemas import RequestOut
 from certautopilot.audit import service as audit
@@ -29,7 +30,7 @@ STATUSES = ("pending", "approved", "rejected", "expired")
 def _link(session: Session, row: ApprovalRequest, base_url: str) -> str:
     project = session.get(Project, row.project_id)
     slug = project.slug if project else row.project_id
-    return f"{base_url.rstrip('/')}/projects/{slug}/requests/{row.id}"
+    return links.request(slug, row.id, base=base_url)
 
 
 def create_request(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -16,9 +17,8 @@ from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.distribution import service as distribution
 from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import AcmeClient
-from certautopilot.issuers.acme.keys import load_account_key
 
 DOWNLOADS = ("fullchain", "chain", "cert", "key")
 
@@ -109,7 +109,28 @@ def pkcs12_download(
     return data
 
 
-def revoke(
+@dataclass(frozen=True)
+class Revocation:
+    """A checked revocation: what to tell the CA (nothing when it is only recorded)."""
+
+    certificate_id: str
+    version_id: str
+    reason: str
+    code: int
+    leaf_pem: str | None = None
+    ca: issuer_port.CertificateAuthority | None = None
+
+    @property
+    def record_only(self) -> bool:
+        return self.ca is None
+
+    def send_to_ca(self) -> None:
+        """Network I/O: the caller runs it with no transaction open, off the event loop."""
+        if self.ca is not None and self.leaf_pem is not None:
+            self.ca.revoke(self.leaf_pem, self.code)
+
+
+def prepare_revocation(
     session: Session,
     kek: KeyEncryptionKey,
     *,
@@ -117,9 +138,10 @@ def revoke(
     reason: str,
     actor: Actor,
     record_only: bool = False,
-) -> None:
-    """Asks the CA to revoke the current version, then records it. The caller commits.
+) -> Revocation:
+    """Checks a revocation and reads what the CA call needs; writes nothing.
 
+    The caller ends its transaction, calls ``send_to_ca()`` and then ``record_revocation``.
     AD CS Web Enrollment cannot revoke: for those certificates an operator revokes on the
     CA and then records it here with ``record_only`` (audited as such)."""
     require(actor, "admin", "Revoking a certificate")
@@ -128,7 +150,7 @@ def revoke(
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
-    if issuer.kind == "adcs":
+    if not issuers.has(issuer, issuer_port.REVOKE):
         if not record_only:
             raise Conflict(
                 "AD CS Web Enrollment offers no revocation: revocation is an operator action "
@@ -136,22 +158,25 @@ def revoke(
                 f"{version.serial} {code}). Once done, record it here with "
                 '{"reason": "...", "record_only": true}.'
             )
-        _record_revocation(session, cert, version, reason, actor, {"record_only": True})
-        return
+        return Revocation(cert.id, version.id, reason, code)
     if record_only:
         raise InvalidInput.field(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
         )
     leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
-    client = AcmeClient(
-        issuer.config["directory_url"],
-        load_account_key(issuers.account_key_pem(session, kek, issuer)),
-        account_url=issuer.config.get("account_url"),
-        ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
-    )
-    session.commit()  # no transaction stays open while the CA is called
-    client.revoke(leaf, code)
-    _record_revocation(session, cert, version, reason, actor, {})
+    ca = issuers.connect(session, kek, issuer)  # the issuer's plugin (secrets revealed here)
+    return Revocation(cert.id, version.id, reason, code, leaf_pem=leaf, ca=ca)
+
+
+def record_revocation(session: Session, revocation: Revocation, *, actor: Actor) -> Certificate:
+    """Records a revocation the CA accepted (or an operator made). The caller commits."""
+    cert = session.get(Certificate, revocation.certificate_id)
+    version = session.get(CertificateVersion, revocation.version_id)
+    if cert is None or version is None:
+        raise NotFound("the certificate was removed meanwhile")
+    extra: dict[str, Any] = {"record_only": True} if revocation.record_only else {}
+    _record_revocation(session, cert, version, revocation.reason, actor, extra)
+    return cert
 
 
 def _record_revocation(

@@ -16,8 +16,11 @@ from certautopilot.certificates.csr import CsrInfo, parse_csr
 from certautopilot.certificates.names import normalize_names
 from certautopilot.certificates.schemas import CertificateIn, PreflightOut, PreflightWarning
 from certautopilot.certificates.zones import ChallengeTarget, resolve_zones
+from certautopilot.dns import service as dns_zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
@@ -94,7 +97,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
         profiles.check_profile(issuer, body.acme_profile)
     # AD CS involves no DNS challenge: names need not fall under a project zone.
     targets = [] if adcs_template else resolve_zones(names, zones, body.challenge_overrides)
-    manual_zone_ids = frozenset(z.id for z in zones if z.provider == "manual")
+    manual_zone_ids = frozenset(z.id for z in zones if dns_zones.is_manual(z))
     reason = None
     if any(t.zone_id in manual_zone_ids for t in targets):
         reason = MANUAL_DNS_REASON
@@ -129,7 +132,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
 
 
 def _adcs_template(issuer: Issuer, body: CertificateIn) -> str | None:
-    if issuer.kind != "adcs":
+    if not issuers.has(issuer, issuer_port.TEMPLATES):
         if body.adcs_template is not None:
             raise InvalidInput.field("adcs_template", "is only for AD CS issuers")
         return None

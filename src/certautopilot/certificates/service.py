@@ -352,3 +352,43 @@ def _out(
         created_at=cert.created_at,
         updated_at=cert.updated_at,
     )
+
+
+def request_dns_confirmation(
+    session: Session, *, cert: Certificate, actor: Actor
+) -> CertificateVersion:
+    """An operator says the manual DNS records are in place: audited here; the caller
+    commits, then signals the waiting workflow for the returned version."""
+    require(actor, "operator", "Confirming DNS records")
+    if cert.status != "awaiting_dns":
+        raise Conflict(f"the certificate is not waiting for DNS records (status {cert.status})")
+    version = latest_version(session, cert)
+    audit.record(
+        session,
+        type="dns.manual.confirm_requested",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={},
+    )
+    return version
+
+
+def request_ca_check(session: Session, *, cert: Certificate, actor: Actor) -> CertificateVersion:
+    """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval).
+    Audited here; the caller commits, then signals the workflow for the returned version."""
+    require(actor, "operator", "Checking the CA")
+    if cert.status != "awaiting_ca":
+        raise Conflict(f"the certificate is not waiting for the CA (status {cert.status})")
+    version = latest_version(session, cert)
+    audit.record(
+        session,
+        type="adcs.check_requested",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"request_id": (cert.pending_action or {}).get("request_id")},
+    )
+    return version

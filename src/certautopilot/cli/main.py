@@ -1,4 +1,4 @@
-"""The ``certautopilot`` command: serve, worker, token, kek, lab, demo."""
+"""The ``certautopilot`` command: serve, worker, token, kek, user; lab and demo by plugin."""
 
 from __future__ import annotations
 
@@ -9,34 +9,84 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
 
 import typer
 
 from certautopilot.cli import kek as kek_cli
+from certautopilot.cli import plugins as plugins_cli
 from certautopilot.cli import token as token_cli
 from certautopilot.cli import user as user_cli
-from certautopilot.config import Settings
+from certautopilot.config import Settings, child_environ
 
 app = typer.Typer(help="CertAutoPilot: certificate lifecycle service.", no_args_is_help=True)
 app.add_typer(token_cli.app, name="token")
 app.add_typer(kek_cli.app, name="kek")
 app.add_typer(user_cli.app, name="user")
+app.command(name="plugins")(plugins_cli.plugins)
 
 
-def _lab_app() -> None:
-    try:
-        from certautopilot.lab.cli import lab_app
-    except ImportError:  # pragma: no cover - the lab ships with the package
-        return
-    app.add_typer(lab_app, name="lab", help="The local ACME lab: Pebble + BIND 9 on loopback.")
+# Commands other distributions add (group ``certautopilot.cli``): the lab and the demo come
+# from ``certautopilot-lab`` (./lab), so a production install has no fake CA to start.
+CLI_GROUP = "certautopilot.cli"
+LAB_COMMANDS = ("lab", "demo")  # a hint instead of "No such command" when the lab is absent
 
 
-_lab_app()
+def add_plugin_commands(target: typer.Typer, entry_points: Iterable[EntryPoint]) -> None:
+    """Add each entry point as a command group (a typer.Typer) or a command (a function).
+
+    A plugin that fails to load, or that takes a built-in command's name, is skipped with a
+    line on stderr: a broken extra must not take ``serve`` or ``worker`` down with it.
+    """
+    taken = {c.name or getattr(c.callback, "__name__", "") for c in target.registered_commands}
+    taken |= {g.name or "" for g in target.registered_groups}
+    for entry in entry_points:
+        if entry.name in taken:
+            _skip(entry, f"{entry.name!r} is taken")
+            continue
+        try:
+            obj = entry.load()
+        except Exception as exc:  # any import error of a third-party package
+            _skip(entry, str(exc))
+            continue
+        if isinstance(obj, typer.Typer):
+            target.add_typer(obj, name=entry.name)
+        elif callable(obj):
+            target.command(name=entry.name)(obj)
+        else:
+            _skip(entry, "neither a typer.Typer nor a function")
+            continue
+        taken.add(entry.name)
+    for name in LAB_COMMANDS:
+        if name not in taken:
+            target.command(
+                name=name,
+                hidden=True,
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            )(_lab_missing(name))
 
 
-def _logging() -> None:
+def _skip(entry: EntryPoint, why: str) -> None:
+    typer.echo(f"warning: CLI plugin {entry.value} skipped: {why}", err=True)
+
+
+def _lab_missing(name: str) -> Callable[[], None]:
+    def missing() -> None:
+        typer.echo(
+            f"error: `certautopilot {name}` comes with the lab distribution certautopilot-lab, "
+            "which is not installed; from a clone: pip install -e ./lab (make setup does it)",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+    missing.__doc__ = f"Needs certautopilot-lab ({name})."
+    return missing
+
+
+def _logging(settings: Settings) -> None:
     logging.basicConfig(
-        level=os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO"),
+        level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -55,8 +105,8 @@ def worker() -> None:
     """Run a durable worker (issuance, renewal, distribution). Several may run on PostgreSQL."""
     from certautopilot.workflows.worker import start_worker, stop_worker
 
-    _logging()
     settings = Settings.from_env()
+    _logging(settings)
     start_worker(settings)
     stopping = False
 
@@ -97,17 +147,17 @@ def serve(
     from certautopilot.app import create_app
     from certautopilot.db.migrate import upgrade
 
-    _logging()
     settings = Settings.from_env()
+    _logging(settings)
     upgrade(settings)
     children = [
         subprocess.Popen(
             [sys.executable, "-m", "certautopilot.cli", "worker"],
-            env={**os.environ, "CERTAUTOPILOT_EXECUTOR_ID": f"{settings.executor_id}-{n}"},
+            env=child_environ({"CERTAUTOPILOT_EXECUTOR_ID": f"{settings.executor_id}-{n}"}),
         )
         for n in range(1, workers + 1)
     ]
-    level = os.environ.get("CERTAUTOPILOT_LOG_LEVEL", "INFO").lower()
+    level = settings.log_level.lower()
     try:
         uvicorn.run(
             create_app(settings),
@@ -126,12 +176,4 @@ def serve(
                 child.kill()
 
 
-@app.command()
-def demo(
-    host: str = typer.Option("127.0.0.1", help="Address for the service."),
-    port: int = typer.Option(8000, help="Port for the service."),
-) -> None:
-    """Start the local ACME lab and the service, issue one real certificate, keep serving."""
-    from certautopilot.cli.demo import run_demo
-
-    run_demo(host, port)
+add_plugin_commands(app, entry_points(group=CLI_GROUP))  # last: built-ins are taken first

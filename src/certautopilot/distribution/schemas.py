@@ -1,27 +1,18 @@
 """API shapes of distribution targets and deployments.
 
 A target is ``{"name", "kind", "<kind>": {...}}`` like a DNS zone; each kind's block is a
-pydantic model whose ``SECRETS`` fields are stored encrypted and never returned.
+pydantic model (the plugin's ``config_model``, in the plugin's own module); its fields
+declared with ``secret_field`` are stored encrypted and never returned. The core reaches
+them only through the registry.
 """
 
 from __future__ import annotations
 
 import posixpath
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-KINDS = (
-    "ssh",
-    "local",
-    "haproxy",
-    "webhook",
-    "aws-acm",
-    "vault-kv",
-    "kubernetes-secret",
-)
-Kind = Literal["ssh", "local", "haproxy", "webhook", "aws-acm", "vault-kv", "kubernetes-secret"]
 
 
 def field_of(kind: str) -> str:
@@ -30,8 +21,9 @@ def field_of(kind: str) -> str:
 
 
 class KindConfig(BaseModel):
+    """Base of the built-in kinds' settings (a plugin may use any pydantic model)."""
+
     model_config = ConfigDict(extra="forbid")
-    SECRETS: ClassVar[tuple[str, ...]] = ()
 
 
 def _mode(value: str) -> str:
@@ -107,153 +99,6 @@ class FilesSpec(BaseModel):
         return {k: v for k, v in found.items() if v is not None}
 
 
-class SshConfig(KindConfig):
-    SECRETS = ("private_key", "password", "pkcs12_password")
-
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=22, ge=1, le=65535)
-    username: str = Field(min_length=1, max_length=100)
-    host_key: str = Field(
-        min_length=20,
-        max_length=20_000,
-        description="the server's public host key(s), OpenSSH format, one per line (pinned)",
-    )
-    files: FilesSpec
-    reload_command: str | None = Field(default=None, max_length=2000)
-    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
-    connect_timeout_seconds: float = Field(default=15, gt=0, le=120)
-    private_key: str | None = Field(default=None, max_length=20_000)
-    password: str | None = Field(default=None, max_length=1000)
-    pkcs12_password: str | None = Field(default=None, max_length=1000)
-
-    @model_validator(mode="after")
-    def _auth(self) -> SshConfig:
-        if not self.private_key and not self.password:
-            raise ValueError("give private_key or password")
-        if self.files.pkcs12 and not self.pkcs12_password:
-            raise ValueError("files.pkcs12 needs pkcs12_password")
-        return self
-
-
-class LocalConfig(KindConfig):
-    SECRETS = ("pkcs12_password",)
-
-    files: FilesSpec
-    reload_command: str | None = Field(default=None, max_length=2000)
-    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
-    pkcs12_password: str | None = Field(default=None, max_length=1000)
-
-    @model_validator(mode="after")
-    def _p12(self) -> LocalConfig:
-        if self.files.pkcs12 and not self.pkcs12_password:
-            raise ValueError("files.pkcs12 needs pkcs12_password")
-        return self
-
-
-class HaproxyConfig(KindConfig):
-    runtime_api: str = Field(
-        min_length=1,
-        max_length=1000,
-        description="the admin socket: an absolute unix socket path, or host:port",
-    )
-    cert_file: str = Field(
-        min_length=2, max_length=1000, description="the crt path HAProxy loaded at start"
-    )
-    write_file: bool = Field(
-        default=True, description="also write cert_file (full chain + key) for restarts"
-    )
-    timeout_seconds: float = Field(default=10, gt=0, le=120)
-
-    @field_validator("cert_file")
-    @classmethod
-    def _abs(cls, value: str) -> str:
-        if not value.startswith("/") or "\n" in value or " " in value:
-            raise ValueError("must be an absolute path without spaces")
-        return value
-
-
-class WebhookConfig(KindConfig):
-    SECRETS = ("secret", "pkcs12_password")
-
-    url: str = Field(min_length=8, max_length=2000)
-    secret: str = Field(min_length=16, max_length=1000, description="HMAC-SHA256 key")
-    include_private_key: bool = False
-    pkcs12_password: str | None = Field(
-        default=None,
-        max_length=1000,
-        description="adds a base64 PKCS#12 to the payload (needs include_private_key)",
-    )
-    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-    @model_validator(mode="after")
-    def _p12(self) -> WebhookConfig:
-        if self.pkcs12_password and not self.include_private_key:
-            raise ValueError("pkcs12_password sends the key: set include_private_key")
-        return self
-
-
-class AwsAcmConfig(KindConfig):
-    SECRETS = ("secret_access_key", "session_token")
-
-    region: str = Field(min_length=1, max_length=50)
-    access_key_id: str = Field(min_length=1, max_length=200)
-    secret_access_key: str = Field(min_length=1, max_length=500)
-    session_token: str | None = Field(default=None, max_length=5000)
-    endpoint_url: str | None = Field(default=None, max_length=1000)
-    certificate_arn: str | None = Field(
-        default=None, max_length=2048, description="re-import into this ARN from the start"
-    )
-    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
-    timeout_seconds: float = Field(default=30, gt=0, le=300)
-
-
-class VaultKvConfig(KindConfig):
-    SECRETS = ("token",)
-
-    address: str = Field(min_length=8, max_length=1000)
-    token: str = Field(min_length=1, max_length=5000)
-    mount: str = Field(default="secret", min_length=1, max_length=200)
-    path: str = Field(min_length=1, max_length=1000)
-    namespace: str | None = Field(default=None, max_length=200)
-    include_private_key: bool = True
-    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-    @field_validator("mount", "path")
-    @classmethod
-    def _strip(cls, value: str) -> str:
-        value = value.strip("/")
-        if not value or ".." in value.split("/"):
-            raise ValueError("must be a KV path without '..'")
-        return value
-
-
-class KubernetesSecretConfig(KindConfig):
-    SECRETS = ("token",)
-
-    api_server: str = Field(min_length=8, max_length=1000)
-    token: str = Field(min_length=1, max_length=20_000)
-    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
-    name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
-    include_ca: bool = Field(default=False, description="add ca.crt (the chain)")
-    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
-    annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
-    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
-    timeout_seconds: float = Field(default=15, gt=0, le=120)
-
-
-CONFIGS: dict[str, type[KindConfig]] = {
-    "ssh": SshConfig,
-    "local": LocalConfig,
-    "haproxy": HaproxyConfig,
-    "webhook": WebhookConfig,
-    "aws-acm": AwsAcmConfig,
-    "vault-kv": VaultKvConfig,
-    "kubernetes-secret": KubernetesSecretConfig,
-}
-
-
 class PostDeployCheck(BaseModel):
     """A TLS handshake with SNI after deploying: the served leaf must be the new one."""
 
@@ -281,20 +126,28 @@ class RetryPolicy(BaseModel):
         return float(self.delay_seconds * self.backoff ** max(0, attempt - 2))
 
 
+_KIND_BLOCK = (
+    "the kind's settings go in the field named after the kind (``aws-acm`` -> ``aws_acm``), "
+    "validated by that target plugin's config model"
+)
+
+
 class TargetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """``{"name", "kind", "<kind_field>": {...}, ...}``: the kind's block is checked by
+    its plugin (the registry knows the installed kinds), so a new kind needs no change."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"description": _KIND_BLOCK})
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$")
-    kind: Kind
-    ssh: dict[str, Any] | None = None
-    local: dict[str, Any] | None = None
-    haproxy: dict[str, Any] | None = None
-    webhook: dict[str, Any] | None = None
-    aws_acm: dict[str, Any] | None = None
-    vault_kv: dict[str, Any] | None = None
-    kubernetes_secret: dict[str, Any] | None = None
+    kind: str = Field(
+        min_length=1, max_length=64, description="a target plugin's name (GET /api/v1/plugins)"
+    )
     post_deploy_check: PostDeployCheck | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    def blocks(self) -> dict[str, Any]:
+        """The fields beyond the common ones: the kind's block (and any stray ones)."""
+        return dict(self.model_extra or {})
 
 
 class TargetPatch(BaseModel):
@@ -303,21 +156,17 @@ class TargetPatch(BaseModel):
     it); nested blocks such as ``files`` are replaced whole. ``post_deploy_check: null``
     removes the check. The kind cannot change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow", json_schema_extra={"description": _KIND_BLOCK})
 
     name: str | None = Field(
         default=None, min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9._ -]*$"
     )
-    kind: Kind | None = Field(default=None, description="if given, must be the target's kind")
-    ssh: dict[str, Any] | None = None
-    local: dict[str, Any] | None = None
-    haproxy: dict[str, Any] | None = None
-    webhook: dict[str, Any] | None = None
-    aws_acm: dict[str, Any] | None = None
-    vault_kv: dict[str, Any] | None = None
-    kubernetes_secret: dict[str, Any] | None = None
+    kind: str | None = Field(default=None, description="if given, must be the target's kind")
     post_deploy_check: PostDeployCheck | None = None
     retry: RetryPolicy | None = None
+
+    def blocks(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
 
 
 class TargetOut(BaseModel):
@@ -394,3 +243,25 @@ class DeployOut(BaseModel):
     dry_run: bool
     deployments: list[DeploymentOut] = Field(default_factory=list)
     results: list[DryRunItem] = Field(default_factory=list)
+
+
+# The built-in kinds' settings models live in their plugin modules; these names stay
+# importable from here (loaded on first use, so this module imports no plugin).
+_MOVED = {
+    "SshConfig": "ssh",
+    "LocalConfig": "local",
+    "HaproxyConfig": "haproxy",
+    "WebhookConfig": "webhook",
+    "AwsAcmConfig": "aws_acm",
+    "VaultKvConfig": "vault_kv",
+    "KubernetesSecretConfig": "kubernetes_secret",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+
+        module = importlib.import_module(f"certautopilot.distribution.targets.{_MOVED[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -37,11 +37,10 @@ from certautopilot.distribution.interfaces import (
 )
 from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.distribution.schemas import (
-    CONFIGS,
     DeploymentOut,
     DeploymentsOut,
+    DeployOut,
     DryRunItem,
-    KindConfig,
     PostDeployCheck,
     RetryPolicy,
     TargetDeployments,
@@ -52,6 +51,7 @@ from certautopilot.distribution.schemas import (
     field_of,
 )
 from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.plugins import secret_fields
 
 OWNER_TABLE = "distribution_targets"
 PURPOSE = "target_credentials"
@@ -74,7 +74,7 @@ class Settings:
     """A target's settings with its credentials: in memory only, never stored or logged."""
 
     kind: str
-    config: KindConfig
+    config: BaseModel
     check: PostDeployCheck | None
     retry: RetryPolicy
 
@@ -85,11 +85,13 @@ class Settings:
 # -- targets -----------------------------------------------------------------------------
 
 
-def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> KindConfig:
+def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> BaseModel:
     if raw is None:
         raise InvalidInput.field(field, f"is required when kind is {kind}")
+    if not isinstance(raw, dict):
+        raise InvalidInput.field(field, "must be an object of settings")
     try:
-        return CONFIGS[kind].model_validate(raw)
+        return plugins.plugin(kind).config_model.model_validate(raw)
     except ValidationError as exc:
         errors = [
             (
@@ -103,7 +105,7 @@ def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> KindConfi
 
 def _validated(
     kind: str, raw: dict[str, Any] | None, field: str, check: PostDeployCheck | None
-) -> KindConfig:
+) -> BaseModel:
     """The same checks on create and on edit: the kind's schema, the plugin's own rules
     (SSRF guard on hosts and URLs, allowed local paths, keys that parse), the check host."""
     config = parse_config(kind, raw, field)
@@ -113,10 +115,12 @@ def _validated(
     return config
 
 
-def _split(config: KindConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(settings stored in the clear, credentials stored encrypted)."""
-    public = config.model_dump(mode="json", exclude=set(config.SECRETS))
-    hidden = {k: v for k in config.SECRETS if (v := getattr(config, k)) is not None}
+def _split(config: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(settings stored in the clear, credentials stored encrypted: the fields the
+    plugin's model declares with ``secret_field``)."""
+    names = secret_fields(type(config))
+    public = config.model_dump(mode="json", exclude=set(names))
+    hidden = {k: v for k in names if (v := getattr(config, k)) is not None}
     return public, hidden
 
 
@@ -151,15 +155,28 @@ def _name_free(session: Session, project_id: str, name: str, target_id: str | No
         raise Conflict(f"a target named {name!r} exists in this project already")
 
 
+def _no_stray_blocks(blocks: dict[str, Any], field: str, *, given: Any) -> None:
+    """Only the kind's own block: another kind's is 'only applies', anything else unknown."""
+    by_field = {field_of(k): k for k in plugins.kinds()}
+    for key, value in blocks.items():
+        if key == field:
+            continue
+        if key in by_field:
+            if not given(value):
+                continue
+            raise InvalidInput.field(key, f"only applies when kind is {by_field[key]}")
+        raise InvalidInput.field(key, "Extra inputs are not permitted")
+
+
 def create_target(
     session: Session, kek: KeyEncryptionKey, *, project_id: str, body: TargetIn, actor: Actor
 ) -> DistributionTarget:
     require(actor, "admin", "Adding a distribution target")
+    plugins.plugin(body.kind)
     field = field_of(body.kind)
-    others = [k for k in CONFIGS if field_of(k) != field and getattr(body, field_of(k))]
-    if others:
-        raise InvalidInput.field(field_of(others[0]), f"only applies when kind is {others[0]}")
-    config = _validated(body.kind, getattr(body, field), field, body.post_deploy_check)
+    blocks = body.blocks()
+    _no_stray_blocks(blocks, field, given=lambda v: bool(v))
+    config = _validated(body.kind, blocks.get(field), field, body.post_deploy_check)
     _name_free(session, project_id, body.name, None)
     public, hidden = _split(config)
     target = DistributionTarget(
@@ -210,9 +227,7 @@ def update_target(
             "kind", f"cannot change (the target is {target.kind}); add a new target instead"
         )
     field = field_of(target.kind)
-    others = [k for k in CONFIGS if field_of(k) != field and field_of(k) in given]
-    if others:
-        raise InvalidInput.field(field_of(others[0]), f"only applies when kind is {others[0]}")
+    _no_stray_blocks(body.blocks(), field, given=lambda v: True)
     before = load_settings(session, kek, target)
     current = before.config.model_dump(mode="json")
     patch = given.get(field)
@@ -328,7 +343,8 @@ def load_settings(session: Session, kek: KeyEncryptionKey, target: DistributionT
             )
         )
     cfg = target.config
-    config = CONFIGS[target.kind].model_validate({**cfg.get("settings", {}), **hidden})
+    model = plugins.plugin(target.kind).config_model
+    config = model.model_validate({**cfg.get("settings", {}), **hidden})
     check = cfg.get("post_deploy_check")
     return Settings(
         kind=target.kind,
@@ -654,3 +670,45 @@ def record_dry_run(
         detail={"results": [{"target": r.target.name, "ok": r.ok} for r in results]},
         at=at,
     )
+
+
+def request_deploy(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    target_ids: Sequence[str] | None,
+    preview: bool,
+    actor: Actor,
+    launch: DeploymentLauncher,
+    workflow_id: Any,
+    now: datetime,
+) -> DeployOut:
+    """Redeploys the current version (audited as ``cert.deploy_requested``); with
+    ``preview`` checks every target and reports what would be written, changing nothing
+    (the check talks to the targets: call this off the event loop). The caller commits."""
+    version, chosen = prepare_deploy(session, cert=cert, target_ids=target_ids, actor=actor)
+    if preview:
+        results = dry_run(session, kek, cert=cert, version=version, targets=chosen)
+        record_dry_run(session, cert=cert, actor=actor, results=results, at=now)
+        return DeployOut(dry_run=True, results=results)
+    rows = create_deployments(
+        session,
+        cert=cert,
+        version=version,
+        targets=chosen,
+        reason="redeploy",
+        requested_by=actor.email,
+        launch=launch,
+        workflow_id=workflow_id,
+    )
+    audit.record(
+        session,
+        type="cert.deploy_requested",
+        actor=actor.email,
+        project_id=cert.project_id,
+        subject_type="certificate",
+        subject_id=cert.id,
+        detail={"targets": [t.name for t in chosen], "version": version.seq},
+    )
+    return DeployOut(dry_run=False, deployments=[deployment_out(session, d) for d in rows])

@@ -1,28 +1,33 @@
+"""API shapes of DNS zones and of the DNS provider plugins.
+
+A zone names its provider plugin and gives that plugin's ``settings``; the settings are
+validated by the plugin's own config model (:mod:`certautopilot.plugins`), so a provider
+added by another package needs no change here. The older ``{"provider": "rfc2136",
+"rfc2136": {...}}`` body stays valid: its block is the rfc2136 plugin's settings.
+"""
+
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-
-
-class RFC2136In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    server: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=53, ge=1, le=65535)
-    tsig_name: str = Field(min_length=1, max_length=253)
-    tsig_algorithm: Literal[
-        "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
-    ] = "hmac-sha256"
-    tsig_secret: str = Field(min_length=1, max_length=1000)
 
 
 class ZoneIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=253)
-    provider: Literal["rfc2136", "manual"]
-    rfc2136: RFC2136In | None = None
+    provider: str = Field(
+        min_length=1,
+        max_length=32,
+        description="a DNS provider plugin's name (GET /api/v1/dns-providers lists them)",
+    )
+    settings: dict[str, Any] | None = Field(
+        default=None, description="the provider's settings (its fields and secrets)"
+    )
+    rfc2136: dict[str, Any] | None = Field(
+        default=None, description="older form of settings, for provider rfc2136 only"
+    )
     nameservers: list[str] | None = Field(default=None, max_length=20)
     propagation_timeout_seconds: int = Field(default=120, ge=1, le=3600)
 
@@ -38,6 +43,26 @@ class ZoneOut(BaseModel):
     id: str
     name: str
     provider: str
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="the provider's settings, without secrets"
+    )
+    credentials: list[str] = Field(
+        default_factory=list, description="names of the stored (never shown) secret settings"
+    )
     nameservers: list[str]
     propagation_timeout_seconds: int
     rfc2136: RFC2136Out | None = None
+
+
+class ProviderField(BaseModel):
+    name: str
+    required: bool
+    secret: bool
+    help: str
+
+
+class DNSProviderOut(BaseModel):
+    name: str
+    title: str
+    fields: list[ProviderField]
+    tested: bool

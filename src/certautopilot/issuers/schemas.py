@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from certautopilot.issuers.adcs.schemas import AdcsIssuerIn, AdcsIssuerOut, AdcsIssuerPatch
+from certautopilot.plugins import secret_field
 
 
 class AcmeIssuerIn(BaseModel):
@@ -14,7 +15,7 @@ class AcmeIssuerIn(BaseModel):
     contact_email: str | None = Field(default=None, max_length=320)
     terms_agreed: bool = False
     eab_kid: str | None = Field(default=None, max_length=500)
-    eab_hmac_key: str | None = Field(default=None, max_length=500)
+    eab_hmac_key: str | None = secret_field(None, max_length=500)
     ca_bundle_pem: str | None = Field(default=None, max_length=200_000)
 
 

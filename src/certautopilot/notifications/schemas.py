@@ -1,35 +1,34 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from certautopilot.notifications.senders import EmailConfig, WebhookConfig
 
-class EmailIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    host: str = Field(min_length=1, max_length=253)
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Literal["starttls", "tls", "none"] = "starttls"
-    username: str | None = Field(default=None, max_length=320)
-    password: str | None = Field(default=None, max_length=1000)
-    from_addr: str = Field(min_length=3, max_length=320)
-
-
-class WebhookIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: str = Field(min_length=8, max_length=1000)
-    secret: str | None = Field(default=None, min_length=16, max_length=500)
+# The channel plugins' own config models (the secret field marked) are the body blocks.
+EmailIn = EmailConfig
+WebhookIn = WebhookConfig
 
 
 class ChannelIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """``{"name", "kind", "<kind>": {...}}``: the block is validated by the channel
+    plugin's config model (``email``, ``webhook`` or one another package registers)."""
+
+    model_config = ConfigDict(extra="allow")
 
     name: str = Field(min_length=1, max_length=100)
-    kind: Literal["email", "webhook"]
+    kind: str = Field(min_length=1, max_length=64, description="a notification channel plugin")
     email: EmailIn | None = None
     webhook: WebhookIn | None = None
+
+    def block(self) -> dict[str, Any] | None:
+        """The kind's settings as given, or None."""
+        given = getattr(self, self.kind, None) if self.kind in ("email", "webhook") else None
+        if isinstance(given, BaseModel):
+            return given.model_dump(exclude_unset=True)
+        extra = (self.model_extra or {}).get(self.kind.replace("-", "_"))
+        return extra if isinstance(extra, dict) else None
 
 
 class ChannelOut(BaseModel):

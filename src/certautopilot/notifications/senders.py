@@ -1,4 +1,8 @@
-"""SMTP and webhook senders. Credentials arrive decrypted in memory, never in messages."""
+"""SMTP and webhook senders: notification channel plugins (``certautopilot.notification_channels``).
+
+Each class carries its config model (the secret field marked with ``secret_field``) and is
+built with it; credentials arrive decrypted in memory, never in messages.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +13,61 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from typing import Any
+from typing import ClassVar, Literal
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from certautopilot.errors import InvalidInput, NotificationError
-from certautopilot.netguard import check_url
+from certautopilot.netguard import check_host, check_url
 from certautopilot.notifications.interfaces import Message
+from certautopilot.plugins import secret_field
+
+
+class EmailConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    host: str = Field(min_length=1, max_length=253, description="SMTP server")
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = Field(default=None, max_length=320)
+    password: str | None = secret_field(default=None, max_length=1000, repr=False)
+    from_addr: str = Field(min_length=3, max_length=320, description="the From address")
+
+
+class WebhookConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    url: str = Field(min_length=8, max_length=1000)
+    secret: str | None = secret_field(
+        default=None, min_length=16, max_length=500, repr=False, description="HMAC-SHA256 key"
+    )
 
 
 class SmtpSender:
-    def __init__(self, config: dict[str, Any], password: str | None, timeout: float = 10) -> None:
+    name: ClassVar[str] = "email"
+    title: ClassVar[str] = "Email (SMTP)"
+    config_model: ClassVar[type[EmailConfig]] = EmailConfig
+
+    @classmethod
+    def validate(cls, config: EmailConfig, field: str) -> None:
+        """Save-time rule: the SMTP server is a host the service may reach."""
+        check_host(config.host, field=f"{field}.host")
+
+    def __init__(self, config: EmailConfig, timeout: float = 10) -> None:
         self.config = config
-        self.password = password
         self.timeout = timeout
 
     def send(self, message: Message) -> None:
         if not message.recipients:
             return
         mail = EmailMessage()
-        mail["From"] = self.config["from_addr"]
+        mail["From"] = self.config.from_addr
         mail["To"] = ", ".join(message.recipients)
         mail["Subject"] = message.subject
         body = message.text + (f"\n\n{message.link}\n" if message.link else "\n")
         mail.set_content(body)
-        host, port, security = (
-            self.config["host"],
-            int(self.config["port"]),
-            self.config["security"],
-        )
+        host, port, security = self.config.host, self.config.port, self.config.security
         try:
             if security == "tls":
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -48,8 +78,8 @@ class SmtpSender:
             with client:
                 if security == "starttls":
                     client.starttls(context=ssl.create_default_context())
-                if self.config.get("username"):
-                    client.login(self.config["username"], self.password or "")
+                if self.config.username:
+                    client.login(self.config.username, self.config.password or "")
                 client.send_message(mail)
         except (OSError, smtplib.SMTPException) as exc:
             raise NotificationError(f"SMTP {host}:{port}: {type(exc).__name__}: {exc}") from exc
@@ -64,9 +94,18 @@ class WebhookSender:
     """POSTs JSON with a Slack-compatible ``text``; signed with HMAC-SHA256 over
     ``<timestamp>.<body>`` in ``X-CertAutoPilot-Signature`` when a secret is set."""
 
-    def __init__(self, config: dict[str, Any], secret: str | None, timeout: float = 10) -> None:
-        self.url = str(config["url"])
-        self.secret = secret
+    name: ClassVar[str] = "webhook"
+    title: ClassVar[str] = "Webhook (Slack-compatible JSON, signed)"
+    config_model: ClassVar[type[WebhookConfig]] = WebhookConfig
+
+    @classmethod
+    def validate(cls, config: WebhookConfig, field: str) -> None:
+        """Save-time rule: a URL the service may reach (http allowed, as for chat hooks)."""
+        check_url(config.url, field=f"{field}.url", require_https=False)
+
+    def __init__(self, config: WebhookConfig, timeout: float = 10) -> None:
+        self.url = config.url
+        self.secret = config.secret
         self.timeout = timeout
 
     def send(self, message: Message) -> None:

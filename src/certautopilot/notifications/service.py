@@ -7,7 +7,7 @@ is never lost nor sent for something that was rolled back. Delivery never blocks
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,11 +19,10 @@ from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
 from certautopilot.errors import InvalidInput
-from certautopilot.netguard import check_host, check_url
 from certautopilot.notifications.interfaces import Message, Sender
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.notifications.schemas import ChannelIn, ChannelOut
-from certautopilot.notifications.senders import SmtpSender, WebhookSender
+from certautopilot.plugins import Family, registry
 
 
 class NotificationLauncher(Protocol):
@@ -37,19 +36,24 @@ def create_channel(
     channel = NotificationChannel(
         id=new_id(), project_id=project_id, name=body.name, kind=body.kind
     )
-    secret: str | None = None
-    if body.kind == "email":
-        if body.email is None:
-            raise InvalidInput.field("email", "is required when kind is email")
-        check_host(body.email.host, field="email.host")
-        channel.config = body.email.model_dump(exclude={"password"})
-        secret = body.email.password
-    else:
-        if body.webhook is None:
-            raise InvalidInput.field("webhook", "is required when kind is webhook")
-        check_url(body.webhook.url, field="webhook.url", require_https=False)
-        channel.config = {"url": body.webhook.url}
-        secret = body.webhook.secret
+    plugin = registry().get(Family.NOTIFICATION_CHANNELS, body.kind)
+    field = body.kind.replace("-", "_")
+    raw = body.block()
+    if raw is None:
+        raise InvalidInput.field(field, f"is required when kind is {body.kind}")
+    for other in body.model_extra or {}:
+        raise InvalidInput.field(other, "Extra inputs are not permitted")
+    for known in ("email", "webhook"):
+        if known != field and getattr(body, known) is not None:
+            raise InvalidInput.field(known, f"only applies when kind is {known}")
+    config = plugin.parse_config(raw, field_prefix=field)
+    hook = getattr(plugin.cls, "validate", None)
+    if callable(hook):
+        hook(config, field)
+    # One secret per channel (the first field marked secret), stored encrypted.
+    names = plugin.secrets
+    channel.config = config.model_dump(mode="json", exclude=set(names))
+    secret: str | None = getattr(config, names[0], None) if names else None
     if secret:
         channel.secret_id = secrets.store_secret(
             session,
@@ -141,9 +145,13 @@ def sender_for(session: Session, kek: KeyEncryptionKey, channel: NotificationCha
             owner_id=channel.id,
             purpose=f"{channel.kind}_secret",
         ).decode()
-    if channel.kind == "email":
-        return SmtpSender(channel.config, secret)
-    return WebhookSender(channel.config, secret)
+    plugin = registry().get(Family.NOTIFICATION_CHANNELS, channel.kind)
+    stored = dict(channel.config)
+    if secret is not None and plugin.secrets:
+        stored[plugin.secrets[0]] = secret
+    sender = plugin.cls(plugin.config_model.model_validate(stored))
+    assert hasattr(sender, "send")
+    return cast(Sender, sender)
 
 
 def message_of(row: Notification) -> Message:

@@ -70,3 +70,23 @@ def get_project(session: Session, project_id: str) -> Project:
     if project is None:
         raise NotFound("no such project")
     return project
+
+
+def set_member(
+    session: Session, *, project_id: str, email: str, role: str, actor: auth.Actor
+) -> User:
+    """Adds a member or changes a member's role (audited as ``member.set``); the project's
+    last admin cannot step down. The caller commits."""
+    auth.require(actor, "admin", "Managing members")
+    user = auth.ensure_user(session, email=email)
+    auth.set_membership(session, project_id=project_id, user=user, role=role)
+    audit.record(
+        session,
+        type="member.set",
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="project",
+        subject_id=project_id,
+        detail={"email": user.email, "role": role},
+    )
+    return user

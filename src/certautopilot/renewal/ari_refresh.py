@@ -24,6 +24,8 @@ from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import CertAutoPilotError
+from certautopilot.issuers import service as issuers
+from certautopilot.issuers.interfaces import ARI
 from certautopilot.issuers.models import Issuer
 from certautopilot.renewal import acme_info
 from certautopilot.renewal.ari import RenewalInfo, cert_id, choose_renewal_time, serial_octets
@@ -49,7 +51,7 @@ def candidates(session: Session, *, now: datetime, limit: int) -> list[str]:
         .join(Issuer, Issuer.id == Certificate.issuer_id)
         .outerjoin(RenewalState, RenewalState.certificate_id == Certificate.id)
         .where(
-            Issuer.kind == "acme",
+            Issuer.kind.in_(issuers.kinds_with(ARI)),
             Certificate.auto_renew.is_(True),
             Certificate.status == "issued",
             Certificate.current_version_id.is_not(None),
@@ -86,7 +88,7 @@ def target(session: Session, kek: KeyEncryptionKey, certificate_id: str) -> Targ
         return None
     issuer = session.get(Issuer, cert.issuer_id)
     version = session.get(CertificateVersion, cert.current_version_id)
-    if issuer is None or issuer.kind != "acme" or version is None:
+    if issuer is None or not issuers.has(issuer, ARI) or version is None:
         return None
     leaf = material.chain_pem(session, kek, version)  # public; never leaves this process
     return Target(
@@ -105,12 +107,17 @@ def lookup(
     t: Target,
     *,
     fetch_directory: Callable[[str, str | None], dict[str, Any]] = acme_info.fetch_directory,
-    fetch_info: Callable[[str, str, str | None], RenewalInfo] = acme_info.fetch_renewal_info,
+    fetch_info: Callable[[str, str, str | None], RenewalInfo] | None = None,
 ) -> Outcome:
+    """The CA's window (through the issuance clients' transport, see ``issuers.acme.info``)."""
     try:
         base = acme_info.renewal_info_url(fetch_directory(t.directory_url, t.ca_bundle_pem))
         if base is None or t.ari_cert_id is None:
             return "no-ari"
+        if fetch_info is None:
+            return acme_info.fetch_renewal_info(
+                base, t.ari_cert_id, t.ca_bundle_pem, t.directory_url
+            )
         return fetch_info(base, t.ari_cert_id, t.ca_bundle_pem)
     except CertAutoPilotError as exc:
         return f"error: {exc}"

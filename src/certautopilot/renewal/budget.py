@@ -11,8 +11,7 @@ request may use the whole limit (``share=1.0``).
 from __future__ import annotations
 
 import hashlib
-import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -44,12 +43,11 @@ def names_key(names: Iterable[str]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> timedelta:
-    return timedelta(seconds=float(env.get(name) or default))
-
-
 @dataclass(frozen=True)
 class Limits:
+    """The limits in force; ``config.Settings.rate_limits`` parses them from the
+    ``CERTAUTOPILOT_RENEWAL_*`` variables."""
+
     orders_per_account: int = 300
     account_window: timedelta = timedelta(hours=3)
     certs_per_domain: int = 50
@@ -57,20 +55,6 @@ class Limits:
     duplicate_certs: int = 5
     duplicate_window: timedelta = timedelta(days=7)
     share: float = 0.9
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        env = os.environ if environ is None else environ
-        prefix = "CERTAUTOPILOT_RENEWAL_"
-        return cls(
-            orders_per_account=int(env.get(prefix + "ORDERS_PER_ACCOUNT") or 300),
-            account_window=_seconds(env, prefix + "ACCOUNT_WINDOW_SECONDS", 3 * 3600),
-            certs_per_domain=int(env.get(prefix + "CERTS_PER_DOMAIN") or 50),
-            domain_window=_seconds(env, prefix + "DOMAIN_WINDOW_SECONDS", 7 * 86400),
-            duplicate_certs=int(env.get(prefix + "DUPLICATE_CERTS") or 5),
-            duplicate_window=_seconds(env, prefix + "DUPLICATE_WINDOW_SECONDS", 7 * 86400),
-            share=float(env.get(prefix + "BUDGET_SHARE") or 0.9),
-        )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from certautopilot.errors import RateLimited
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.renewal import budget
 from certautopilot.renewal.models import OrderLog
@@ -58,7 +60,7 @@ def record_order(
 ) -> bool:
     """Counts the order of ``version_id`` (no-op for a non-ACME issuer or when it is
     counted already). True when this call wrote it."""
-    if issuer.kind != "acme":
+    if not issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         return False
     if session.scalar(select(OrderLog.id).where(OrderLog.version_id == version_id).limit(1)):
         return False
@@ -168,7 +170,7 @@ def require_budget(
 ) -> None:
     """A person's request may use the whole of each limit; over it: :class:`RateLimited`
     naming the limit and when it frees up. Not ACME: nothing to check."""
-    if issuer.kind != "acme":
+    if not issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         return
     found = verdict(session, issuer=issuer, names=names, now=now, limits=limits, share=1.0)
     if found.allowed:

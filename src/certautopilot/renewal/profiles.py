@@ -11,6 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.renewal.acme_info import advertised_profiles, fetch_directory
 from certautopilot.renewal.models import RenewalState
@@ -23,7 +25,7 @@ def check_profile(
 ) -> None:
     """Refuses a profile the issuer's CA does not advertise (or an issuer that is not ACME).
     Reads the directory over the network: call it before the request's first write."""
-    if issuer.kind != "acme":
+    if not issuers.has(issuer, issuer_port.PROFILES):
         raise InvalidInput.field("acme_profile", "only ACME issuers have profiles")
     directory = fetch(issuer.config["directory_url"], issuer.config.get("ca_bundle_pem"))
     offered = advertised_profiles(directory)

@@ -28,10 +28,13 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.audit import service as audit
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -89,10 +92,7 @@ def _notify(
     admins = notifications.emails_with_roles(session, cert.project_id, ("admin",))
     recipients = sorted({*(admins), *([requester.email] if requester else [])})
     project = session.get(Project, cert.project_id)
-    link = (
-        f"{public_url.rstrip('/')}/projects/{project.slug if project else cert.project_id}"
-        f"/certificates/{cert.id}"
-    )
+    link = links.certificate(project.slug if project else cert.project_id, cert.id, base=public_url)
     notifications.notify(
         session,
         launcher,
@@ -216,8 +216,7 @@ def start_renewal(
         return None
     due_at = cert.next_renewal_at
     issuer = session.get(Issuer, cert.issuer_id)
-    kind = issuer.kind if issuer is not None else None
-    if issuer is not None and kind == "acme":
+    if issuer is not None and issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         verdict = orders.verdict(
             session, issuer=issuer, names=cert.names, now=now, limits=config.limits
         )

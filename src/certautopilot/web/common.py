@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,12 +14,11 @@ from fastapi import Depends, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
-from certautopilot.api.deps import ProjectContext, get_state
-from certautopilot.api.state import AppState
+from certautopilot import links
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
+from certautopilot.deps import DbSession, ProjectContext, get_state
 from certautopilot.errors import CertAutoPilotError, Unauthenticated
 from certautopilot.projects import service as projects
 from certautopilot.projects.models import Project
@@ -48,6 +47,7 @@ STATUS_TONE = {
     "denied": "bad",
 }
 templates.env.globals["status_tone"] = lambda s: STATUS_TONE.get(s, "muted")
+templates.env.globals["links"] = links  # every page URL comes from certautopilot.links
 templates.env.filters["human"] = lambda s: str(s).replace("_", " ")
 
 
@@ -98,16 +98,6 @@ def error_page(request: Request, exc: CertAutoPilotError) -> HTMLResponse:
         {"title": exc.title, "detail": str(exc), "hint": hint, "status": exc.status, "web": None},
         status_code=exc.status,
     )
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    state: AppState = get_state(request)
-    with state.sessions() as session:
-        yield session
-
-
-DbSession = Annotated[Session, Depends(get_session)]
-State = Annotated[AppState, Depends(get_state)]
 
 
 @dataclass
@@ -174,3 +164,22 @@ async def check_csrf(request: Request, web: Web) -> dict[str, Any]:
         values = [str(v) for v in form.getlist(key)]
         out[key] = values if len(values) > 1 or key.endswith("[]") else values[0]
     return out
+
+
+async def posted_form(request: Request, web: SignedIn) -> dict[str, Any]:
+    """The CSRF-checked form as a dependency: reading the body is async, so the view
+    itself can be a plain ``def`` that FastAPI runs in its threadpool, off the event loop
+    (views that write to the database or call a CA must not run on it)."""
+    return await check_csrf(request, web)
+
+
+Form = Annotated[dict[str, Any], Depends(posted_form)]
+
+
+async def raw_form(request: Request) -> dict[str, str]:
+    """The posted form without the CSRF check (the sign-in form checks its own token)."""
+    form = await request.form()
+    return {key: str(value) for key, value in form.items()}
+
+
+RawForm = Annotated[dict[str, str], Depends(raw_form)]

@@ -29,9 +29,8 @@ _keys: dict[str, bytes] = {}
 
 
 def secret_key(settings: Settings) -> bytes:
-    env = os.environ.get("CERTAUTOPILOT_SESSION_SECRET")
-    if env:
-        return env.encode()
+    if settings.session_secret:
+        return settings.session_secret.encode()
     path = Path(settings.data_dir) / "web-session.key"
     cached = _keys.get(str(path))
     if cached is not None:

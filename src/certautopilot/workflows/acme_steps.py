@@ -1,4 +1,9 @@
-"""The checkpointed steps of an ACME issuance.
+"""The checkpointed steps of an issuance through a CA that validates names with DNS-01.
+
+The CA is reached only through the issuer port (``issuers.interfaces``; the ACME plugin
+implements it): ``order``/``poll``, ``answer``, ``finalize``. Everything else is the core's
+and lives here: the key and CSR, the stored order URL, DNS publishing, the propagation
+check and the cleanup, the rate-limit log, the timeline.
 
 Few and coarse, because each step and each transaction costs CPU (DESIGN.md measured a
 workflow step at ~2.5 ms); each is idempotent (check, then write), because DBOS runs a
@@ -17,12 +22,13 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from dbos import DBOS
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -30,19 +36,23 @@ from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
-from certautopilot.dns.interfaces import DNSProvider
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import (
+    Observation,
+    observe,
     parse_nameserver,
     resolve_nameservers,
-    txt_visible,
     wait_for_txt,
 )
-from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
+from certautopilot.errors import (
+    CertAutoPilotError,
+    DNSError,
+    IssuerError,
+    PropagationTimeout,
+    TransientIssuerError,
+)
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import AcmeClient
-from certautopilot.issuers.acme.keys import load_account_key
-from certautopilot.issuers.acme.types import AcmeOrder, Dns01Challenge
+from certautopilot.issuers.interfaces import CertificateAuthority, Challenge, Order, OrderOptions
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -51,7 +61,7 @@ from certautopilot.renewal.ari_refresh import ari_cert_id_of
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
-from certautopilot.workflows.runtime import launcher, runtime
+from certautopilot.workflows.runtime import ZoneHandle, launcher, runtime
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -109,6 +119,7 @@ class Plan:
     """What ``begin`` did: nothing to do (``done``), or an order with its challenges.
 
     ``published`` are the TXT records it published (at ``published_at``, ISO 8601);
+    ``checks`` what each authoritative server answered for them (``_check_detail``);
     the order URL and the CSR are public values, carried so ``complete`` need not read them.
     """
 
@@ -120,66 +131,61 @@ class Plan:
     published: list[ChallengeTask] = field(default_factory=list)
     published_at: str | None = None
     confirmed_at: str | None = None
+    checks: tuple[dict[str, Any], ...] = ()  # a class default: older pickled plans have none
 
     @property
     def manual(self) -> list[ChallengeTask]:
         return [t for t in self.tasks if t.manual]
 
 
-# -- cached per worker: ACME clients (one per issuer) and DNS providers (one per zone) --
+# -- cached per worker (``Runtime``): the issuer's CA client and each zone's provider -----
 
 
-def _client(session: Session, issuer_id: str) -> AcmeClient:
+def _ca(session: Session, issuer_id: str) -> CertificateAuthority:
+    """The issuer's client through its plugin; an edited issuer gets a fresh one."""
     rt = runtime()
-    key = f"acme:{issuer_id}"
-    client = rt.cache.get(key)
-    if client is None:
-        issuer = session.get(Issuer, issuer_id)
-        assert issuer is not None
-        jwk = load_account_key(issuers.account_key_pem(session, rt.kek, issuer))
-        client = AcmeClient(
-            issuer.config["directory_url"],
-            jwk,
-            account_url=issuer.config.get("account_url"),
-            ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
+    issuer = session.get(Issuer, issuer_id)
+    assert issuer is not None
+    return rt.issuers.get(
+        issuer_id, issuers.fingerprint(issuer), lambda: issuers.connect(session, rt.kek, issuer)
+    )
+
+
+def _zone_fingerprint(zone: DnsZone) -> str:
+    return repr(
+        (
+            zone.name,
+            zone.provider,
+            sorted(zone.config.items()),
+            zone.credentials_secret_id,
+            list(zone.nameservers),
+            zone.propagation_timeout_seconds,
         )
-        rt.cache[key] = client
-    assert isinstance(client, AcmeClient)
-    return client
+    )
 
 
-@dataclass(frozen=True)
-class _ZoneHandle:
-    name: str
-    provider: DNSProvider
-    nameservers: tuple[tuple[str, int], ...]
-    propagation_timeout: int
-
-
-def _zone(session: Session, zone_id: str) -> _ZoneHandle:
+def _zone(session: Session, zone_id: str) -> ZoneHandle:
     rt = runtime()
-    key = f"zone:{zone_id}"
-    handle = rt.cache.get(key)
-    if handle is None:
-        zone = session.get(DnsZone, zone_id)
-        assert zone is not None
+    zone = session.get(DnsZone, zone_id)
+    assert zone is not None
+
+    def make() -> ZoneHandle:
         nameservers = (
             [parse_nameserver(ns) for ns in zone.nameservers]
             if zone.nameservers
             else resolve_nameservers(zone.name)
         )
-        handle = _ZoneHandle(
+        return ZoneHandle(
             zone.name,
             zones.provider_for(session, rt.kek, zone),
             tuple(nameservers),
             zone.propagation_timeout_seconds,
         )
-        rt.cache[key] = handle
-    assert isinstance(handle, _ZoneHandle)
-    return handle
+
+    return rt.zones.get(zone_id, _zone_fingerprint(zone), make)
 
 
-def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, _ZoneHandle]:
+def _zones(session: Session, tasks: list[ChallengeTask]) -> dict[str, ZoneHandle]:
     return {t.zone_id: _zone(session, t.zone_id) for t in tasks}
 
 
@@ -196,7 +202,7 @@ def begin(version_id: str) -> Plan:
         if version.status != "pending":
             return Plan(done=True)
         issuer_id = cert.issuer_id
-        client = _client(session, issuer_id)
+        ca = _ca(session, issuer_id)
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
         overrides = dict(cert.challenge_overrides)
@@ -210,45 +216,109 @@ def begin(version_id: str) -> Plan:
         key_pem = keys.key_to_pem(key)
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
-        # ``replaces`` goes out only when the CA's directory offers renewalInfo (the client)
-        order = client.new_order(csr_pem.encode(), profile=profile, replaces=replaces)
+        # ``replaces`` goes out only when the CA's directory offers renewalInfo (the plugin)
+        order = ca.order(csr_pem, OrderOptions(profile=profile, replaces=replaces))
         _store_order(version_id, order, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
-        order = client.get_order(order_url)
-    if order.status == "invalid":
-        raise IssuerError(order.error_detail or "the CA marked the order invalid", order.error_type)
-    tasks = _tasks(client.dns01_challenges(order), overrides)
+        order = ca.poll(order_url)  # an invalid order raises the CA's problem
+    tasks = _tasks(list(order.challenges), overrides)
     automatic = [t for t in tasks if not t.manual]
-    plan = Plan(False, issuer_id, order.url, csr_pem, tasks)
+    plan = Plan(False, issuer_id, order.ref, csr_pem, tasks)
     if not automatic:
         return plan
     published_at = utcnow().isoformat()
     with tx() as session:
         handles = _zones(session, automatic)
+    published: list[ChallengeTask] = []
+    refused: dict[str, str] | None = None
+    checks: list[dict[str, Any]] = []
     try:
         for t in automatic:
             zone = handles[t.zone_id]
-            zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+            try:
+                zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+            except CertAutoPilotError as exc:
+                refused = {"name": t.txt_name, "type": "TXT", "value": t.txt_value}
+                refused["error"] = str(exc)
+                raise
+            published.append(t)
         pause_point("waiting_propagation")
-        for t in automatic:
-            zone = handles[t.zone_id]
-            wait_for_txt(
+        _wait_for_propagation(published, handles, checks)
+    except Exception:
+        removed, failed = _remove_records(handles, published)
+        with tx() as session:
+            _, cert = load(session, version_id)
+            _record_publication(session, cert, published, published_at, None)
+            if refused is not None:
+                record_event(session, cert, "dns.record.refused", refused)
+            if checks:
+                record_event(session, cert, "dns.propagation.checked", _check_summary(checks))
+            _record_removals(session, cert, removed, failed)
+        raise
+    return replace(
+        plan,
+        published=published,
+        published_at=published_at,
+        confirmed_at=utcnow().isoformat(),
+        checks=tuple(checks),
+    )
+
+
+def _wait_for_propagation(
+    published: list[ChallengeTask], handles: dict[str, ZoneHandle], checks: list[dict[str, Any]]
+) -> None:
+    """Waits, record by record, until every authoritative server of its zone serves it,
+    adding to ``checks`` what each server last answered (also when it raises).
+
+    When a record is still missing at its zone's deadline, the records not waited for yet
+    are asked once each, so the timeline shows every record, then the timeout is raised."""
+    for i, t in enumerate(published):
+        zone = handles[t.zone_id]
+        try:
+            seen = wait_for_txt(
                 t.txt_name,
                 t.txt_value,
                 list(zone.nameservers),
                 deadline_seconds=zone.propagation_timeout,
             )
-    except Exception:
-        removed, failed = _remove_records(handles, automatic)
-        with tx() as session:
-            _, cert = load(session, version_id)
-            _record_publication(session, cert, automatic, published_at, None)
-            _record_removals(session, cert, removed, failed)
-        raise
-    return replace(
-        plan, published=automatic, published_at=published_at, confirmed_at=utcnow().isoformat()
-    )
+        except PropagationTimeout as exc:
+            checks.append(_check_detail(t, [o for o in exc.observations if _is_obs(o)]))
+            for rest in published[i + 1 :]:
+                servers = handles[rest.zone_id].nameservers
+                seen = [observe(rest.txt_name, rest.txt_value, ns) for ns in servers]
+                checks.append(_check_detail(rest, seen))
+            raise
+        checks.append(_check_detail(t, seen))
+
+
+def _is_obs(o: object) -> TypeGuard[Observation]:
+    return isinstance(o, Observation)
+
+
+def _check_detail(t: ChallengeTask, seen: list[Observation]) -> dict[str, Any]:
+    """One record's check as public values: its name, value, each server's answer."""
+    return {
+        "name": t.txt_name,
+        "value": t.txt_value,
+        "ok": bool(seen) and all(o.serves for o in seen),
+        "servers": [o.to_json() for o in seen],
+    }
+
+
+def _check_summary(checks: list[dict[str, Any]]) -> dict[str, Any]:
+    """The ``dns.propagation.checked`` event: every record, and one line per server that
+    does not serve its record yet."""
+    lines = [
+        f"{c['name']} on {s['summary']}"
+        for c in checks
+        for s in c["servers"]
+        if s["outcome"] != "serves_value"
+    ]
+    detail: dict[str, Any] = {"ok": all(c["ok"] for c in checks), "records": checks}
+    if lines:
+        detail["message"] = "; ".join(lines)
+    return detail
 
 
 def replaced_ari_id(
@@ -270,7 +340,7 @@ def replaced_ari_id(
 
 
 def _store_order(
-    version_id: str, order: AcmeOrder, csr_pem: str, key_pem: bytes | None, key_type: str
+    version_id: str, order: Order, csr_pem: str, key_pem: bytes | None, key_type: str
 ) -> None:
     """Stores the order URL (and the new key) once, and counts the order in the rate-limit
     log unless the API or the scheduler counted it already."""
@@ -282,7 +352,7 @@ def _store_order(
 
 def _store_order_tx(
     version_id: str,
-    order: AcmeOrder,
+    order: Order,
     csr_pem: str,
     key_pem: bytes | None,
     key_type: str,
@@ -297,7 +367,7 @@ def _store_order_tx(
             material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
             record_event(session, cert, "key.generated", {"key_type": key_type})
-        version.order_url = order.url
+        version.order_url = order.ref
         cert.status = "issuing"
         issuer = session.get(Issuer, cert.issuer_id)
         if count and issuer is not None:
@@ -309,26 +379,26 @@ def _store_order_tx(
                 version_id=version.id,
                 at=utcnow(),
             )
-        detail = {"order_url": order.url}
+        detail = {"order_url": order.ref}
         if order.replaces:
             detail["replaces"] = order.replaces
         record_event(session, cert, "acme.order.created", detail)
         set_step(session, cert, "authorizing")
 
 
-def _tasks(found: list[Dns01Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
+def _tasks(found: list[Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
     tasks: list[ChallengeTask] = []
     for ch in found:
-        if ch.authz_status == "valid":
+        if ch.valid:
             continue
         if ch.txt_value is None:
-            raise IssuerError(f"the CA offers no dns-01 challenge for {ch.requested_name}")
-        target = overrides.get(ch.requested_name) or overrides.get(ch.identifier)
+            raise IssuerError(f"the CA offers no dns-01 challenge for {ch.name}")
+        target = overrides.get(ch.name) or overrides.get(ch.identifier)
         if not target:
-            raise CertAutoPilotError(f"no DNS zone is recorded for {ch.requested_name}")
+            raise CertAutoPilotError(f"no DNS zone is recorded for {ch.name}")
         tasks.append(
             ChallengeTask(
-                name=ch.requested_name,
+                name=ch.name,
                 txt_name=target.get("challenge_name") or ch.txt_name,
                 txt_value=ch.txt_value,
                 zone_id=target["zone_id"],
@@ -358,28 +428,43 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
 
 @DBOS.step(name="dns.check_manual")
 def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str) -> bool:
-    """After "I've added it": True when every record is on the zone's authoritative servers."""
-    with tx() as session:
-        handles = _zones(session, tasks)
-    missing = sorted(
-        {
-            t.txt_name
-            for t in tasks
-            if not txt_visible(t.txt_name, t.txt_value, list(handles[t.zone_id].nameservers))
-        }
-    )
+    """After "I've added it": True when every record is on the zone's authoritative servers.
+
+    Otherwise the certificate stays ``awaiting_dns`` and its message says what is missing,
+    per server, or what could not be checked at all (a zone whose nameservers cannot be
+    found): the person fixes it and confirms again; nothing here fails the certificate."""
+    handles, unchecked = _manual_zones(tasks)
+    checks = [
+        _check_detail(t, [observe(t.txt_name, t.txt_value, ns) for ns in handles[t.zone_id]])
+        for t in tasks
+        if t.zone_id in handles
+    ]
+    missing = sorted({c["name"] for c in checks if not c["ok"]})
     with tx() as session:
         _, cert = load(session, version_id)
-        if missing:
-            message = (
-                "Not visible yet on the zone's authoritative servers: "
-                + ", ".join(missing)
-                + ". Check the record and confirm again once it is published."
-            )
-            cert.pending_action = {**(cert.pending_action or {}), "message": message}
+        if checks:
             record_event(
-                session, cert, "dns.manual.not_visible", {"missing": missing}, actor=confirmed_by
+                session, cert, "dns.propagation.checked", _check_summary(checks), actor=confirmed_by
             )
+        if unchecked or missing:
+            message = _manual_message(unchecked, checks)
+            cert.pending_action = {**(cert.pending_action or {}), "message": message}
+            if unchecked:
+                record_event(
+                    session,
+                    cert,
+                    "dns.manual.unchecked",
+                    {"zones": unchecked, "message": message},
+                    actor=confirmed_by,
+                )
+            if missing:
+                record_event(
+                    session,
+                    cert,
+                    "dns.manual.not_visible",
+                    {"missing": missing},
+                    actor=confirmed_by,
+                )
             return False
         cert.status = "issuing"
         cert.pending_action = None
@@ -388,29 +473,64 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
     return True
 
 
+NAMESERVER_HINT = "add the zone's nameservers in its settings, or check that the zone is delegated"
+
+
+def _manual_zones(
+    tasks: list[ChallengeTask],
+) -> tuple[dict[str, tuple[tuple[str, int], ...]], list[str]]:
+    """The authoritative servers of each manual zone, and, for each zone whose servers cannot
+    be found, why (``cannot find the nameservers of manual.test: NXDOMAIN — add ...``)."""
+    servers: dict[str, tuple[tuple[str, int], ...]] = {}
+    unchecked: list[str] = []
+    with tx() as session:
+        for zone_id in dict.fromkeys(t.zone_id for t in tasks):
+            try:
+                servers[zone_id] = _zone(session, zone_id).nameservers
+            except DNSError as exc:
+                unchecked.append(f"{exc} — {NAMESERVER_HINT}")
+    return servers, unchecked
+
+
+def _manual_message(unchecked: list[str], checks: list[dict[str, Any]]) -> str:
+    parts: list[str] = []
+    if unchecked:
+        parts.append("Could not check the records: " + "; ".join(unchecked) + ".")
+    missing = [c for c in checks if not c["ok"]]
+    if missing:
+        seen = [
+            f"{c['name']} ("
+            + "; ".join(s["summary"] for s in c["servers"] if s["outcome"] != "serves_value")
+            + ")"
+            for c in missing
+        ]
+        parts.append(
+            "Not visible yet on the zone's authoritative servers: " + ", ".join(seen) + "."
+        )
+    return " ".join(parts) + " Check the record and confirm again once it is published."
+
+
 @retrying_step("acme.complete")
 def complete(version_id: str, plan: Plan) -> None:
     """Answers the challenges, waits for validation, removes the TXT records ``begin``
     published, finalizes, downloads and stores the chain. Idempotent: a finalized order is
     not finalized again, and a stored version is not stored twice."""
     with tx() as session:
-        client = _client(session, plan.issuer_id)
+        ca = _ca(session, plan.issuer_id)
         handles = _zones(session, plan.published)
-    for t in plan.tasks:
-        if t.needs_answer and t.challenge_url:
-            client.answer_challenge(t.challenge_url)
-    for url in dict.fromkeys(t.authz_url for t in plan.tasks):
-        client.wait_authorization(url, timeout=AUTHORIZATION_TIMEOUT)
+    ca.answer(_order_of(plan), timeout=AUTHORIZATION_TIMEOUT)
     validated_at = utcnow()
     # On an error the records stay for a retry of this step; ``fail`` removes them.
     removed, failed = _remove_records(handles, plan.published)
-    chain = client.finalize(plan.order_url, plan.csr_pem.encode(), timeout=FINALIZE_TIMEOUT)
+    chain = ca.finalize(_order_of(plan), plan.csr_pem, timeout=FINALIZE_TIMEOUT)
     pause_point("after_finalize")
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
-        _record_publication(session, cert, plan.published, plan.published_at, plan.confirmed_at)
+        _record_publication(
+            session, cert, plan.published, plan.published_at, plan.confirmed_at, plan.checks
+        )
         record_event(
             session,
             cert,
@@ -422,12 +542,31 @@ def complete(version_id: str, plan: Plan) -> None:
         store_issued(session, cert, version, chain)
 
 
+def _order_of(plan: Plan) -> Order:
+    """The order ``begin`` found, rebuilt from the plan's public values."""
+    challenges = tuple(
+        Challenge(
+            name=t.name,
+            identifier=t.name.removeprefix("*."),
+            txt_name=t.txt_name,
+            txt_value=t.txt_value,
+            authz_url=t.authz_url,
+            challenge_url=t.challenge_url,
+            valid=False,
+            needs_answer=t.needs_answer,
+        )
+        for t in plan.tasks
+    )
+    return Order(plan.order_url, "authorizing" if challenges else "ready", challenges)
+
+
 def _record_publication(
     session: Session,
     cert: Certificate,
     published: list[ChallengeTask],
     published_at: str | None,
     confirmed_at: str | None,
+    checks: tuple[dict[str, Any], ...] = (),
 ) -> None:
     """Timeline events for records ``begin`` published, stamped with when it happened."""
     if not published:
@@ -441,6 +580,14 @@ def _record_publication(
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
             at=at,
         )
+    if confirmed_at and checks:
+        record_event(
+            session,
+            cert,
+            "dns.propagation.checked",
+            _check_summary(list(checks)),
+            at=datetime.fromisoformat(confirmed_at),
+        )
     if confirmed_at:
         record_event(
             session,
@@ -452,7 +599,7 @@ def _record_publication(
 
 
 def _remove_records(
-    handles: dict[str, _ZoneHandle], published: list[ChallengeTask]
+    handles: dict[str, ZoneHandle], published: list[ChallengeTask]
 ) -> tuple[list[ChallengeTask], list[tuple[ChallengeTask, str]]]:
     removed: list[ChallengeTask] = []
     failed: list[tuple[ChallengeTask, str]] = []
@@ -504,7 +651,9 @@ def fail(
     with tx() as session:
         version, cert = load(session, version_id)
         if plan is not None:
-            _record_publication(session, cert, published, plan.published_at, plan.confirmed_at)
+            _record_publication(
+                session, cert, published, plan.published_at, plan.confirmed_at, plan.checks
+            )
         _record_removals(session, cert, removed, failed)
         version.status = "failed"
         cert.status = "failed"
@@ -526,7 +675,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
     """Notifies whoever requested the certificate that its issuance failed."""
     requester = session.get(User, cert.created_by)
     project = session.get(Project, cert.project_id)
-    base = runtime().settings.public_url.rstrip("/")
+    base = runtime().settings.public_url
     notifications.notify(
         session,
         launcher(),
@@ -534,8 +683,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
         event="cert.failed",
         recipients=[requester.email] if requester else [],
         certificate_id=cert.id,
-        link=f"{base}/projects/{project.slug if project else cert.project_id}"
-        f"/certificates/{cert.id}",
+        link=links.certificate(project.slug if project else cert.project_id, cert.id, base=base),
         subject=f"Certificate for {cert.common_name} failed: {title}",
         text=detail,
     )

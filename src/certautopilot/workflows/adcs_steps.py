@@ -1,5 +1,9 @@
 """AD CS enrollment inside the issuance workflow: its steps and its wait for a CA manager.
 
+The CA is reached only through the issuer port (``issuers.interfaces``; the AD CS plugin
+implements it): ``order`` submits, ``poll`` checks a request, ``finalize`` downloads. The
+request rows, the approval deadline and the timeline are the core's, here.
+
 Happy path, one step: ``adcs.enroll`` (key + CSR stored, submitted to ``certfnsh.asp``
 with the template; issued at once → certificate and CA chain fetched and stored). A
 template that needs CA-manager approval leaves the certificate ``awaiting_ca`` with the
@@ -20,8 +24,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
@@ -29,11 +31,15 @@ from certautopilot.certificates import material
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import client as adcs_client
-from certautopilot.issuers.adcs import pages
 from certautopilot.issuers.adcs import service as adcs_issuers
-from certautopilot.issuers.adcs.client import AdcsClient, Issued
 from certautopilot.issuers.adcs.models import AdcsRequest
+from certautopilot.issuers.interfaces import (
+    CertificateAuthority,
+    OrderOptions,
+    RequestDenied,
+)
 from certautopilot.issuers.models import Issuer
 from certautopilot.workflows.acme_steps import retrying_step
 from certautopilot.workflows.faults import pause_point
@@ -68,20 +74,18 @@ def run(version_id: str) -> str:
     return "done" if outcome.state == "done" else "issued"
 
 
-# -- per-worker clients ----------------------------------------------------------------
+# -- per-worker clients (``Runtime``; an edited issuer gets a fresh one) ---------------
+
+FETCH_TIMEOUT = 90.0
 
 
-def _client(session: Session, issuer_id: str) -> tuple[AdcsClient, Issuer]:
+def _ca(session: Session, issuer_id: str) -> CertificateAuthority:
     rt = runtime()
     issuer = session.get(Issuer, issuer_id)
     assert issuer is not None
-    key = f"adcs:{issuer_id}:{adcs_issuers.config_fingerprint(issuer)}"
-    client = rt.cache.get(key)
-    if client is None:
-        client = AdcsClient(adcs_issuers.settings_for(session, rt.kek, issuer))
-        rt.cache[key] = client
-    assert isinstance(client, AdcsClient)
-    return client, issuer
+    return rt.issuers.get(
+        issuer_id, issuers.fingerprint(issuer), lambda: issuers.connect(session, rt.kek, issuer)
+    )
 
 
 # -- steps -------------------------------------------------------------------------------
@@ -99,7 +103,7 @@ def enroll(version_id: str) -> Enrollment:
         template = request.template if request else adcs_issuers.template_of(session, cert.id)
         if template is None:
             raise CertAutoPilotError("no AD CS template is recorded for this certificate")
-        client, _ = _client(session, cert.issuer_id)
+        ca = _ca(session, cert.issuer_id)
         issuer_id, csr_pem = cert.issuer_id, version.csr_pem
         key_type, names = cert.key_type, list(cert.names)
         known_id = request.request_id if request else None
@@ -111,33 +115,24 @@ def enroll(version_id: str) -> Enrollment:
             version_id, keys.build_csr(key, names).decode(), keys.key_to_pem(key), key_type
         )
     _open_request(version_id, template)
-    with client.session() as ca:
-        submission = ca.submit(csr_pem, template)
-        fetched: Issued | pages.RequestStatus | None = None
-        pool: list[x509.Certificate] = []
-        if submission.kind == "issued" and submission.request_id is not None:
-            fetched = ca.fetch(submission.request_id)
-            if isinstance(fetched, Issued):
-                pool = ca.ca_chain()
-    pause_point("adcs_after_submit")
-    if submission.kind == "issued" and isinstance(fetched, Issued):
-        _store(version_id, fetched, pool, submitted=True)
-        return Enrollment("issued", fetched.request_id)
-    if submission.kind in ("issued", "pending") and submission.request_id is not None:
-        return _pending(version_id, issuer_id, submission.request_id, template)
-    if submission.kind == "denied":
-        _denied(version_id, submission.request_id, submission.message, template)
-        raise IssuerError(
-            _denial_text(submission.request_id, template, submission.message),
-            adcs_client.PT_UNKNOWN_TEMPLATE
-            if submission.unknown_template
-            else adcs_client.PT_DENIED,
+    try:
+        order = ca.order(csr_pem, OrderOptions(profile=template))
+        chain = (
+            ca.finalize(order, csr_pem, timeout=FETCH_TIMEOUT) if order.state == "issued" else None
         )
-    raise IssuerError(
-        f"the CA answered the submission with a page this service does not recognise: "
-        f"{submission.message}",
-        adcs_client.PT_UNEXPECTED,
-    )
+    except RequestDenied as exc:
+        _denied(version_id, _int(exc.ref), exc.disposition, template)
+        raise
+    pause_point("adcs_after_submit")
+    request_id = int(order.ref)
+    if chain is not None:
+        _store(version_id, request_id, chain, submitted=True)
+        return Enrollment("issued", request_id)
+    return _pending(version_id, issuer_id, request_id, template)
+
+
+def _int(ref: str | None) -> int | None:
+    return int(ref) if ref is not None else None
 
 
 @DBOS.step(name="adcs.check")
@@ -156,34 +151,28 @@ def _check(
     version_id: str, issuer_id: str, request_id: int, template: str, by: str | None
 ) -> Enrollment:
     with tx() as session:
-        client, _ = _client(session, issuer_id)
+        ca = _ca(session, issuer_id)
+    with tx() as session:
+        version, _ = load(session, version_id)
+        csr_pem = version.csr_pem
+    assert csr_pem is not None
     try:
-        with client.session() as ca:
-            fetched = ca.fetch(request_id)
-            pool = ca.ca_chain() if isinstance(fetched, Issued) else []
+        order = ca.poll(str(request_id))
+        chain = (
+            ca.finalize(order, csr_pem, timeout=FETCH_TIMEOUT) if order.state == "issued" else None
+        )
     except TransientIssuerError as exc:
         # A CA outage during a long wait is not a reason to give up: try again later.
         return _still_pending(version_id, issuer_id, request_id, by, f"the check failed: {exc}")
-    if isinstance(fetched, Issued):
-        _store(version_id, fetched, pool, submitted=False, by=by)
+    except RequestDenied as exc:
+        _denied(version_id, request_id, exc.disposition, template)
+        raise IssuerError(
+            _denial_text(request_id, template, exc.disposition), adcs_client.PT_DENIED
+        ) from exc
+    if chain is not None:
+        _store(version_id, request_id, chain, submitted=False, by=by)
         return Enrollment("issued", request_id)
-    if fetched.kind == "pending":
-        return _still_pending(version_id, issuer_id, request_id, by, None)
-    if fetched.kind == "denied":
-        _denied(version_id, request_id, fetched.message, template)
-        raise IssuerError(
-            _denial_text(request_id, template, fetched.message), adcs_client.PT_DENIED
-        )
-    if fetched.kind == "not_found":
-        raise IssuerError(
-            f"the CA does not know request {request_id} any more ({fetched.message})",
-            adcs_client.PT_NOT_FOUND,
-        )
-    raise IssuerError(
-        f"certnew.cer for request {request_id} answered with a page this service does not "
-        f"recognise: {fetched.message}",
-        adcs_client.PT_UNEXPECTED,
-    )
+    return _still_pending(version_id, issuer_id, request_id, by, None)
 
 
 # -- writes ------------------------------------------------------------------------------
@@ -317,29 +306,20 @@ def _denial_text(request_id: int | None, template: str, message: str) -> str:
 
 def _store(
     version_id: str,
-    issued: Issued,
-    pool: list[x509.Certificate],
+    request_id: int,
+    chain_pem: str,
     *,
     submitted: bool,
     by: str | None = None,
 ) -> None:
+    """Stores the chain the plugin downloaded (it checked the leaf is for the CSR's key)."""
     with tx() as session:
         version, cert = load(session, version_id)
         if version.status == "issued":
             return
-        assert version.csr_pem is not None
-        csr = x509.load_pem_x509_csr(version.csr_pem.encode())
-        leaf = issued.certificate
-        if _spki(leaf.public_key()) != _spki(csr.public_key()):
-            raise IssuerError(
-                f"the CA's certificate for request {issued.request_id} is not for this "
-                f"request's key (subject {leaf.subject.rfc4514_string()})",
-                adcs_client.PT_UNEXPECTED,
-            )
-        chain_pem = pages.to_pem(pages.order_chain(leaf, pool))
         request = session.get(AdcsRequest, version_id)
         if request is not None:
-            request.request_id = issued.request_id
+            request.request_id = request_id
             request.status = "issued"
             request.disposition = "Issued"
         record_event(
@@ -347,19 +327,14 @@ def _store(
             cert,
             "adcs.request.issued",
             {
-                "request_id": issued.request_id,
+                "request_id": request_id,
                 "template": request.template if request else None,
                 "at_once": submitted,
             },
             actor=by or "system",
         )
-        missing = sorted(set(cert.names) - set(keys.cert_info(pages.to_pem([leaf])).names))
+        leaf_pem = keys.split_pem_chain(chain_pem)[0]
+        missing = sorted(set(cert.names) - set(keys.cert_info(leaf_pem).names))
         if missing:
             record_event(session, cert, "adcs.names_missing", {"names": missing})
         store_issued(session, cert, version, chain_pem)
-
-
-def _spki(public_key: object) -> bytes:
-    return public_key.public_bytes(  # type: ignore[attr-defined, no-any-return]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from dbos import DBOS, DBOSClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certautopilot import links
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.distribution import service
@@ -49,11 +49,11 @@ from certautopilot.workflows.runtime import launcher, runtime
 log = logging.getLogger(__name__)
 QUEUE = "distribution"
 WORKFLOW_NAME = "deploy_certificate"
-CONCURRENCY_ENV = "CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY"
 
 
 def concurrency() -> int:
-    return max(1, int(os.environ.get(CONCURRENCY_ENV, "16")))
+    """``CERTAUTOPILOT_DISTRIBUTION_CONCURRENCY`` (default 16), from the worker's settings."""
+    return runtime().settings.distribution_concurrency
 
 
 def register_queue() -> None:
@@ -308,7 +308,7 @@ def _tell_admins(
     The text names the target, the version and the target's error (plugins word errors
     without credentials); the certificate itself stays issued and downloadable."""
     project = session.get(Project, cert.project_id)
-    base = runtime().settings.public_url.rstrip("/")
+    base = runtime().settings.public_url
     tries = "once" if attempts == 1 else f"{attempts} times"
     serial = f" (serial {job.serial})" if job.serial else ""
     notifications.notify(
@@ -318,8 +318,7 @@ def _tell_admins(
         event="cert.distribution_failed",
         recipients=notifications.emails_with_roles(session, cert.project_id, ("admin",)),
         certificate_id=cert.id,
-        link=f"{base}/projects/{project.slug if project else cert.project_id}"
-        f"/certificates/{cert.id}",
+        link=links.certificate(project.slug if project else cert.project_id, cert.id, base=base),
         subject=f"Deploying {cert.common_name} to {job.target_name} failed",
         text=(
             f"Version {job.version}{serial} of {cert.common_name} could not be deployed to "

@@ -2,23 +2,23 @@
 
 When ``CERTAUTOPILOT_FAULT_PAUSE`` names a point, the worker writes
 ``CERTAUTOPILOT_FAULT_MARKER`` and sleeps there until it is killed. Unset in production,
-where each call is one environment look-up.
+where each call is one attribute look-up on the worker's settings.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
+
+from certautopilot.workflows.runtime import runtime
 
 POINTS = ("after_order", "waiting_propagation", "after_finalize")
 
 
 def pause_point(name: str) -> None:
-    if os.environ.get("CERTAUTOPILOT_FAULT_PAUSE") != name:
+    settings = runtime().settings
+    if settings.fault_pause != name:
         return
-    marker = os.environ.get("CERTAUTOPILOT_FAULT_MARKER")
-    if marker:
-        Path(marker).write_text(name)
+    if settings.fault_marker is not None:
+        settings.fault_marker.write_text(name)
     while True:
         time.sleep(3600)

@@ -1,9 +1,12 @@
 """The durable issuance workflow: one per certificate version, id ``issue:<version id>``.
 
 The body is deterministic: every read, write, network call and clock look-up is in a
-step (``acme_steps``; ``adcs_steps`` when the issuer is AD CS). It waits on people with
-``recv`` and always ends: in ``issued``, or in ``failed`` with the CA's or the DNS
-provider's words on the certificate.
+step. It calls the issuer port (``issuers.interfaces``) through the issuer's plugin and
+picks its path by what the plugin states it can do, never by its name: a CA that validates
+with DNS-01 goes through ``acme_steps`` (order, publish, answer, finalize); one that takes
+the CSR directly, perhaps to a person at the CA, through ``adcs_steps`` (submit, wait,
+download). It waits on people with ``recv`` and always ends: in ``issued``, or in
+``failed`` with the CA's or the DNS provider's words on the certificate.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from dbos import DBOS
 from dbos import error as dbos_error
 
 from certautopilot.errors import CertAutoPilotError, DNSError
+from certautopilot.issuers import interfaces
+from certautopilot.issuers import service as issuers
 from certautopilot.workflows import acme_steps as steps
 from certautopilot.workflows import adcs_steps, approval_steps
 
@@ -49,10 +54,11 @@ def approve_then_issue(version_id: str, kind: str = "acme") -> str:
 
 
 def _issue(version_id: str, kind: str) -> str:
-    """``kind`` comes with the workflow's input (the issuer's kind when it was enqueued)."""
+    """``kind`` comes with the workflow's input (the issuer's kind when it was enqueued);
+    the plugin registry answers what it can do (installed plugins: the same on every run)."""
     plan: steps.Plan | None = None
     try:
-        if kind == "adcs":
+        if interfaces.DNS01 not in issuers.capabilities(kind):
             return adcs_steps.run(version_id)
         plan = steps.begin(version_id)
         if plan.done:

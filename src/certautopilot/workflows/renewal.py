@@ -11,7 +11,6 @@ Step data carries only ids and counts.
 from __future__ import annotations
 
 import logging
-import os
 import random
 from datetime import datetime
 from typing import Any
@@ -21,19 +20,18 @@ from dbos import DBOS
 from certautopilot.clock import scheduler_now
 from certautopilot.renewal import ari_refresh
 from certautopilot.renewal import scheduler as rules
-from certautopilot.renewal.backoff import BackoffPolicy
 from certautopilot.workflows.records import tx
 from certautopilot.workflows.runtime import launcher, runtime
 
 log = logging.getLogger(__name__)
 SCHEDULE_NAME = "renewal-tick"
 WORKFLOW_NAME = "renewal_tick"
-DEFAULT_TICK_SECONDS = 30
 ARI_BATCH = 20  # ARI look-ups per tick (each is one HTTPS GET, Retry-After apart)
 
 
 def tick_seconds() -> int:
-    return max(1, int(os.environ.get("CERTAUTOPILOT_RENEWAL_TICK_SECONDS") or DEFAULT_TICK_SECONDS))
+    """``CERTAUTOPILOT_RENEWAL_TICK_SECONDS`` (default 30), from the worker's settings."""
+    return runtime().settings.renewal_tick_seconds
 
 
 def cron_for(seconds: int) -> str:
@@ -45,21 +43,17 @@ def cron_for(seconds: int) -> str:
 
 
 def config() -> rules.Config:
-    env = os.environ
+    settings = runtime().settings
     return rules.Config(
-        backoff=BackoffPolicy(
-            base_seconds=float(env.get("CERTAUTOPILOT_RENEWAL_BACKOFF_BASE_SECONDS") or 300),
-            cap_seconds=float(env.get("CERTAUTOPILOT_RENEWAL_BACKOFF_CAP_SECONDS") or 6 * 3600),
-            max_attempts=int(env.get("CERTAUTOPILOT_RENEWAL_MAX_ATTEMPTS") or 5),
-        ),
-        limits=runtime().settings.rate_limits,
-        public_url=runtime().settings.public_url,
+        backoff=settings.renewal_backoff,
+        limits=settings.rate_limits,
+        public_url=settings.public_url,
     )
 
 
 @DBOS.step(name="renewal.now")
 def now_step() -> datetime:
-    return scheduler_now()
+    return scheduler_now(runtime().settings.clock_offset_seconds)
 
 
 @DBOS.step(name="renewal.reconcile")

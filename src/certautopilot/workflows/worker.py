@@ -7,6 +7,7 @@ import logging
 from dbos import DBOS, DBOSConfig
 from sqlalchemy import Engine
 
+from certautopilot import netguard
 from certautopilot.config import Settings
 from certautopilot.crypto.kek import load_kek
 from certautopilot.db import models as _models  # noqa: F401  (every table registered)
@@ -38,6 +39,7 @@ def start_worker(settings: Settings) -> Runtime:
         settings=settings, engine=engine, sessions=make_sessionmaker(engine), kek=load_kek(settings)
     )
     set_runtime(runtime)
+    netguard.install(settings.reach)  # checked again before each deployment
     assert issuance.issue_certificate is not None  # registers the workflows
     assert notify.deliver_notification is not None
     DBOS(config=dbos_config(settings, engine))
@@ -49,7 +51,7 @@ def start_worker(settings: Settings) -> Runtime:
     )
     distribution.register_queue()
     DBOS.register_queue(notify.QUEUE, worker_concurrency=8, polling_interval_sec=0.5)
-    runtime.cache["launcher"] = DbosLauncher(engine)
+    runtime.launcher = DbosLauncher(engine)
     renewal.register_schedule()  # the renewal scheduler (one run per tick, any workers)
     log.info("worker %s started", settings.executor_id)
     return runtime

@@ -3,7 +3,6 @@ the preflight result; preflight refuses one the CA's directory does not advertis
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -19,44 +18,43 @@ from certautopilot.certificates.schemas import CertificateIn
 from certautopilot.db import models
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
+from certautopilot.issuers.acme.client import clear_client_cache
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
-from certautopilot.renewal import acme_info
+from tests.fakes import RecordingLauncher
+from tests.unit.issuers.acme._acme_stub_server import Reply, StubCA, stub_ca
 
-DIRECTORY = "https://ca.invalid/dir"
 
-
-class Launcher:
-    def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
-    ) -> None:
-        pass
-
-    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
-        pass
+@pytest.fixture
+def ca() -> Iterator[StubCA]:
+    """A local CA whose directory advertises one profile."""
+    with stub_ca() as stub:
+        stub.script(
+            "/dir",
+            Reply(
+                body={"newOrder": stub.url("/order"), "meta": {"profiles": {"shortlived": "6d"}}},
+                nonce=False,
+            ),
+        )
+        yield stub
+    clear_client_cache()
 
 
 @pytest.fixture
 def session() -> Iterator[Session]:
     engine = create_engine("sqlite://")
     models.Base.metadata.create_all(engine)
-    # the directory as the CA serves it (cached the way fetch_directory caches it)
-    acme_info._directories[DIRECTORY] = (
-        time.monotonic(),
-        {"newOrder": "https://ca.invalid/new-order", "meta": {"profiles": {"shortlived": "6d"}}},
-    )
     with Session(engine) as s:
         yield s
-    acme_info.clear_cache()
     engine.dispose()
 
 
-def test_profile_in_preflight_and_on_the_certificate(session: Session) -> None:
+def test_profile_in_preflight_and_on_the_certificate(session: Session, ca: StubCA) -> None:
     project, user = Project(slug="p", name="P"), User(email="op@example.test")
     session.add_all([project, user])
     session.flush()
     issuer = Issuer(
-        project_id=project.id, name="ca", kind="acme", config={"directory_url": DIRECTORY}
+        project_id=project.id, name="ca", kind="acme", config={"directory_url": ca.directory_url}
     )
     session.add_all(
         [issuer, DnsZone(project_id=project.id, name="example.test", provider="rfc2136")]
@@ -81,7 +79,7 @@ def test_profile_in_preflight_and_on_the_certificate(session: Session) -> None:
             project_id=project.id,
             body=b,
             actor=actor,
-            launcher=Launcher(),
+            launcher=RecordingLauncher(),
             now=datetime(2026, 1, 1, tzinfo=UTC),
         )
         for b in (body, plain)

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
+from certautopilot.config import Settings
 from certautopilot.distribution import guard
 from certautopilot.distribution import targets as plugins
 from certautopilot.distribution.files import render, temp_name
@@ -26,7 +27,6 @@ from certautopilot.distribution.interfaces import (
     Target,
 )
 from certautopilot.distribution.schemas import (
-    CONFIGS,
     FilesSpec,
     RetryPolicy,
     SshConfig,
@@ -37,6 +37,7 @@ from certautopilot.distribution.service import parse_config
 from certautopilot.distribution.targets.ssh import host_keys
 from certautopilot.distribution.targets.webhook import WebhookTarget, sign, verify
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import Family, registry, secret_fields
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test"
 
@@ -151,7 +152,8 @@ def test_parse_config_names_nested_fields() -> None:
 
 
 def test_secrets_are_declared_for_every_kind() -> None:
-    assert set(CONFIGS) == {
+    targets = registry().family(Family.TARGETS)
+    assert set(targets) >= {
         "ssh",
         "local",
         "haproxy",
@@ -160,11 +162,10 @@ def test_secrets_are_declared_for_every_kind() -> None:
         "vault-kv",
         "kubernetes-secret",
     }
-    assert SshConfig.SECRETS == ("private_key", "password", "pkcs12_password")
-    assert "secret" in WebhookConfig.SECRETS
-    for config in CONFIGS.values():
-        for name in config.SECRETS:
-            assert name in config.model_fields
+    assert secret_fields(SshConfig) == ("private_key", "password", "pkcs12_password")
+    assert "secret" in secret_fields(WebhookConfig)
+    assert targets["ssh"].config_model is SshConfig
+    assert targets["vault-kv"].secrets == ("token",)
     assert field_of("kubernetes-secret") == "kubernetes_secret"
 
 
@@ -200,41 +201,41 @@ def test_host_keys_accept_known_hosts_lines() -> None:
         host_keys("not a key")
 
 
-def test_local_paths_need_an_operator_allowed_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(guard.ROOTS_ENV, raising=False)
+def _reach(**env: str) -> guard.Reach:
+    return Settings.from_env({f"CERTAUTOPILOT_{k.upper()}": v for k, v in env.items()}).reach
+
+
+def test_local_paths_need_an_operator_allowed_root(tmp_path: Path) -> None:
+    closed = _reach()
     with pytest.raises(InvalidInput, match="disabled"):
-        guard.check_local_path(str(tmp_path), field="f")
-    monkeypatch.setenv(guard.ROOTS_ENV, str(tmp_path / "allowed"))
+        guard.check_local_path(str(tmp_path), field="f", reach=closed)
+    opened = _reach(local_target_roots=str(tmp_path / "allowed"))
     (tmp_path / "allowed").mkdir()
-    assert guard.check_local_path(str(tmp_path / "allowed" / "x"), field="f")
+    assert guard.check_local_path(str(tmp_path / "allowed" / "x"), field="f", reach=opened)
     with pytest.raises(InvalidInput, match="not under"):
-        guard.check_local_path(str(tmp_path / "allowed" / ".." / "other"), field="f")
+        guard.check_local_path(str(tmp_path / "allowed" / ".." / "other"), field="f", reach=opened)
     (tmp_path / "allowed" / "link").symlink_to("/etc")
     with pytest.raises(InvalidInput, match="not under"):
-        guard.check_local_path(str(tmp_path / "allowed" / "link"), field="f")
-    monkeypatch.delenv(guard.COMMANDS_ENV, raising=False)
+        guard.check_local_path(str(tmp_path / "allowed" / "link"), field="f", reach=opened)
     with pytest.raises(InvalidInput, match="commands"):
-        guard.check_local_command("reboot", field="f")
-    guard.check_local_command(None, field="f")
+        guard.check_local_command("reboot", field="f", reach=opened)
+    guard.check_local_command(None, field="f", reach=opened)
+    guard.check_local_command("reboot", field="f", reach=_reach(local_target_commands="1"))
 
 
-def test_endpoints_plain_http_only_on_allowed_private_networks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "")
+def test_endpoints_plain_http_only_on_allowed_private_networks() -> None:
+    closed = _reach(allowed_private_networks="")
     with pytest.raises(InvalidInput):
-        guard.check_endpoint("http://127.0.0.1:8200", field="f")
+        guard.check_endpoint("http://127.0.0.1:8200", field="f", reach=closed)
     with pytest.raises(InvalidInput, match="non-public"):
-        guard.check_https("https://127.0.0.1/hook", field="f")
+        guard.check_https("https://127.0.0.1/hook", field="f", reach=closed)
     with pytest.raises(InvalidInput):
-        guard.check_endpoint("ftp://127.0.0.1", field="f")
-    monkeypatch.setenv("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
-    guard.check_endpoint("http://127.0.0.1:8200", field="f")
-    guard.check_https("https://127.0.0.1/hook", field="f")
+        guard.check_endpoint("ftp://127.0.0.1", field="f", reach=closed)
+    opened = _reach(allowed_private_networks="127.0.0.0/8")
+    guard.check_endpoint("http://127.0.0.1:8200", field="f", reach=opened)
+    guard.check_https("https://127.0.0.1/hook", field="f", reach=opened)
     with pytest.raises(InvalidInput):
-        guard.check_https("http://127.0.0.1/hook", field="f")
+        guard.check_https("http://127.0.0.1/hook", field="f", reach=opened)
 
 
 def test_every_builtin_plugin_implements_the_protocol(tmp_path: Path) -> None:
@@ -260,7 +261,9 @@ def test_every_builtin_plugin_implements_the_protocol(tmp_path: Path) -> None:
         },
     }
     for kind, raw in samples.items():
-        target = plugins.build(kind, CONFIGS[kind].model_validate(raw), delivery_id="d")
+        target = plugins.build(
+            kind, plugins.plugin(kind).config_model.model_validate(raw), delivery_id="d"
+        )
         assert isinstance(target, Target)
         assert target.kind == kind
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pickle
 
 import pytest
+from tests.fakes import FakeClock
 
 from certautopilot.dns import propagation
 from certautopilot.dns.propagation import (
     InvalidNameserver,
+    Observation,
+    Outcome,
     challenge_name,
     find_zone,
     parse_nameserver,
@@ -104,17 +107,8 @@ def test_txt_visible_network_error_is_false() -> None:
     assert txt_visible("_acme-challenge.example.test", "v", [("127.0.0.1", 9)], 0.2) is False
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+def _seen(ns: tuple[str, int], outcome: Outcome, *values: str) -> Observation:
+    return Observation(f"{ns[0]}:{ns[1]}", outcome, values)
 
 
 def test_wait_for_txt_polls_with_growing_interval_then_times_out(
@@ -123,11 +117,13 @@ def test_wait_for_txt_polls_with_growing_interval_then_times_out(
     clock = FakeClock()
     asked: list[tuple[str, int]] = []
 
-    def serves(fqdn: str, value: str, ns: tuple[str, int], timeout: float) -> bool:
+    def observe(fqdn: str, value: str, ns: tuple[str, int], timeout: float) -> Observation:
         asked.append(ns)
-        return ns == ("10.0.0.1", 53)
+        if ns == ("10.0.0.1", 53):
+            return _seen(ns, Outcome.SERVES_VALUE, value)
+        return _seen(ns, Outcome.OTHER_VALUES, "stale")
 
-    monkeypatch.setattr(propagation, "_serves", serves)
+    monkeypatch.setattr(propagation, "observe", observe)
     servers = [("10.0.0.1", 53), ("10.0.0.2", 5353)]
     with pytest.raises(PropagationTimeout) as caught:
         wait_for_txt(
@@ -139,20 +135,27 @@ def test_wait_for_txt_polls_with_growing_interval_then_times_out(
             monotonic=clock.monotonic,
         )
     message = str(caught.value)
-    assert "_acme-challenge.example.test" in message and "10.0.0.2:5353" in message
-    assert "10.0.0.1:53" not in message
+    assert "_acme-challenge.example.test" in message
+    assert '10.0.0.2:5353: other values "stale"' in message
+    assert "10.0.0.1:53" not in message  # it served the value
     assert isinstance(caught.value, DNSError)
+    assert [o.summary() for o in caught.value.observations] == [  # type: ignore[attr-defined]
+        "10.0.0.1:53: serves the value",
+        '10.0.0.2:5353: other values "stale"',
+    ]
     assert clock.sleeps[:4] == pytest.approx([0.02, 0.03, 0.045, 0.0675])
     assert max(clock.sleeps) <= 1.0 and sum(clock.sleeps) == pytest.approx(5.0)
     # A server that showed the value once is not asked again.
     assert asked.count(("10.0.0.1", 53)) == 1
 
 
-def test_wait_for_txt_returns_once_all_servers_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wait_for_txt_returns_each_servers_last_observation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     clock = FakeClock()
-    answers = iter([False, False, True])
-    monkeypatch.setattr(propagation, "_serves", lambda *_: next(answers))
-    wait_for_txt(
+    answers = iter([Outcome.NXDOMAIN, Outcome.NODATA, Outcome.SERVES_VALUE])
+    monkeypatch.setattr(propagation, "observe", lambda f, v, ns, t: _seen(ns, next(answers), v))
+    seen = wait_for_txt(
         "_acme-challenge.example.test",
         "v",
         [("10.0.0.1", 53)],
@@ -161,6 +164,17 @@ def test_wait_for_txt_returns_once_all_servers_serve(monkeypatch: pytest.MonkeyP
         monotonic=clock.monotonic,
     )
     assert clock.sleeps == pytest.approx([0.02, 0.03])
+    assert seen == [Observation("10.0.0.1:53", Outcome.SERVES_VALUE, ("v",))]
+
+
+def test_propagation_timeout_survives_pickling_with_its_observations() -> None:
+    seen = (Observation("127.0.0.1:8053", Outcome.NXDOMAIN),)
+    err = PropagationTimeout("TXT x not served", seen)
+    again = pickle.loads(pickle.dumps(err))
+    assert str(again) == "TXT x not served" and again.observations == seen
+    assert isinstance(again, DNSError)
+    assert seen[0].summary() == "127.0.0.1:8053: NXDOMAIN"
+    assert seen[0].to_json()["outcome"] == "nxdomain"
 
 
 def test_wait_for_txt_without_servers_is_an_error() -> None:

@@ -73,15 +73,3 @@ def test_names_key_ignores_order_case_and_duplicates() -> None:
         ["a.example.test", "b.example.test.", "a.example.test"]
     )
     assert names_key(["a.example.test"]) != names_key(["a.example.test", "b.example.test"])
-
-
-def test_limits_from_the_environment() -> None:
-    limits = Limits.from_env(
-        {
-            "CERTAUTOPILOT_RENEWAL_DUPLICATE_CERTS": "2",
-            "CERTAUTOPILOT_RENEWAL_DUPLICATE_WINDOW_SECONDS": "3600",
-            "CERTAUTOPILOT_RENEWAL_ORDERS_PER_ACCOUNT": "7",
-        }
-    )
-    assert limits.duplicate_certs == 2 and limits.duplicate_window == timedelta(hours=1)
-    assert limits.orders_per_account == 7 and limits.certs_per_domain == 50

@@ -5,11 +5,10 @@ count once per account; other CAs' certificates do not count."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.auth.models import User
@@ -17,7 +16,6 @@ from certautopilot.auth.service import Actor
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.models import Certificate
 from certautopilot.certificates.schemas import CertificateIn
-from certautopilot.db import models
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import RateLimited
 from certautopilot.issuers.models import Issuer
@@ -26,30 +24,9 @@ from certautopilot.renewal import orders
 from certautopilot.renewal import scheduler as rules
 from certautopilot.renewal.budget import Limits
 from certautopilot.renewal.models import OrderLog
+from tests.fakes import RecordingLauncher
 
 NOW = datetime(2026, 5, 1, 9, tzinfo=UTC)
-
-
-class Launcher:
-    def __init__(self) -> None:
-        self.issuances: list[str] = []
-
-    def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
-    ) -> None:
-        self.issuances.append(version_id)
-
-    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
-        pass
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    models.Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 @pytest.fixture
@@ -76,7 +53,7 @@ def _create(
         project_id=project.id,
         body=CertificateIn(issuer=issuer.id, common_name=name, **kw),  # type: ignore[arg-type]
         actor=actor,
-        launcher=Launcher(),
+        launcher=RecordingLauncher(),
         now=now,
         limits=LIMITS,
     )
@@ -103,7 +80,7 @@ def test_first_issuance_and_renewal_by_hand_count_and_the_third_is_refused(
     assert _logged(session, cert.id) == 1
     cert.status = "issued"  # as the workflow leaves it
     certs.renew_certificate(
-        session, cert=cert, actor=setup[2], launcher=Launcher(), now=NOW, limits=LIMITS
+        session, cert=cert, actor=setup[2], launcher=RecordingLauncher(), now=NOW, limits=LIMITS
     )
     assert _logged(session, cert.id) == 2
     cert.status = "issued"
@@ -112,7 +89,7 @@ def test_first_issuance_and_renewal_by_hand_count_and_the_third_is_refused(
             session,
             cert=cert,
             actor=setup[2],
-            launcher=Launcher(),
+            launcher=RecordingLauncher(),
             now=NOW + timedelta(hours=1),
             limits=LIMITS,
         )
@@ -128,7 +105,7 @@ def test_first_issuance_and_renewal_by_hand_count_and_the_third_is_refused(
         session,
         cert=cert,
         actor=setup[2],
-        launcher=Launcher(),
+        launcher=RecordingLauncher(),
         now=NOW + timedelta(days=7, seconds=1),
         limits=LIMITS,
     )
@@ -222,7 +199,7 @@ def test_scheduled_renewal_counts_once_and_defers_over_the_budget(
     cert.status, cert.next_renewal_at = "issued", NOW
     cert.current_version_id = certs.latest_version(session, cert).id
     config = rules.Config(limits=Limits(duplicate_certs=3))  # scheduled: 90 % of 3 -> 2
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     assert rules.start_renewal(session, cert_id=cert.id, now=NOW, launcher=launcher, config=config)
     assert _logged(session, cert.id) == 2
     cert.status, cert.next_renewal_at = "issued", NOW + timedelta(minutes=5)

@@ -4,18 +4,15 @@ bounded, the CA's Retry-After is a floor, expiry warnings are sent once per thre
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit.models import AuditEvent
 from certautopilot.auth.models import User
 from certautopilot.certificates.models import Certificate, CertificateVersion
-from certautopilot.db import models
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.projects.models import Project
@@ -25,32 +22,10 @@ from certautopilot.renewal.ari import RenewalInfo
 from certautopilot.renewal.ari_refresh import Target, apply
 from certautopilot.renewal.backoff import BackoffPolicy
 from certautopilot.renewal.models import RenewalState
+from tests.fakes import RecordingLauncher
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 CONFIG = rules.Config(backoff=BackoffPolicy(base_seconds=60, cap_seconds=3600, max_attempts=3))
-
-
-class Launcher:
-    def __init__(self) -> None:
-        self.issuances: list[str] = []
-        self.notifications: list[str] = []
-
-    def enqueue_issuance(
-        self, session: Session, version_id: str, *, approval: bool = False, kind: str = "acme"
-    ) -> None:
-        self.issuances.append(version_id)
-
-    def enqueue_notifications(self, session: Session, notification_ids: list[str]) -> None:
-        self.notifications.extend(notification_ids)
-
-
-@pytest.fixture
-def session() -> Iterator[Session]:
-    engine = create_engine("sqlite://")
-    models.Base.metadata.create_all(engine)
-    with Session(engine) as s:
-        yield s
-    engine.dispose()
 
 
 def _cert(
@@ -123,7 +98,7 @@ def _fail_latest(session: Session, cert: Certificate, **error: Any) -> None:
 
 def test_a_due_certificate_is_renewed_once(session: Session) -> None:
     cert = _cert(session, "a.example.test")
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     assert rules.due_certificates(session, now=NOW, limit=10) == [cert.id]
     first = rules.start_renewal(session, cert_id=cert.id, now=NOW, launcher=launcher, config=CONFIG)
     again = rules.start_renewal(session, cert_id=cert.id, now=NOW, launcher=launcher, config=CONFIG)
@@ -137,7 +112,7 @@ def test_a_due_certificate_is_renewed_once(session: Session) -> None:
 
 def test_success_clears_the_backoff(session: Session) -> None:
     cert = _cert(session, "ok.example.test")
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     version_id = rules.start_renewal(
         session, cert_id=cert.id, now=NOW, launcher=launcher, config=CONFIG
     )
@@ -154,7 +129,7 @@ def test_success_clears_the_backoff(session: Session) -> None:
 def test_failures_back_off_then_give_up_keeping_current(session: Session) -> None:
     cert = _cert(session, "b.example.test")
     current = cert.current_version_id
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     now = NOW
     for attempt in (1, 2, 3):
         assert rules.start_renewal(
@@ -183,7 +158,7 @@ def test_failures_back_off_then_give_up_keeping_current(session: Session) -> Non
 
 def test_retry_after_is_honoured(session: Session) -> None:
     cert = _cert(session, "c.example.test")
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     rules.start_renewal(session, cert_id=cert.id, now=NOW, launcher=launcher, config=CONFIG)
     _fail_latest(session, cert, type=rules.RATE_LIMITED, retry_after=7200.0)
     rules.reconcile(session, now=NOW, launcher=launcher, config=CONFIG)
@@ -192,7 +167,7 @@ def test_retry_after_is_honoured(session: Session) -> None:
 
 def test_budget_defers_renewals_of_a_busy_domain(session: Session) -> None:
     config = rules.Config(limits=budget.Limits(certs_per_domain=2, share=1.0))
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     certs = [_cert(session, f"h{i}.example.test") for i in range(3)]
     started = [
         rules.start_renewal(session, cert_id=c.id, now=NOW, launcher=launcher, config=config)
@@ -208,7 +183,7 @@ def test_expiry_warnings_once_per_threshold_for_certificates_not_auto_renewed(
 ) -> None:
     manual = _cert(session, "m.example.test", auto_renew=False, not_after=NOW + timedelta(days=20))
     _cert(session, "auto.example.test", not_after=NOW + timedelta(days=5))
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == 1
     assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == 0
     later = NOW + timedelta(days=14)  # 6 days left: 14 and 7 crossed, one message (7)
@@ -253,7 +228,7 @@ def test_ari_window_replaces_the_lifetime_relative_time(session: Session) -> Non
 
 def test_a_renewal_by_hand_after_giving_up_starts_the_count_afresh(session: Session) -> None:
     cert = _cert(session, "hand.example.test")
-    launcher = Launcher()
+    launcher = RecordingLauncher()
     now = NOW
     for _ in range(3):
         rules.start_renewal(session, cert_id=cert.id, now=now, launcher=launcher, config=CONFIG)

@@ -5,9 +5,7 @@ from datetime import datetime
 from fastapi import APIRouter, Query, status
 from fastapi.responses import PlainTextResponse, Response
 
-from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
-from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory, lifecycle
 from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
@@ -28,7 +26,8 @@ from certautopilot.certificates.schemas import (
     WeekCountOut,
 )
 from certautopilot.clock import utcnow
-from certautopilot.errors import Conflict
+from certautopilot.deps import DbSession, InProject, State
+from certautopilot.workflows import commands
 
 router = APIRouter(tags=["certificates"])
 BASE = "/projects/{project}/certificates"
@@ -148,16 +147,15 @@ def renew_certificate(
 def revoke_certificate(
     cert_id: str, body: RevokeIn, ctx: InProject, session: DbSession, state: State
 ) -> CertificateOut:
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    lifecycle.revoke(
+    cert = commands.revoke_certificate(
         session,
         state.kek,
-        cert=cert,
+        project_id=ctx.project.id,
+        cert_id=cert_id,
         reason=body.reason,
-        actor=ctx.actor,
         record_only=body.record_only,
+        actor=ctx.actor,
     )
-    session.commit()
     return certs.to_out(session, cert)
 
 
@@ -211,22 +209,9 @@ def timeline(cert_id: str, ctx: InProject, session: DbSession) -> Timeline:
     response_model=CertificateOut,
 )
 def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
-    auth.require(ctx.actor, "operator", "Confirming DNS records")
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    if cert.status != "awaiting_dns":
-        raise Conflict(f"the certificate is not waiting for DNS records (status {cert.status})")
-    version = certs.latest_version(session, cert)
-    audit.record(
-        session,
-        type="dns.manual.confirm_requested",
-        actor=ctx.actor.email,
-        project_id=cert.project_id,
-        subject_type="certificate",
-        subject_id=cert.id,
-        detail={},
+    cert = commands.confirm_dns(
+        session, state.launcher, project_id=ctx.project.id, cert_id=cert_id, actor=ctx.actor
     )
-    session.commit()
-    state.launcher.confirm_dns(version.id, ctx.actor.email)
     return certs.to_out(session, cert)
 
 
@@ -237,22 +222,9 @@ def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) 
 )
 def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
     """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval)."""
-    auth.require(ctx.actor, "operator", "Checking the CA")
-    cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    if cert.status != "awaiting_ca":
-        raise Conflict(f"the certificate is not waiting for the CA (status {cert.status})")
-    version = certs.latest_version(session, cert)
-    audit.record(
-        session,
-        type="adcs.check_requested",
-        actor=ctx.actor.email,
-        project_id=cert.project_id,
-        subject_type="certificate",
-        subject_id=cert.id,
-        detail={"request_id": (cert.pending_action or {}).get("request_id")},
+    cert = commands.check_ca(
+        session, state.launcher, project_id=ctx.project.id, cert_id=cert_id, actor=ctx.actor
     )
-    session.commit()
-    state.launcher.check_ca(version.id, ctx.actor.email)
     return certs.to_out(session, cert)
 
 

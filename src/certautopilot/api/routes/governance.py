@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn, RequestList, RequestOut
 from certautopilot.auth import service as auth
 from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.schemas import ChannelIn, ChannelOut
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyOut, PolicyRules
+from certautopilot.workflows import commands
 
 router = APIRouter(tags=["governance"])
 
@@ -63,19 +64,17 @@ def _decide(
     state: State,
     approve: bool,
 ) -> RequestOut:
-    row = approvals.get_request(session, project_id=ctx.project.id, request_id=request_id)
-    approvals.decide(
+    row = commands.decide_request(
         session,
-        launcher=state.launcher,
-        base_url=state.settings.public_url,
-        row=row,
-        actor=ctx.actor,
+        state.launcher,
+        project_id=ctx.project.id,
+        request_id=request_id,
         approve=approve,
         comment=body.comment,
+        actor=ctx.actor,
+        base_url=state.settings.public_url,
         now=utcnow(),
     )
-    session.commit()
-    state.launcher.decided(row.version_id, row.status)
     return approvals.to_out(row, ctx.actor)
 
 

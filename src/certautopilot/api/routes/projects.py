@@ -1,37 +1,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
 
-from certautopilot.api.deps import CurrentUser, DbSession, InProject
-from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
+from certautopilot.deps import CurrentUser, DbSession, InProject
 from certautopilot.projects import service as projects
+from certautopilot.projects.schemas import MemberIn, MemberOut, ProjectIn, ProjectOut
 
 router = APIRouter(tags=["projects"])
-
-
-class ProjectIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    slug: str = Field(max_length=64)
-    name: str = Field(max_length=200)
-
-
-class ProjectOut(BaseModel):
-    id: str
-    slug: str
-    name: str
-
-
-class MemberIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    email: str = Field(max_length=320)
-    role: str
-
-
-class MemberOut(BaseModel):
-    email: str
-    role: str
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
@@ -59,17 +35,8 @@ def get_project(ctx: InProject) -> ProjectOut:
     "/projects/{project}/members", status_code=status.HTTP_201_CREATED, response_model=MemberOut
 )
 def add_member(body: MemberIn, ctx: InProject, session: DbSession) -> MemberOut:
-    auth.require(ctx.actor, "admin", "Managing members")
-    user = auth.ensure_user(session, email=body.email)
-    auth.set_membership(session, project_id=ctx.project.id, user=user, role=body.role)
-    audit.record(
-        session,
-        type="member.set",
-        actor=ctx.actor.email,
-        project_id=ctx.project.id,
-        subject_type="project",
-        subject_id=ctx.project.id,
-        detail={"email": user.email, "role": body.role},
+    user = projects.set_member(
+        session, project_id=ctx.project.id, email=body.email, role=body.role, actor=ctx.actor
     )
     session.commit()
     return MemberOut(email=user.email, role=body.role)

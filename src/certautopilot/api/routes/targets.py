@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Query, Response, status
 
-from certautopilot.api.deps import DbSession, InProject, State
-from certautopilot.audit import service as audit
-from certautopilot.auth import service as auth
 from certautopilot.certificates import service as certs
 from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, InProject, State
 from certautopilot.distribution import service as targets
 from certautopilot.distribution.schemas import (
     AttachIn,
@@ -29,7 +27,6 @@ CERT = "/projects/{project}/certificates/{cert_id}"
 
 @router.post(BASE, status_code=status.HTTP_201_CREATED, response_model=TargetOut)
 def create_target(body: TargetIn, ctx: InProject, session: DbSession, state: State) -> TargetOut:
-    auth.require(ctx.actor, "admin", "Adding a distribution target")
     target = targets.create_target(
         session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
     )
@@ -54,7 +51,6 @@ def update_target(
     target_id: str, body: TargetPatch, ctx: InProject, session: DbSession, state: State
 ) -> TargetOut:
     """Edits settings and rotates credentials (checked as on create; never returned)."""
-    auth.require(ctx.actor, "admin", "Editing a distribution target")
     target = targets.get_target(session, project_id=ctx.project.id, target_id=target_id)
     targets.update_target(session, state.kek, target=target, body=body, actor=ctx.actor)
     session.commit()
@@ -109,34 +105,18 @@ def deploy(
     """Redeploys the current version; with ``dry_run`` checks every target (connectivity,
     permissions) and reports what would be written, changing nothing."""
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    version, chosen = targets.prepare_deploy(
-        session, cert=cert, target_ids=body.targets, actor=ctx.actor
-    )
-    if body.dry_run:
-        started = utcnow()
-        results = targets.dry_run(session, state.kek, cert=cert, version=version, targets=chosen)
-        targets.record_dry_run(session, cert=cert, actor=ctx.actor, results=results, at=started)
-        session.commit()
-        return DeployOut(dry_run=True, results=results)
-    rows = targets.create_deployments(
+    out = targets.request_deploy(
         session,
+        state.kek,
         cert=cert,
-        version=version,
-        targets=chosen,
-        reason="redeploy",
-        requested_by=ctx.actor.email,
+        target_ids=body.targets,
+        preview=body.dry_run,
+        actor=ctx.actor,
         launch=enqueuer(state.launcher.client),
         workflow_id=lambda dep: redeploy_workflow_id(dep.id),
-    )
-    audit.record(
-        session,
-        type="cert.deploy_requested",
-        actor=ctx.actor.email,
-        project_id=cert.project_id,
-        subject_type="certificate",
-        subject_id=cert.id,
-        detail={"targets": [t.name for t in chosen], "version": version.seq},
+        now=utcnow(),
     )
     session.commit()
-    response.status_code = status.HTTP_202_ACCEPTED
-    return DeployOut(dry_run=False, deployments=[targets.deployment_out(session, d) for d in rows])
+    if not out.dry_run:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return out

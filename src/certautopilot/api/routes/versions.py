@@ -7,10 +7,10 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.certificates import service as certs
 from certautopilot.certificates import versions
 from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, InProject, State
 
 router = APIRouter(tags=["certificates"])
 BASE = "/projects/{project}/certificates/{cert_id}/versions"

@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import os
 from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from certautopilot.crypto.kek.keyring import Keyring, decode_key, generate_key
 from certautopilot.errors import ConfigError
@@ -31,7 +34,21 @@ def write_keys(path: Path, keys: list[bytes]) -> None:
     os.replace(tmp, path)
 
 
+class FileKEKConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    data_dir: Path = Field(description="the data directory that holds kek.key (0600)")
+
+
 class FileKEK(Keyring):
+    name: ClassVar[str] = "file"
+    title: ClassVar[str] = "Key file in the data directory"
+    config_model: ClassVar[type[FileKEKConfig]] = FileKEKConfig
+
+    @classmethod
+    def from_config(cls, config: FileKEKConfig) -> FileKEK:
+        return cls(config.data_dir)
+
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / FILE_NAME
         if not self.path.exists():

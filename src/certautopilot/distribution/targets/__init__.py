@@ -1,53 +1,42 @@
-"""The target plugins, one module per kind, found by kind name.
+"""The target plugins, one module per kind, found by kind name in the plugin registry.
 
-Built-in kinds are listed here; other packages add kinds through the
-``certautopilot.targets`` entry-point group (a class taking its validated config).
+Every kind (CertAutoPilot's own included) is registered under the
+``certautopilot.targets`` entry-point group: a class with ``name``, ``title``,
+``config_model`` (secret fields marked with ``secret_field``), a ``validate(config,
+field)`` classmethod for its save-time rules, and the :class:`Target` methods, built with
+its validated config. The core keeps no table of kinds.
 """
 
 from __future__ import annotations
 
-import importlib
-from importlib.metadata import entry_points
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
-import asyncssh
+from pydantic import BaseModel
 
-from certautopilot.distribution import guard
 from certautopilot.distribution.interfaces import Target
-from certautopilot.distribution.schemas import (
-    HaproxyConfig,
-    KindConfig,
-    LocalConfig,
-    SshConfig,
-    WebhookConfig,
-)
 from certautopilot.errors import ConfigError, InvalidInput
+from certautopilot.plugins import Family, Plugin, registry
 
-BUILTIN = {
-    "ssh": "certautopilot.distribution.targets.ssh:SshTarget",
-    "local": "certautopilot.distribution.targets.local:LocalTarget",
-    "haproxy": "certautopilot.distribution.targets.haproxy:HaproxyTarget",
-    "webhook": "certautopilot.distribution.targets.webhook:WebhookTarget",
-    "aws-acm": "certautopilot.distribution.targets.aws_acm:AwsAcmTarget",
-    "vault-kv": "certautopilot.distribution.targets.vault_kv:VaultKvTarget",
-    "kubernetes-secret": (
-        "certautopilot.distribution.targets.kubernetes_secret:KubernetesSecretTarget"
-    ),
-}
+
+def kinds() -> list[str]:
+    """The installed target kinds."""
+    return list(registry().family(Family.TARGETS))
+
+
+def plugin(kind: str, *, field: str = "kind") -> Plugin:
+    """The plugin of ``kind``; unknown: a 422 on ``field`` listing the known kinds."""
+    return registry().get(Family.TARGETS, kind, field=field)
 
 
 def plugin_class(kind: str) -> Any:
-    spec = BUILTIN.get(kind)
-    if spec is None:
-        for ep in entry_points(group="certautopilot.targets"):
-            if ep.name == kind:
-                return ep.load()
-        raise ConfigError(f"no distribution target plugin for kind {kind!r}")
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
+    try:
+        return plugin(kind).cls
+    except InvalidInput:
+        raise ConfigError(f"no distribution target plugin for kind {kind!r}") from None
 
 
-def build(kind: str, config: KindConfig, *, delivery_id: str = "") -> Target:
+def build(kind: str, config: BaseModel, *, delivery_id: str = "") -> Target:
     target = plugin_class(kind)(config)
     if hasattr(target, "delivery_id"):
         target.delivery_id = delivery_id
@@ -55,35 +44,9 @@ def build(kind: str, config: KindConfig, *, delivery_id: str = "") -> Target:
     return target
 
 
-def validate(kind: str, config: KindConfig, field: str) -> None:
-    """Checks a target can be saved: hosts and paths allowed, keys parse. Raises
-    ``InvalidInput`` naming the field."""
-    if isinstance(config, SshConfig):
-        from certautopilot.distribution.targets.ssh import host_keys
-
-        try:
-            host_keys(config.host_key)
-        except ValueError as exc:
-            raise InvalidInput.field(f"{field}.host_key", str(exc)) from exc
-        if config.private_key:
-            try:
-                asyncssh.import_private_key(config.private_key)
-            except (asyncssh.KeyImportError, ValueError) as exc:
-                raise InvalidInput.field(
-                    f"{field}.private_key", "is not an unencrypted private key"
-                ) from exc
-        guard.check_remote_host(config.host, field=f"{field}.host")
-    elif isinstance(config, LocalConfig):
-        guard.check_local_path(config.files.directory, field=f"{field}.files.directory")
-        guard.check_local_command(config.reload_command, field=f"{field}.reload_command")
-    elif isinstance(config, HaproxyConfig):
-        from certautopilot.distribution.targets import haproxy
-
-        haproxy.validate(config)
-    elif isinstance(config, WebhookConfig):
-        guard.check_https(config.url, field=f"{field}.url")
-    else:
-        module = plugin_class(kind).__module__
-        extra = getattr(importlib.import_module(module), "validate", None)
-        if extra is not None:
-            extra(config)
+def validate(kind: str, config: BaseModel, field: str) -> None:
+    """Checks a target can be saved with the plugin's own rules (hosts and paths allowed,
+    keys parse). Raises ``InvalidInput`` naming the field."""
+    hook = getattr(plugin_class(kind), "validate", None)
+    if callable(hook):
+        cast(Callable[[BaseModel, str], None], hook)(config, field)

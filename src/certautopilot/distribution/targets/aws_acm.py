@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from pydantic import Field
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.interfaces import (
@@ -23,8 +24,23 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import AwsAcmConfig
+from certautopilot.distribution.schemas import KindConfig
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class AwsAcmConfig(KindConfig):
+    region: str = Field(min_length=1, max_length=50)
+    access_key_id: str = Field(min_length=1, max_length=200)
+    secret_access_key: str = secret_field(min_length=1, max_length=500)
+    session_token: str | None = secret_field(default=None, max_length=5000)
+    endpoint_url: str | None = Field(default=None, max_length=1000)
+    certificate_arn: str | None = Field(
+        default=None, max_length=2048, description="re-import into this ARN from the start"
+    )
+    tags: dict[str, str] = Field(default_factory=dict, max_length=50)
+    timeout_seconds: float = Field(default=30, gt=0, le=300)
+
 
 RETRYABLE_CODES = {
     "ThrottlingException",
@@ -42,6 +58,14 @@ def validate(config: AwsAcmConfig) -> None:
 
 class AwsAcmTarget:
     kind = "aws-acm"
+    name: ClassVar[str] = "aws-acm"
+    title: ClassVar[str] = "AWS Certificate Manager"
+    config_model: ClassVar[type[AwsAcmConfig]] = AwsAcmConfig
+
+    @classmethod
+    def validate(cls, config: AwsAcmConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: AwsAcmConfig) -> None:
         self.config = config

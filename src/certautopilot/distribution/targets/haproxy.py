@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, field_validator
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut
@@ -25,9 +27,32 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import HaproxyConfig
+from certautopilot.distribution.schemas import KindConfig
 from certautopilot.distribution.targets.local import write_atomically
 from certautopilot.errors import InvalidInput
+
+
+class HaproxyConfig(KindConfig):
+    runtime_api: str = Field(
+        min_length=1,
+        max_length=1000,
+        description="the admin socket: an absolute unix socket path, or host:port",
+    )
+    cert_file: str = Field(
+        min_length=2, max_length=1000, description="the crt path HAProxy loaded at start"
+    )
+    write_file: bool = Field(
+        default=True, description="also write cert_file (full chain + key) for restarts"
+    )
+    timeout_seconds: float = Field(default=10, gt=0, le=120)
+
+    @field_validator("cert_file")
+    @classmethod
+    def _abs(cls, value: str) -> str:
+        if not value.startswith("/") or "\n" in value or " " in value:
+            raise ValueError("must be an absolute path without spaces")
+        return value
+
 
 _HOSTPORT = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:/\s]+):(?P<port>\d{1,5})$")
 
@@ -50,6 +75,14 @@ def validate(config: HaproxyConfig) -> None:
 
 class HaproxyTarget:
     kind = "haproxy"
+    name: ClassVar[str] = "haproxy"
+    title: ClassVar[str] = "HAProxy (runtime API, no reload)"
+    config_model: ClassVar[type[HaproxyConfig]] = HaproxyConfig
+
+    @classmethod
+    def validate(cls, config: HaproxyConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: HaproxyConfig) -> None:
         self.config = config

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
+from pydantic import Field
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.interfaces import (
@@ -23,9 +24,23 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import KubernetesSecretConfig
+from certautopilot.distribution.schemas import KindConfig
 from certautopilot.distribution.targets.webhook import tls_context
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class KubernetesSecretConfig(KindConfig):
+    api_server: str = Field(min_length=8, max_length=1000)
+    token: str = secret_field(min_length=1, max_length=20_000)
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(pattern=r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$", max_length=253)
+    include_ca: bool = Field(default=False, description="add ca.crt (the chain)")
+    labels: dict[str, str] = Field(default_factory=dict, max_length=50)
+    annotations: dict[str, str] = Field(default_factory=dict, max_length=50)
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
 
 TLS_TYPE = "kubernetes.io/tls"
 MANAGED_BY = "certautopilot"
@@ -41,6 +56,14 @@ def _b64(text: str) -> str:
 
 class KubernetesSecretTarget:
     kind = "kubernetes-secret"
+    name: ClassVar[str] = "kubernetes-secret"
+    title: ClassVar[str] = "Kubernetes TLS secret"
+    config_model: ClassVar[type[KubernetesSecretConfig]] = KubernetesSecretConfig
+
+    @classmethod
+    def validate(cls, config: KubernetesSecretConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: KubernetesSecretConfig) -> None:
         self.config = config

@@ -11,7 +11,9 @@ import contextlib
 import os
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut, render, temp_name
@@ -22,9 +24,23 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import LocalConfig
+from certautopilot.distribution.schemas import FilesSpec, KindConfig
 from certautopilot.distribution.targets.ssh import tail
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class LocalConfig(KindConfig):
+    files: FilesSpec
+    reload_command: str | None = Field(default=None, max_length=2000)
+    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    pkcs12_password: str | None = secret_field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _p12(self) -> LocalConfig:
+        if self.files.pkcs12 and not self.pkcs12_password:
+            raise ValueError("files.pkcs12 needs pkcs12_password")
+        return self
 
 
 def write_atomically(files: list[FileOut], owner: int | None, group: int | None) -> list[str]:
@@ -79,6 +95,15 @@ async def run_command(command: str, timeout: float) -> str:
 
 class LocalTarget:
     kind = "local"
+    name: ClassVar[str] = "local"
+    title: ClassVar[str] = "Files on this server"
+    config_model: ClassVar[type[LocalConfig]] = LocalConfig
+
+    @classmethod
+    def validate(cls, config: LocalConfig, field: str) -> None:
+        """Save-time rules: the directory and the reload command are allowed here."""
+        guard.check_local_path(config.files.directory, field=f"{field}.files.directory")
+        guard.check_local_command(config.reload_command, field=f"{field}.reload_command")
 
     def __init__(self, config: LocalConfig) -> None:
         self.config = config

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncssh
+from pydantic import Field, model_validator
 
+from certautopilot.distribution import guard
 from certautopilot.distribution.files import FileOut, render, temp_name
 from certautopilot.distribution.interfaces import (
     Check,
@@ -25,7 +27,36 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import SshConfig
+from certautopilot.distribution.schemas import FilesSpec, KindConfig
+from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class SshConfig(KindConfig):
+    host: str = Field(min_length=1, max_length=253)
+    port: int = Field(default=22, ge=1, le=65535)
+    username: str = Field(min_length=1, max_length=100)
+    host_key: str = Field(
+        min_length=20,
+        max_length=20_000,
+        description="the server's public host key(s), OpenSSH format, one per line (pinned)",
+    )
+    files: FilesSpec
+    reload_command: str | None = Field(default=None, max_length=2000)
+    command_timeout_seconds: float = Field(default=60, gt=0, le=600)
+    connect_timeout_seconds: float = Field(default=15, gt=0, le=120)
+    private_key: str | None = secret_field(default=None, max_length=20_000)
+    password: str | None = secret_field(default=None, max_length=1000)
+    pkcs12_password: str | None = secret_field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _auth(self) -> SshConfig:
+        if not self.private_key and not self.password:
+            raise ValueError("give private_key or password")
+        if self.files.pkcs12 and not self.pkcs12_password:
+            raise ValueError("files.pkcs12 needs pkcs12_password")
+        return self
+
 
 OUTPUT_LIMIT = 4000
 
@@ -60,6 +91,26 @@ def tail(text: str | bytes | None) -> str:
 
 class SshTarget:
     kind = "ssh"
+    name: ClassVar[str] = "ssh"
+    title: ClassVar[str] = "Files over SSH"
+    config_model: ClassVar[type[SshConfig]] = SshConfig
+
+    @classmethod
+    def validate(cls, config: SshConfig, field: str) -> None:
+        """Save-time rules: the pinned host key and the private key parse, the host is
+        one the service may reach."""
+        try:
+            host_keys(config.host_key)
+        except ValueError as exc:
+            raise InvalidInput.field(f"{field}.host_key", str(exc)) from exc
+        if config.private_key:
+            try:
+                asyncssh.import_private_key(config.private_key)
+            except (asyncssh.KeyImportError, ValueError) as exc:
+                raise InvalidInput.field(
+                    f"{field}.private_key", "is not an unencrypted private key"
+                ) from exc
+        guard.check_remote_host(config.host, field=f"{field}.host")
 
     def __init__(self, config: SshConfig) -> None:
         self.config = config

@@ -13,11 +13,12 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 import hvac
 import requests
 from hvac import exceptions as hvac_errors
+from pydantic import Field, field_validator
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.interfaces import (
@@ -27,8 +28,28 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import VaultKvConfig
+from certautopilot.distribution.schemas import KindConfig
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class VaultKvConfig(KindConfig):
+    address: str = Field(min_length=8, max_length=1000)
+    token: str = secret_field(min_length=1, max_length=5000)
+    mount: str = Field(default="secret", min_length=1, max_length=200)
+    path: str = Field(min_length=1, max_length=1000)
+    namespace: str | None = Field(default=None, max_length=200)
+    include_private_key: bool = True
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+    @field_validator("mount", "path")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or ".." in value.split("/"):
+            raise ValueError("must be a KV path without '..'")
+        return value
 
 
 def validate(config: VaultKvConfig) -> None:
@@ -37,6 +58,14 @@ def validate(config: VaultKvConfig) -> None:
 
 class VaultKvTarget:
     kind = "vault-kv"
+    name: ClassVar[str] = "vault-kv"
+    title: ClassVar[str] = "HashiCorp Vault KV"
+    config_model: ClassVar[type[VaultKvConfig]] = VaultKvConfig
+
+    @classmethod
+    def validate(cls, config: VaultKvConfig, field: str) -> None:
+        """Save-time rules (SSRF guard, allowed paths): ``InvalidInput`` naming the field."""
+        validate(config)
 
     def __init__(self, config: VaultKvConfig) -> None:
         self.config = config

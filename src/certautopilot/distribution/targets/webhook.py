@@ -21,10 +21,11 @@ import json
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import Field, model_validator
 
 from certautopilot.distribution import guard
 from certautopilot.distribution.interfaces import (
@@ -34,8 +35,29 @@ from certautopilot.distribution.interfaces import (
     DryRunReport,
     Material,
 )
-from certautopilot.distribution.schemas import WebhookConfig
+from certautopilot.distribution.schemas import KindConfig
 from certautopilot.errors import InvalidInput
+from certautopilot.plugins import secret_field
+
+
+class WebhookConfig(KindConfig):
+    url: str = Field(min_length=8, max_length=2000)
+    secret: str = secret_field(min_length=16, max_length=1000, description="HMAC-SHA256 key")
+    include_private_key: bool = False
+    pkcs12_password: str | None = secret_field(
+        default=None,
+        max_length=1000,
+        description="adds a base64 PKCS#12 to the payload (needs include_private_key)",
+    )
+    ca_bundle_pem: str | None = Field(default=None, max_length=100_000)
+    timeout_seconds: float = Field(default=15, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _p12(self) -> WebhookConfig:
+        if self.pkcs12_password and not self.include_private_key:
+            raise ValueError("pkcs12_password sends the key: set include_private_key")
+        return self
+
 
 SIGNATURE_HEADER = "X-CertAutoPilot-Signature"
 TIMESTAMP_HEADER = "X-CertAutoPilot-Timestamp"
@@ -65,6 +87,14 @@ def tls_context(ca_bundle_pem: str | None) -> ssl.SSLContext:
 
 class WebhookTarget:
     kind = "webhook"
+    name: ClassVar[str] = "webhook"
+    title: ClassVar[str] = "Signed webhook"
+    config_model: ClassVar[type[WebhookConfig]] = WebhookConfig
+
+    @classmethod
+    def validate(cls, config: WebhookConfig, field: str) -> None:
+        """Save-time rule: an https URL the service may reach."""
+        guard.check_https(config.url, field=f"{field}.url")
 
     def __init__(self, config: WebhookConfig, delivery_id: str = "") -> None:
         self.config = config

@@ -16,8 +16,11 @@ class ManualConfig(BaseModel):
 
 
 class ManualProvider:
+    name: ClassVar[str] = "manual"
+    title: ClassVar[str] = "Manual (a person creates the TXT record)"
     config_model: ClassVar[type[ManualConfig]] = ManualConfig
     manual: ClassVar[bool] = True
+    tested: ClassVar[bool] = True
 
     def __init__(self, config: ManualConfig | None = None) -> None:
         self._config = config or ManualConfig()
@@ -26,4 +29,11 @@ class ManualProvider:
         return None
 
     def remove_txt(self, zone: str, fqdn: str, value: str) -> None:
+        return None
+
+    def list_txt(self, zone: str, fqdn: str) -> list[str]:
+        """Nothing: there is no API to ask; the core queries the authoritative servers."""
+        return []
+
+    def check(self, zone: str) -> None:
         return None

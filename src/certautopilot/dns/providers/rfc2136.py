@@ -21,7 +21,9 @@ import dns.tsigkeyring
 import dns.update
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from certautopilot.errors import DNSError
+from certautopilot.errors import DNSError, InvalidInput
+from certautopilot.netguard import check_host
+from certautopilot.plugins import secret_field
 
 TSIGAlgorithm = Literal[
     "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5"
@@ -35,14 +37,23 @@ class RFC2136Config(BaseModel):
     # Validation errors must never echo the secret back.
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
-    server: str = Field(min_length=1, description="host name or IP of the primary server")
-    port: int = Field(default=53, ge=1, le=65535)
-    tsig_name: str = Field(min_length=1)
-    tsig_algorithm: TSIGAlgorithm = "hmac-sha256"
+    server: str = Field(
+        min_length=1, max_length=253, description="host name or IP of the primary server"
+    )
+    port: int = Field(default=53, ge=1, le=65535, description="its DNS port")
+    tsig_name: str = Field(
+        min_length=1, max_length=253, description="the TSIG key name, e.g. acme-key."
+    )
+    tsig_algorithm: TSIGAlgorithm = Field(default="hmac-sha256", description="the key's HMAC")
     # Plain str (callers pass what they decrypted); kept out of repr and of error messages.
-    tsig_secret: str = Field(min_length=1, repr=False)
-    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
-    transport: Literal["udp", "tcp"] = "udp"
+    tsig_secret: str = secret_field(
+        min_length=1,
+        max_length=1000,
+        repr=False,
+        description="the key's secret, base64 as tsig-keygen prints it",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300, description="per DNS exchange")
+    transport: Literal["udp", "tcp"] = Field(default="udp", description="udp (tcp if large)")
 
     @field_validator("tsig_secret")
     @classmethod
@@ -50,7 +61,7 @@ class RFC2136Config(BaseModel):
         try:
             raw = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):
-            raise ValueError("tsig_secret must be base64") from None
+            raise ValueError("must be base64, as tsig-keygen prints it") from None
         if not raw:
             raise ValueError("tsig_secret must not be empty")
         return value
@@ -68,7 +79,16 @@ class RFC2136Config(BaseModel):
 class RFC2136Provider:
     """Adds and deletes single TXT values with signed DNS UPDATE messages."""
 
+    name: ClassVar[str] = "rfc2136"
+    title: ClassVar[str] = "RFC 2136 dynamic update (BIND, Knot, PowerDNS, Windows DNS)"
     config_model: ClassVar[type[RFC2136Config]] = RFC2136Config
+    manual: ClassVar[bool] = False
+    tested: ClassVar[bool] = True
+
+    @classmethod
+    def validate(cls, config: RFC2136Config, field_prefix: str) -> None:
+        """Save-time rule: the server is a host the service may reach (SSRF guard)."""
+        check_host(config.server, field=f"{field_prefix}.server")
 
     def __init__(self, config: RFC2136Config) -> None:
         self._config = config
@@ -89,6 +109,48 @@ class RFC2136Provider:
         update, name = self._update(zone, fqdn)
         update.delete(name, _txt(value))
         self._send(update, f"delete TXT {name} in zone {zone}")
+
+    def list_txt(self, zone: str, fqdn: str) -> list[str]:
+        """Asks the configured server itself (not a resolver) for the TXT values."""
+        _, name = self._update(zone, fqdn)
+        query = dns.message.make_query(name, dns.rdatatype.TXT)
+        response = self._exchange_or_raise(query, f"query TXT {name}")
+        values: list[str] = []
+        for rrset in response.answer:
+            if rrset.name == name and rrset.rdtype == dns.rdatatype.TXT:
+                values += [b"".join(rd.strings).decode(errors="replace") for rd in rrset]
+        return values
+
+    def check(self, zone: str) -> None:
+        """An empty UPDATE signed with the key (the server checks the signature and the
+        key's right to update ``zone``), then a read of the zone's TXT records."""
+        update, _ = self._update(zone, zone)
+        try:
+            self._send(update, f"empty update of zone {zone}")
+        except DNSError as exc:
+            text = str(exc)
+            if "rejected the TSIG signature" in text:
+                bad_key = "PeerBadKey" in text or "PeerBadAlgorithm" in text
+                field = "settings.tsig_name" if bad_key else "settings.tsig_secret"
+                raise InvalidInput.field(field, text) from None
+            if "refused" in text:
+                raise InvalidInput.field("settings.tsig_name", text) from None
+            raise
+        self.list_txt(zone, zone)
+
+    def _exchange_or_raise(self, message: dns.message.Message, what: str) -> dns.message.Message:
+        server = f"{self._config.server}:{self._config.port}"
+        try:
+            response = self._exchange(message)
+        except dns.exception.Timeout:
+            raise DNSError(
+                f"no answer from {server} to '{what}' within {self._config.timeout_seconds:g}s"
+            ) from None
+        except (dns.exception.DNSException, OSError) as exc:
+            raise DNSError(f"'{what}' to {server} failed: {type(exc).__name__}") from None
+        if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise DNSError(f"{server} answered '{what}' with {dns.rcode.to_text(response.rcode())}")
+        return response
 
     def _update(self, zone: str, fqdn: str) -> tuple[dns.update.UpdateMessage, dns.name.Name]:
         try:
@@ -132,7 +194,7 @@ class RFC2136Provider:
             )
         raise DNSError(f"{server} answered '{what}' with {text}")
 
-    def _exchange(self, update: dns.update.UpdateMessage) -> dns.message.Message:
+    def _exchange(self, update: dns.message.Message) -> dns.message.Message:
         host = _address(self._config.server)
         timeout = self._config.timeout_seconds
         if self._config.transport == "tcp":

@@ -66,6 +66,7 @@ TRANSIENT_CODES: Final = frozenset({"serverInternal", "rateLimited", "badNonce"}
 
 DEFAULT_POOL_SIZE: Final = 50
 DEFAULT_HTTP_TIMEOUT: Final = 30  # seconds, connect and read
+DIRECTORY_TTL: Final = 600.0  # seconds a fetched directory is reused
 _NONCE_POOL_MAX: Final = 256
 _BODY_EXCERPT: Final = 200
 
@@ -177,7 +178,9 @@ class AcmeTransport:
         self.session = session
         self._nonces: deque[str] = deque(maxlen=_NONCE_POOL_MAX)
         self._directory: messages.Directory | None = None
+        self._directory_at = 0.0
         self._directory_lock = threading.Lock()
+        self.directory_ttl = DIRECTORY_TTL
 
     def take_nonce(self) -> str | None:
         try:
@@ -188,15 +191,57 @@ class AcmeTransport:
     def keep_nonce(self, nonce: str) -> None:
         self._nonces.append(nonce)
 
-    def directory(self, fetch: Callable[[], messages.Directory]) -> messages.Directory:
-        """The cached directory, fetched with ``fetch`` the first time."""
+    def directory(
+        self, fetch: Callable[[], messages.Directory] | None = None
+    ) -> messages.Directory:
+        """The cached directory, fetched with ``fetch`` (default: a plain GET) when it is
+        missing or older than :attr:`directory_ttl` (a CA may start offering
+        ``renewalInfo`` or a profile; a long-lived worker should notice)."""
         directory = self._directory
-        if directory is not None:
+        if directory is not None and time.monotonic() - self._directory_at < self.directory_ttl:
             return directory
         with self._directory_lock:
-            if self._directory is None:
-                self._directory = fetch()
+            if (
+                self._directory is None
+                or time.monotonic() - self._directory_at >= self.directory_ttl
+            ):
+                self._directory = (fetch or self._get_directory)()
+                self._directory_at = time.monotonic()
             return self._directory
+
+    def _get_directory(self) -> messages.Directory:
+        body = self.get_json(self.directory_url)
+        try:
+            return messages.Directory.from_json(body)
+        except (ValueError, DeserializationError) as exc:
+            raise IssuerError(
+                f"{self.directory_url} did not return an ACME directory: {exc}"
+            ) from exc
+
+    def get_json(self, url: str) -> dict[str, Any]:
+        """An unauthenticated GET of a JSON object (the directory, renewalInfo)."""
+        body, _ = self.get_json_with_retry_after(url)
+        return body
+
+    def get_json_with_retry_after(self, url: str) -> tuple[dict[str, Any], str | None]:
+        """An unauthenticated GET of a JSON object, and the answer's ``Retry-After``."""
+        try:
+            response = self.session.get(url, verify=self.verify, timeout=self.timeout)
+        except requests.RequestException as exc:
+            if _is_trust_failure(exc):
+                raise IssuerError(f"TLS verification of {url} failed: {exc}") from exc
+            raise TransientIssuerError(f"GET {url} failed: {exc}") from exc
+        if not response.ok:
+            failure = _failure_from_response(response)
+            cls = TransientIssuerError if failure.transient else IssuerError
+            raise cls(failure.detail, failure.problem_type, failure.retry_after)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise IssuerError(f"the CA answered {url} with non-JSON") from exc
+        if not isinstance(body, dict):
+            raise IssuerError(f"the CA answered {url} with JSON that is not an object")
+        return body, response.headers.get("Retry-After")
 
     def close(self) -> None:
         self.session.close()

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from certautopilot.plugins import secret_field
+
 AuthMode = Literal["basic", "ntlm", "kerberos", "client_cert"]
 DEFAULT_CHECK_INTERVAL = 600
 DEFAULT_APPROVAL_TIMEOUT = 30 * 24 * 3600
@@ -27,9 +29,9 @@ class AdcsIssuerIn(BaseModel):
     )
     auth: AuthMode
     username: str | None = Field(default=None, max_length=256)
-    password: str | None = Field(default=None, max_length=1024)
+    password: str | None = secret_field(None, max_length=1024)
     client_cert_pem: str | None = Field(default=None, max_length=100_000)
-    client_key_pem: str | None = Field(default=None, max_length=100_000)
+    client_key_pem: str | None = secret_field(None, max_length=100_000)
     ca_bundle_pem: str | None = Field(default=None, max_length=200_000)
     check_interval_seconds: int = Field(
         default=DEFAULT_CHECK_INTERVAL,

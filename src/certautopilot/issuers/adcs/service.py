@@ -7,8 +7,6 @@ Each failure becomes an ``InvalidInput`` on the field to fix, with the CA's word
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,11 +287,6 @@ def settings_for(session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> Adc
         client_key_pem=_reveal(session, kek, issuer, CLIENT_KEY, "client_key_secret_id"),
         ca_bundle_pem=cfg.get("ca_bundle_pem"),
     )
-
-
-def config_fingerprint(issuer: Issuer) -> str:
-    """Changes whenever the issuer is edited (cache key for per-worker clients)."""
-    return hashlib.sha256(json.dumps(issuer.config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def to_out(issuer: Issuer) -> AdcsIssuerOut:

@@ -7,14 +7,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
-from certautopilot.api.problems import _field_name
-from certautopilot.api.routes import certificates as api
-from certautopilot.api.routes import targets as api_targets
+from certautopilot import links
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
@@ -25,17 +22,19 @@ from certautopilot.certificates.schemas import (
     REVOCATION_REASONS,
     CertificateIn,
     Pkcs12In,
-    RevokeIn,
 )
 from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
-from certautopilot.distribution.schemas import DeployIn
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import service as issuers
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
-from certautopilot.web.common import DbSession, InProjectWeb, State, Web, WebRoute, check_csrf
+from certautopilot.validation import field_name
+from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
+from certautopilot.workflows import commands
+from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/certificates"
@@ -250,7 +249,7 @@ def _parse(
         model = CertificateIn.model_validate(body)
     except ValidationError as exc:
         for e in exc.errors():
-            name = _field_name(tuple(e.get("loc", ())))
+            name = field_name(tuple(e.get("loc", ())))
             msg = str(e.get("msg", "invalid")).replace("Value error, ", "")
             key = _field_of(name)
             errors.setdefault(key, []).append(msg if name == key else f"{name}: {msg}")
@@ -327,8 +326,7 @@ def new_form(web: InProjectWeb, session: DbSession) -> Response:
 
 
 @router.post(BASE + "/preflight", response_class=HTMLResponse)
-async def live_preflight(request: Request, web: InProjectWeb, session: DbSession) -> Response:
-    form = await check_csrf(request, web)
+def live_preflight(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     check = _check(web, session, form)
     return web.render(
         "certificates/_preflight.html", check=check, form=form, fields=FIELDS, oob=True
@@ -336,8 +334,7 @@ async def live_preflight(request: Request, web: InProjectWeb, session: DbSession
 
 
 @router.post(BASE + "/new", response_class=HTMLResponse)
-async def create(request: Request, web: InProjectWeb, session: DbSession, state: State) -> Response:
-    form = await check_csrf(request, web)
+def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
     auth.require(web.ctx.actor, "operator", "Requesting a certificate")  # as the service does
     model, _, errors = _parse(form)
     check: dict[str, Any] | None = None
@@ -362,8 +359,8 @@ async def create(request: Request, web: InProjectWeb, session: DbSession, state:
         else:
             slug = web.ctx.project.slug
             if cert.status == "awaiting_approval":
-                return RedirectResponse(f"/p/{slug}/requests?created={cert.id}", status_code=303)
-            return RedirectResponse(f"/p/{slug}/certificates/{cert.id}", status_code=303)
+                return RedirectResponse(links.requests(slug, created=cert.id), status_code=303)
+            return RedirectResponse(links.certificate(slug, cert.id), status_code=303)
     check = _check(web, session, form)
     for f, msgs in errors.items():
         for m in msgs:
@@ -418,48 +415,63 @@ def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response
 
 def _back(web: Web, cert_id: str, flash: str = "") -> Response:
     assert web.project is not None
-    url = f"/p/{web.project.slug}/certificates/{cert_id}"
+    url = links.certificate(web.project.slug, cert_id)
     return RedirectResponse(url + (f"?flash={flash}" if flash else ""), status_code=303)
 
 
 @router.post(BASE + "/{cert_id}/dns-confirm")
-async def dns_confirm(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def dns_confirm(
+    cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
-    await check_csrf(request, web)
-    api.dns_confirm(cert_id, web.ctx, session, state)
+    commands.confirm_dns(
+        session, state.launcher, project_id=web.ctx.project.id, cert_id=cert_id, actor=web.ctx.actor
+    )
     return _back(web, cert_id, "dns-confirm")
 
 
 @router.post(BASE + "/{cert_id}/check-ca")
-async def check_ca(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def check_ca(
+    cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
-    await check_csrf(request, web)
-    api.check_ca(cert_id, web.ctx, session, state)
+    commands.check_ca(
+        session, state.launcher, project_id=web.ctx.project.id, cert_id=cert_id, actor=web.ctx.actor
+    )
     return _back(web, cert_id, "check-ca")
 
 
 @router.post(BASE + "/{cert_id}/renew")
-async def renew(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
-) -> Response:
-    await check_csrf(request, web)
-    api.renew_certificate(cert_id, web.ctx, session, state)
+def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State) -> Response:
+    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
+    certs.renew_certificate(
+        session,
+        cert=cert,
+        actor=web.ctx.actor,
+        launcher=state.launcher,
+        now=utcnow(),
+        limits=state.settings.rate_limits,
+    )
+    session.commit()
     return _back(web, cert_id, "renew")
 
 
 @router.post(BASE + "/{cert_id}/revoke")
-async def revoke(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def revoke(
+    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
-    form = await check_csrf(request, web)
+    """Runs in the threadpool: the CA is called, with no transaction open."""
     if form.get("confirm") != "yes":
         raise InvalidInput.field("confirm", "tick the confirmation box to revoke")
     reason = str(form.get("reason") or "unspecified")
     if reason not in REVOCATION_REASONS:
         raise InvalidInput.field("reason", "choose a reason from the list")
-    api.revoke_certificate(cert_id, RevokeIn(reason=reason), web.ctx, session, state)
+    commands.revoke_certificate(
+        session,
+        state.kek,
+        project_id=web.ctx.project.id,
+        cert_id=cert_id,
+        reason=reason,
+        actor=web.ctx.actor,
+    )
     return _back(web, cert_id, "revoked")
 
 
@@ -485,16 +497,26 @@ def download(
 
 
 @router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
-async def deploy(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def deploy(
+    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
     """Redeploy to every attached target, or (``dry_run``) check them and show what each
-    would write. The dry run talks to the targets: it runs off the event loop."""
-    form = await check_csrf(request, web)
+    would write. The dry run talks to the targets: a plain ``def``, it runs off the event
+    loop."""
     dry = form.get("dry_run") == "1"
-    out = await run_in_threadpool(
-        api_targets.deploy, cert_id, DeployIn(dry_run=dry), web.ctx, session, state, Response()
+    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
+    out = distribution.request_deploy(
+        session,
+        state.kek,
+        cert=cert,
+        target_ids=None,
+        preview=dry,
+        actor=web.ctx.actor,
+        launch=enqueuer(state.launcher.client),
+        workflow_id=lambda dep: redeploy_workflow_id(dep.id),
+        now=utcnow(),
     )
+    session.commit()
     if not dry:
         return _back(web, cert_id, "deploy")
     return web.render(
@@ -503,19 +525,31 @@ async def deploy(
 
 
 @router.post(BASE + "/{cert_id}/download/certificate.p12")
-async def download_pkcs12(
-    cert_id: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def download_pkcs12(
+    cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
-    """PKCS#12 under the password typed in the form (admins; audited; never stored)."""
-    form = await check_csrf(request, web)
+    """PKCS#12 under the password typed in the form (admins; audited; never stored).
+    PBKDF2 and the database read run in the threadpool, off the event loop."""
     try:
         body = Pkcs12In.model_validate({"password": form.get("password", "")})
     except ValidationError as exc:
         raise InvalidInput.field(
             "password", "choose a password of at least 8 characters for the file"
         ) from exc
-    # PBKDF2 and the database read run off the event loop.
-    response: Response = await run_in_threadpool(
-        api.download_pkcs12, cert_id, body, web.ctx, session, state
+    cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
+    data = lifecycle.pkcs12_download(
+        session,
+        state.kek,
+        cert=cert,
+        password=body.password.get_secret_value(),
+        actor=web.ctx.actor,
     )
-    return response
+    session.commit()
+    return Response(
+        data,
+        media_type="application/x-pkcs12",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{lifecycle.file_stem(cert)}.p12"',
+        },
+    )

@@ -8,9 +8,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from certautopilot.api.problems import _field_name
 from certautopilot.auth import service as auth
 from certautopilot.errors import InvalidInput
+from certautopilot.validation import field_name
 from certautopilot.web.common import Web
 
 Errors = dict[str, list[str]]
@@ -57,7 +57,7 @@ def from_validation(exc: ValidationError, field_of: Callable[[str], str]) -> Err
     """Pydantic's errors, each next to the form field ``field_of`` names for its location."""
     errors: Errors = {}
     for e in exc.errors():
-        name = _field_name(tuple(e.get("loc", ())))
+        name = field_name(tuple(e.get("loc", ())))
         message = str(e.get("msg", "invalid")).replace("Value error, ", "")
         add(errors, field_of(name), message)
     return errors

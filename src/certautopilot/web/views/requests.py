@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from certautopilot.api.routes import governance as api
+from certautopilot import links
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn
-from certautopilot.web.common import DbSession, InProjectWeb, State, WebRoute, check_csrf
+from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, State
+from certautopilot.web.common import Form, InProjectWeb, WebRoute
+from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/requests"
@@ -31,23 +34,43 @@ def list_requests(
 
 
 @router.post(BASE + "/{request_id}/{decision}")
-async def decide(
+def decide(
     request_id: str,
     decision: str,
-    request: Request,
     web: InProjectWeb,
+    form: Form,
     session: DbSession,
     state: State,
 ) -> Response:
-    form = await check_csrf(request, web)
-    body = DecisionIn(comment=str(form.get("comment") or "")[:4000])
-    if decision == "approve":
-        api.approve(request_id, body, web.ctx, session, state)
-    elif decision == "reject":
-        api.reject(request_id, body, web.ctx, session, state)
-    else:
+    if decision not in ("approve", "reject"):
         return Response(status_code=404)
-    assert web.project is not None
+    body = DecisionIn(comment=str(form.get("comment") or "")[:4000])
+    assert web.project is not None and web.actor is not None
+    commands.decide_request(
+        session,
+        state.launcher,
+        project_id=web.project.id,
+        request_id=request_id,
+        approve=decision == "approve",
+        comment=body.comment,
+        actor=web.actor,
+        base_url=state.settings.public_url,
+        now=utcnow(),
+    )
     return RedirectResponse(
-        f"/p/{web.project.slug}/requests?status=&decided={request_id}", status_code=303
+        links.requests(web.project.slug, status="", decided=request_id), status_code=303
+    )
+
+
+@router.get(BASE + "/{request_id}", response_class=HTMLResponse)
+def show_request(request_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    """One request (the link in an approval notification), with its approve/reject form."""
+    assert web.project is not None and web.actor is not None
+    row = approvals.get_request(session, project_id=web.project.id, request_id=request_id)
+    return web.render(
+        "requests/list.html",
+        items=[approvals.to_out(row, web.actor)],
+        status="",
+        statuses=("pending", "approved", "rejected", "expired", ""),
+        created="",
     )

@@ -1,27 +1,26 @@
 """Settings for project admins: issuers (ACME, AD CS) and DNS zones.
 
-Every write goes through the API's own route functions, so the web UI and the API apply
+Every write calls the same domain services as the API, so the web UI and the API apply
 the same rules (admin check, the CA check outside any transaction, audit). Secrets that
-were typed are never sent back into the page.
+were typed are never sent back into the page. The write views are plain ``def``s: FastAPI
+runs them in its threadpool, so the CA and DNS checks never block the event loop.
 """
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from certautopilot.api.routes import issuers as issuers_api
-from certautopilot.api.routes import zones as zones_api
+from certautopilot import links
+from certautopilot.deps import DbSession, State
 from certautopilot.dns import service as dns
 from certautopilot.dns.schemas import ZoneIn
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.schemas import IssuerIn
-from certautopilot.web.common import DbSession, InProjectWeb, State, Web, WebRoute, check_csrf
+from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
 from certautopilot.web.views.forms import (
     Errors,
     add,
@@ -33,6 +32,7 @@ from certautopilot.web.views.forms import (
     text,
     validated,
 )
+from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/settings"
@@ -58,7 +58,7 @@ TSIG_ALGORITHMS = (
 def settings_home(web: InProjectWeb) -> Response:
     require_admin(web, "Opening the project settings")
     assert web.project is not None
-    return RedirectResponse(f"/p/{web.project.slug}/settings/issuers", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "issuers"), status_code=303)
 
 
 # -- issuers ------------------------------------------------------------------------------
@@ -162,10 +162,9 @@ def _issuer_field(kind: str, form: dict[str, Any]) -> Any:
 
 
 @router.post(BASE + "/issuers/{kind}", response_class=HTMLResponse)
-async def create_issuer(
-    kind: str, request: Request, web: InProjectWeb, session: DbSession, state: State
+def create_issuer(
+    kind: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
-    form = await check_csrf(request, web)
     require_admin(web, "Adding an issuer")
     if kind not in ("acme", "adcs"):
         raise NotFound(f"no issuer kind {kind!r}")
@@ -175,10 +174,11 @@ async def create_issuer(
     model = validated(IssuerIn, body, field_of, errors)
     if model is not None and not errors:
         try:
-            # The route commits before it talks to the CA: run it off the event loop.
-            await run_in_threadpool(issuers_api.create_issuer, model, web.ctx, session, state)
+            # Checks at the CA with no transaction open, then stores; rolls back on error.
+            commands.create_issuer(
+                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
+            )
         except InvalidInput as exc:
-            session.rollback()
             errors = from_invalid(exc, field_of)
             for f in list(errors):
                 if f == f"{kind}_form" and kind == "acme":  # the CA refused the account
@@ -194,16 +194,14 @@ async def create_issuer(
                     for m in errors.pop(f):
                         add(errors, target, m)
         except Conflict as exc:
-            session.rollback()
             add(errors, f"{kind}_name", str(exc))
         except IssuerError as exc:  # the CA is unreachable or failing: worth trying later
-            session.rollback()
             target = "acme_directory_url" if kind == "acme" else "adcs_url"
             add(errors, target, f"The CA could not be reached or failed: {exc}")
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/issuers?created={quote(model.name)}",
+                links.settings(web.project.slug, "issuers", created=model.name),
                 status_code=303,
             )
     values, dropped = kept(form, ISSUER_SECRETS)
@@ -258,10 +256,7 @@ def _zone_field(name: str) -> str:
 
 
 @router.post(BASE + "/zones", response_class=HTMLResponse)
-async def create_zone(
-    request: Request, web: InProjectWeb, session: DbSession, state: State
-) -> Response:
-    form = await check_csrf(request, web)
+def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
     require_admin(web, "Adding a DNS zone")
     errors: Errors = {}
     provider = text(form, "provider")
@@ -284,8 +279,11 @@ async def create_zone(
     model = validated(ZoneIn, body, _zone_field, errors)
     if model is not None and not errors:
         try:
-            # check_host resolves names: keep it off the event loop.
-            await run_in_threadpool(zones_api.create_zone, model, web.ctx, session, state)
+            # check_host resolves names: this view runs in the threadpool.
+            dns.create_zone(
+                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
+            )
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = from_invalid(exc, _zone_field)
@@ -295,7 +293,7 @@ async def create_zone(
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/zones?created={quote(model.name)}", status_code=303
+                links.settings(web.project.slug, "zones", created=model.name), status_code=303
             )
     values, dropped = kept(form, ZONE_SECRETS)
     return _zones_page(

@@ -1,27 +1,29 @@
 """Settings for project admins: the project policy, and members with their roles.
 
-Writes go through the API's route functions (the same service calls, checks and audit).
+Writes call the same domain services as the API (the same checks and audit); the write
+views are plain ``def``s, run in FastAPI's threadpool, off the event loop.
 """
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from certautopilot.api.routes import governance as governance_api
-from certautopilot.api.routes import projects as projects_api
+from certautopilot import links
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import ROLES
+from certautopilot.deps import DbSession
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
-from certautopilot.web.common import DbSession, InProjectWeb, Web, WebRoute, check_csrf
+from certautopilot.projects import service as projects
+from certautopilot.projects.schemas import MemberIn
+from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
 from certautopilot.web.views.certificates import KEY_TYPES
 from certautopilot.web.views.forms import (
     Errors,
@@ -135,8 +137,7 @@ def _bits(value: str, key: str, errors: Errors) -> int | None:
 
 
 @router.post(BASE + "/policy", response_class=HTMLResponse)
-async def save_policy(request: Request, web: InProjectWeb, session: DbSession) -> Response:
-    form = await check_csrf(request, web)
+def save_policy(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     require_admin(web, "Changing the project policy")
     errors: Errors = {}
     rows = _cn_rows(form)
@@ -170,14 +171,17 @@ async def save_policy(request: Request, web: InProjectWeb, session: DbSession) -
     model = validated(PolicyRules, body, field_of, errors)
     if model is not None and not errors:
         try:
-            governance_api.put_policy(model, web.ctx, session)
+            policy.put_policy(
+                session, project_id=web.ctx.project.id, rules=model, actor=web.ctx.actor
+            )
+            session.commit()
         except InvalidInput as exc:
             session.rollback()
             errors = from_invalid(exc, field_of)
         else:
             assert web.project is not None
             return RedirectResponse(
-                f"/p/{web.project.slug}/settings/policy?saved=1", status_code=303
+                links.settings(web.project.slug, "policy", saved="1"), status_code=303
             )
     return _policy_page(web, session, _view_of_form(form), errors=errors, status_code=422)
 
@@ -214,27 +218,32 @@ def members_page(web: InProjectWeb, session: DbSession) -> Response:
 
 def _back(web: Web, **query: str) -> Response:
     assert web.project is not None
-    qs = "&".join(f"{k}={quote(v)}" for k, v in query.items())
-    return RedirectResponse(f"/p/{web.project.slug}/settings/members?{qs}", status_code=303)
+    return RedirectResponse(links.settings(web.project.slug, "members", **query), status_code=303)
 
 
 @router.post(BASE + "/members", response_class=HTMLResponse)
-async def set_member(request: Request, web: InProjectWeb, session: DbSession) -> Response:
+def set_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     """Adds a member, or changes a member's role (``row`` says which form was used)."""
-    form = await check_csrf(request, web)
     require_admin(web, "Managing members")
     email, role = text(form, "email"), text(form, "role")
     row = text(form, "row")  # set when a member's own row was submitted
     prefix = f"row:{row}:" if row else ""
     errors: Errors = {}
-    body: projects_api.MemberIn | None = None
+    body: MemberIn | None = None
     try:
-        body = projects_api.MemberIn(email=email, role=role)
+        body = MemberIn(email=email, role=role)
     except ValidationError as exc:
         errors = from_validation(exc, lambda n: prefix + (n or "form"))
     if body is not None:
         try:
-            out = projects_api.add_member(body, web.ctx, session)
+            user = projects.set_member(
+                session,
+                project_id=web.ctx.project.id,
+                email=body.email,
+                role=body.role,
+                actor=web.ctx.actor,
+            )
+            session.commit()
         except (InvalidInput, Conflict) as exc:
             session.rollback()
             if isinstance(exc, InvalidInput):
@@ -242,18 +251,20 @@ async def set_member(request: Request, web: InProjectWeb, session: DbSession) ->
             else:
                 add(errors, prefix + "role", str(exc))
         else:
-            return _back(web, saved=f"{out.email} is now {out.role}")
+            return _back(web, saved=f"{user.email} is now {body.role}")
     values = {} if row else {"email": email, "role": role}
     return _members_page(web, session, form=values or None, errors=errors, status_code=422)
 
 
 @router.post(BASE + "/members/remove", response_class=HTMLResponse)
-async def remove_member(request: Request, web: InProjectWeb, session: DbSession) -> Response:
-    form = await check_csrf(request, web)
+def remove_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
     require_admin(web, "Managing members")
     email = text(form, "email")
     try:
-        projects_api.remove_member(email, web.ctx, session)
+        auth.remove_membership(
+            session, project_id=web.ctx.project.id, email=email, actor=web.ctx.actor
+        )
+        session.commit()
     except (Conflict, NotFound) as exc:
         session.rollback()
         errors: Errors = {}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot.auth import service as auth
+from certautopilot.deps import DbSession
 from certautopilot.errors import InvalidInput
-from certautopilot.web.common import DbSession, SignedIn, Web, WebRoute, check_csrf
+from certautopilot.web.common import Form, SignedIn, Web, WebRoute
 from certautopilot.web.views.forms import Errors, from_invalid, text
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -45,8 +46,7 @@ def tokens_page(web: SignedIn, session: DbSession) -> Response:
 
 
 @router.post("/tokens", response_class=HTMLResponse)
-async def create_token(request: Request, web: SignedIn, session: DbSession) -> Response:
-    form = await check_csrf(request, web)
+def create_token(web: SignedIn, form: Form, session: DbSession) -> Response:
     name = text(form, "name")
     errors: Errors = {}
     if not name:
@@ -64,10 +64,7 @@ async def create_token(request: Request, web: SignedIn, session: DbSession) -> R
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(
-    token_id: str, request: Request, web: SignedIn, session: DbSession
-) -> Response:
-    await check_csrf(request, web)
+def revoke_token(token_id: str, web: SignedIn, _: Form, session: DbSession) -> Response:
     row = auth.revoke_token(session, user=web.user, token_id=token_id)
     session.commit()
     return RedirectResponse(f"/tokens?revoked={quote(row.name or row.prefix)}", status_code=303)

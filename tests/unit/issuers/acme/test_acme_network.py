@@ -7,7 +7,6 @@ import email.utils
 import pickle
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _acme_stub_server import Reply, StubCA, problem, stub_ca
+from tests.fakes import FakeClock
 
 from certautopilot.errors import InvalidInput, IssuerError, TransientIssuerError
 from certautopilot.issuers.acme.client import AcmeClient, clear_client_cache, get_client
@@ -25,30 +25,6 @@ from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.acme.network import AcmeTransport, parse_retry_after
 
 ERR = "urn:ietf:params:acme:error:"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def ca() -> Iterator[StubCA]:
-    with stub_ca() as server:
-        yield server
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 def make_client(ca: StubCA, clock: FakeClock, **kw: object) -> AcmeClient:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _acme_stub_server import Reply, StubCA, problem, stub_ca
+from _acme_stub_server import Reply, StubCA, problem
+from tests.fakes import FakeClock
 
 from certautopilot.errors import InvalidInput, IssuerError, TransientIssuerError
 from certautopilot.issuers.acme.client import AcmeClient
@@ -25,30 +25,6 @@ from certautopilot.issuers.acme.types import AcmeOrder
 
 ERR = "urn:ietf:params:acme:error:"
 TOKEN = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA"
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def ca() -> Iterator[StubCA]:
-    with stub_ca() as server:
-        yield server
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import serialization
 
 from certautopilot.issuers.adcs import auth as adcs_auth
 from certautopilot.issuers.adcs.auth import SpnegoAuth, channel_bindings, offered
-from certautopilot.lab.adcs_double import AdcsDouble
+from certautopilot_lab.adcs_double import AdcsDouble
 
 
 class FakeContext:

@@ -18,7 +18,7 @@ from certautopilot.errors import IssuerError, TransientIssuerError
 from certautopilot.issuers.adcs import client as adcs_client
 from certautopilot.issuers.adcs.auth import tls_server_end_point
 from certautopilot.issuers.adcs.client import AdcsClient, AdcsSettings, Issued
-from certautopilot.lab.adcs_double import AdcsDouble, free_port
+from certautopilot_lab.adcs_double import AdcsDouble, free_port
 
 USER, PASSWORD = "CORP\\svc-pki", "Corp-Pass-1"
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from certautopilot.crypto import keys
-from certautopilot.lab.adcs_double import AdcsDouble
+from certautopilot_lab.adcs_double import AdcsDouble
 
 
 def test_control_calls_need_the_token_and_decide_pending_requests(tmp_path: Path) -> None:

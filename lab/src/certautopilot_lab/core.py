@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from certautopilot.errors import ConfigError
-from certautopilot.lab import configs, probes, procs
-from certautopilot.lab.info import LAB_FILE, ZONES, LabInfo
-from certautopilot.lab.ports import free_ports, port_free, shared_with_others
-from certautopilot.lab.tls import ensure_tls
+from certautopilot_lab import configs, probes, procs
+from certautopilot_lab.info import LAB_FILE, ZONES, LabInfo
+from certautopilot_lab.ports import free_ports, port_free, shared_with_others
+from certautopilot_lab.tls import ensure_tls
 
 START_DEADLINE_SECONDS = 30.0
 

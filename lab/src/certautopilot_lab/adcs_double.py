@@ -20,7 +20,8 @@ issued certificate). What it reproduces:
 - authentication: Basic; NTLM (``WWW-Authenticate: NTLM`` and ``Negotiate``) through a
   pyspnego acceptor, per connection as in IIS, optionally *requiring* channel binding
   (``tls-server-end-point`` of the server certificate, as with Extended Protection
-  "Required"); TLS client certificates issued by the double's root.
+  "Required"; the binding is derived by the double's own ``channel_binding`` module, not the
+  client's); TLS client certificates issued by the double's root.
 
 It is a double, not a CA: requests live in memory, and the pages are rebuilt from what
 clients parse, so real servers (and non-English ones) may word them differently.
@@ -49,15 +50,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from spnego.channel_bindings import GssChannelBindings
 
-from certautopilot.issuers.adcs.auth import channel_bindings
-from certautopilot.lab import adcs_double_pages as pages
-from certautopilot.lab.adcs_double_ca import (
+from certautopilot_lab import adcs_double_pages as pages
+from certautopilot_lab.adcs_double_ca import (
     TEMPLATE_NAME_OID,
     DoubleCA,
     pem,
     write_file,
 )
+from certautopilot_lab.channel_binding import tls_server_end_point
 
 __all__ = ["TEMPLATE_NAME_OID", "AdcsDouble", "DoubleCA", "DoubleRequest", "free_port"]
 
@@ -470,7 +472,13 @@ class AdcsDouble:
         self.dir = base_dir or Path(self._tmp.name)
         self.ca = DoubleCA(base_dir)
         self.server_cert, server_key = self.ca.server_certificate(host)
-        self.bindings = channel_bindings(self.server_cert.public_bytes(serialization.Encoding.DER))
+        # What Extended Protection "Required" expects: the binding of the certificate this
+        # server presents, computed here, not with the client's helper (channel_binding.py).
+        self.bindings = GssChannelBindings(
+            application_data=tls_server_end_point(
+                self.server_cert.public_bytes(serialization.Encoding.DER)
+            )
+        )
         self.users_file = Path(self._tmp.name) / "ntlm-users"
         write_file(
             self.users_file,

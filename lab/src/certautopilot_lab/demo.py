@@ -1,4 +1,8 @@
-"""``certautopilot demo``: the local lab, the service, and one real certificate, end to end."""
+"""``certautopilot demo``: the local lab, the service, and one real certificate, end to end.
+
+The command comes with this distribution (entry point ``certautopilot.cli``), not with the
+product: it starts Pebble and BIND, which a production install has no use for.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,10 @@ from typing import Any
 import httpx
 import typer
 
-from certautopilot.config import Settings
+from certautopilot.config import Settings, child_environ
 from certautopilot.errors import ConfigError
-from certautopilot.lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 
 ADMIN_EMAIL = "admin@demo.test"
 
@@ -127,12 +131,20 @@ def _token(env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Address for the service."),
+    port: int = typer.Option(8000, help="Port for the service."),
+) -> None:
+    """Start the local ACME lab and the service, issue one real certificate, keep serving."""
+    run_demo(host, port)
+
+
 def run_demo(host: str, port: int) -> None:
     settings = Settings.from_env()
     lab_dir = settings.data_dir / "lab"
     typer.echo(f"Starting the local ACME lab (Pebble + BIND 9) in {lab_dir} ...")
     lab = _start_lab(lab_dir)
-    env = {**os.environ, "CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)}
+    env = child_environ({"CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)})
     env.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
     env.setdefault("CERTAUTOPILOT_PUBLIC_URL", f"http://{host}:{port}")
     token = _token(env)

@@ -20,7 +20,7 @@ import dns.tsig
 import dns.zone
 
 from certautopilot.errors import NotFound
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 
 
 @lru_cache(maxsize=16)

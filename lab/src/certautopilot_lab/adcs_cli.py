@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from certautopilot.lab.adcs_double import DEFAULT_TEMPLATES, DEFAULT_USERS, AdcsDouble, AuthMode
-from certautopilot.lab.adcs_double_ca import pem, write_file
+from certautopilot_lab.adcs_double import DEFAULT_TEMPLATES, DEFAULT_USERS, AdcsDouble, AuthMode
+from certautopilot_lab.adcs_double_ca import pem, write_file
 
 adcs_app = typer.Typer(
     name="adcs",

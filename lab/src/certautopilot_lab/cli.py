@@ -10,13 +10,13 @@ from typing import Annotated, NoReturn
 import typer
 
 from certautopilot.errors import ConfigError
-from certautopilot.lab.adcs_cli import adcs_app
-from certautopilot.lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.adcs_cli import adcs_app
+from certautopilot_lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
+from certautopilot_lab.info import LabInfo
 
 lab_app = typer.Typer(
     name="lab",
-    help="The local ACME lab: BIND 9 (RFC 2136 + TSIG) and Pebble validating through it.",
+    help="The local ACME lab: Pebble + BIND 9 on loopback.",
     no_args_is_help=True,
 )
 lab_app.add_typer(adcs_app)  # certautopilot lab adcs: the AD CS Web Enrollment double

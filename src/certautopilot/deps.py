@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the database session, the caller, the project."""
+"""The one dependency module of the adapters (API routes and web views alike).
+
+The application state, one database session per request, the caller (API token) and the
+project context live here, below ``api/`` and ``web/``, so the web UI never imports the API.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,27 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from certautopilot.api.state import AppState
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
+from certautopilot.config import Settings
+from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import Unauthenticated
 from certautopilot.projects import service as projects
 from certautopilot.projects.models import Project
+from certautopilot.workflows.launcher import DbosLauncher
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    kek: KeyEncryptionKey
+    launcher: DbosLauncher
 
 
 def get_state(request: Request) -> AppState:
@@ -27,7 +43,12 @@ State = Annotated[AppState, Depends(get_state)]
 
 
 def get_session(state: State) -> Iterator[Session]:
-    """One session per request; a route that writes calls ``session.commit()`` itself."""
+    """One session per request; a route or view that writes calls ``session.commit()``.
+
+    The commit stays in the handler, before it builds its response: a commit-on-success
+    dependency would run after the response was built, and the services leave Python-side
+    column defaults (``created_at``, ``updated_at``) to the flush, so the response would
+    show them empty or stale. Multi-transaction sequences live in ``workflows.commands``."""
     with state.sessions() as session:
         yield session
 

@@ -1,0 +1,141 @@
+"""The ACME issuer plugin (entry point ``acme`` of ``certautopilot.issuers``).
+
+It adapts :class:`~.client.AcmeClient` to the issuer port
+(:class:`~certautopilot.issuers.interfaces.CertificateAuthority`): protocol calls only.
+The workflow publishes the DNS-01 records, checks them, removes them and records every
+step; this module never touches the database except to reveal the account key in
+:meth:`AcmePlugin.connect` (worker memory only).
+
+Clients come from the process-wide pool of :mod:`.client` (one transport - session,
+directory, nonces - per directory URL and CA bundle), the one ACME cache of the process:
+issuance, revocation and renewal information (:mod:`.info`) all use it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from certautopilot.issuers import interfaces as port
+from certautopilot.issuers.acme import info
+from certautopilot.issuers.acme.client import AcmeClient, get_client
+from certautopilot.issuers.acme.keys import load_account_key
+from certautopilot.issuers.acme.types import STATUS_INVALID, AcmeOrder, Dns01Challenge
+from certautopilot.issuers.interfaces import Challenge, Order, OrderOptions, OrderState
+from certautopilot.issuers.schemas import AcmeIssuerIn
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from certautopilot.crypto.interfaces import KeyEncryptionKey
+    from certautopilot.issuers.models import Issuer
+    from certautopilot.renewal.ari import RenewalInfo
+
+_STATES: dict[str, OrderState] = {
+    "pending": "authorizing",
+    "ready": "ready",
+    "processing": "processing",
+    "valid": "issued",
+}
+
+
+def _challenge(ch: Dns01Challenge) -> Challenge:
+    return Challenge(
+        name=ch.requested_name,
+        identifier=ch.identifier,
+        txt_name=ch.txt_name,
+        txt_value=ch.txt_value,
+        authz_url=ch.authz_url,
+        challenge_url=ch.challenge_url,
+        valid=ch.authz_status == "valid",
+        needs_answer=ch.needs_answer,
+    )
+
+
+class AcmeAuthority:
+    """One ACME account at its CA, as the issuer port."""
+
+    capabilities: frozenset[str]
+
+    def __init__(self, client: AcmeClient, *, ca_bundle_pem: str | None = None) -> None:
+        self.client = client
+        self.capabilities = AcmePlugin.capabilities
+        self._ca_bundle_pem = ca_bundle_pem
+
+    def _order(self, order: AcmeOrder) -> Order:
+        from certautopilot.errors import IssuerError
+
+        if order.status == STATUS_INVALID:
+            raise IssuerError(
+                order.error_detail or "the CA marked the order invalid", order.error_type
+            )
+        state = _STATES.get(order.status)
+        if state is None:
+            raise IssuerError(f"unexpected order status {order.status!r} for {order.url}")
+        challenges = (
+            tuple(_challenge(c) for c in self.client.dns01_challenges(order))
+            if state == "authorizing"
+            else ()
+        )
+        return Order(order.url, state, challenges, replaces=order.replaces)
+
+    def order(self, csr_pem: str, options: OrderOptions) -> Order:
+        created = self.client.new_order(
+            csr_pem.encode(), profile=options.profile, replaces=options.replaces
+        )
+        return self._order(created)
+
+    def poll(self, ref: str) -> Order:
+        return self._order(self.client.get_order(ref))
+
+    def answer(self, order: Order, *, timeout: float) -> None:
+        for ch in order.challenges:
+            if ch.needs_answer and ch.challenge_url:
+                self.client.answer_challenge(ch.challenge_url)
+        for url in dict.fromkeys(ch.authz_url for ch in order.challenges):
+            self.client.wait_authorization(url, timeout=timeout)
+
+    def finalize(self, order: Order, csr_pem: str, *, timeout: float) -> str:
+        return self.client.finalize(order.ref, csr_pem.encode(), timeout=timeout)
+
+    def revoke(self, cert_pem: str, reason: int) -> None:
+        self.client.revoke(cert_pem, reason)
+
+    def renewal_info(self, cert_pem: str) -> RenewalInfo | None:
+        from certautopilot.renewal.ari_refresh import ari_cert_id_of
+
+        found = info.directory(self.client.directory_url, self._ca_bundle_pem)
+        base = info.renewal_info_url(found)
+        cert_id = ari_cert_id_of(cert_pem)
+        if base is None or cert_id is None:
+            return None
+        return info.renewal_info(base, cert_id, self.client.directory_url, self._ca_bundle_pem)
+
+    def profiles(self) -> dict[str, str]:
+        return info.advertised_profiles(
+            info.directory(self.client.directory_url, self._ca_bundle_pem)
+        )
+
+
+class AcmePlugin:
+    """RFC 8555 CAs: Let's Encrypt, Pebble, acme2certifier, ..."""
+
+    name: ClassVar[str] = "acme"
+    title: ClassVar[str] = "ACME (RFC 8555)"
+    config_model = AcmeIssuerIn
+    capabilities: ClassVar[frozenset[str]] = frozenset(
+        {port.DNS01, port.ARI, port.PROFILES, port.REVOKE, port.ORDER_RATE_LIMITS}
+    )
+
+    @classmethod
+    def connect(cls, session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> AcmeAuthority:
+        from certautopilot.issuers import service
+
+        jwk = load_account_key(service.account_key_pem(session, kek, issuer))
+        bundle = issuer.config.get("ca_bundle_pem")
+        client = get_client(
+            issuer.config["directory_url"],
+            jwk,
+            account_url=issuer.config.get("account_url"),
+            ca_bundle_pem=bundle,
+        )
+        return AcmeAuthority(client, ca_bundle_pem=bundle)
