@@ -22,7 +22,7 @@ from certautopilot.dns.persist import (
     check_authoritative,
     query_txt,
 )
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 
 pytestmark = [
     pytest.mark.lab,

@@ -19,15 +19,15 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from certautopilot.api.state import AppState
 from certautopilot.auth.service import Actor
 from certautopilot.db.base import new_id
 from certautopilot.db.session import transaction
+from certautopilot.deps import AppState
 from certautopilot.dns.persist import hashed_account_uri
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.keys import generate_account_key, jwk_thumbprint
 from certautopilot.issuers.schemas import AcmeIssuerIn, IssuerIn
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "issuers" / "acme"))

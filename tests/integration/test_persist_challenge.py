@@ -27,15 +27,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from certautopilot.api.state import AppState
 from certautopilot.auth.service import Actor
 from certautopilot.db.base import new_id
 from certautopilot.db.session import transaction
+from certautopilot.deps import AppState
 from certautopilot.dns.persist import AccountBinding, build_record
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.acme.keys import generate_account_key, jwk_thumbprint
 from certautopilot.issuers.schemas import AcmeIssuerIn, IssuerIn
-from certautopilot.lab.info import LabInfo
+from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "unit" / "issuers" / "acme"))
