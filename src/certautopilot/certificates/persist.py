@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import requests
 from sqlalchemy.orm import Session
 
 from certautopilot.certificates.models import Certificate
@@ -23,10 +22,9 @@ from certautopilot.dns import persist
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.persist import AccountBinding, PersistState, ServerTxt
 from certautopilot.dns.propagation import parse_nameserver, resolve_nameservers
-from certautopilot.errors import Conflict, DNSError, IssuerError, TransientIssuerError
+from certautopilot.errors import Conflict, DNSError
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.acme.client import get_transport
-from certautopilot.issuers.acme.keys import jwk_thumbprint, load_account_key
+from certautopilot.issuers.interfaces import DNS_PERSIST, PersistAccount, PersistCapable
 from certautopilot.issuers.models import Issuer
 
 __all__ = [
@@ -36,6 +34,7 @@ __all__ = [
     "certificate_persist_records",
     "decide_persist",
     "issuer_persist_info",
+    "persist_info",
 ]
 
 
@@ -51,6 +50,7 @@ class IssuerPersistInfo:
     issuer_domains: tuple[str, ...]
     source: str  # "issuerDomainNames" | "caaIdentities" | "none"
     account: AccountBinding
+    directory_meta: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -68,58 +68,29 @@ class PersistReport:
     servers: tuple[tuple[ServerTxt, PersistState | None], ...] = ()
 
 
-DirectoryFetch = Callable[[Issuer], Mapping[str, Any]]
-
-
-def fetch_directory_meta(issuer: Issuer) -> Mapping[str, Any]:
-    """The CA's directory ``meta`` as sent, unknown fields included (network I/O).
-
-    The ACME library drops fields it does not know, such as ``issuerDomainNames``, so the
-    directory is read here as plain JSON through the issuer's shared transport.
-    """
-    cfg = issuer.config
-    transport = get_transport(cfg["directory_url"], cfg.get("ca_bundle_pem"))
-    try:
-        response = transport.session.get(
-            transport.directory_url, verify=transport.verify, timeout=transport.timeout
-        )
-    except requests.RequestException as exc:
-        raise TransientIssuerError(f"cannot read the CA's directory: {type(exc).__name__}") from exc
-    if response.status_code >= 500:
-        raise TransientIssuerError(f"the CA's directory answered HTTP {response.status_code}")
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if response.status_code != 200 or not isinstance(body, dict):
-        raise IssuerError(f"{transport.directory_url} did not return an ACME directory")
-    meta = body.get("meta")
-    return meta if isinstance(meta, dict) else {}
-
-
-def issuer_persist_info(
-    session: Session,
-    kek: KeyEncryptionKey,
-    *,
-    issuer: Issuer,
-    fetch_meta: DirectoryFetch = fetch_directory_meta,
-) -> IssuerPersistInfo:
-    """The issuer's domain names and account binding; reads the CA's directory."""
-    if issuer.kind != "acme":
-        raise Conflict(f"issuer {issuer.name} is not ACME: dns-persist-01 is an ACME challenge")
-    account_url = issuer.config.get("account_url")
-    if not account_url:
-        raise Conflict(f"issuer {issuer.name} has no ACME account URL yet")
-    thumbprint = jwk_thumbprint(load_account_key(issuers.account_key_pem(session, kek, issuer)))
-    meta = fetch_meta(issuer)
+def persist_info(account: PersistAccount) -> IssuerPersistInfo:
+    """The issuer domain names and the account binding a CA's directory calls for."""
+    meta = account.directory_meta
     names, prefix = persist.directory_issuer_domains(meta)
     source = "issuerDomainNames"
     if not names:
         caa = meta.get("caaIdentities")
         names = persist.directory_issuer_domains({"issuerDomainNames": caa})[0]
         source = "caaIdentities" if names else "none"
-    binding = AccountBinding(account_url, key_thumbprint=thumbprint, hash_prefix=prefix)
-    return IssuerPersistInfo(names, source, binding)
+    binding = AccountBinding(
+        account.account_url, key_thumbprint=account.key_thumbprint, hash_prefix=prefix
+    )
+    return IssuerPersistInfo(names, source, binding, meta)
+
+
+def issuer_persist_info(
+    session: Session, kek: KeyEncryptionKey, *, issuer: Issuer
+) -> IssuerPersistInfo:
+    """The issuer's domain names and account binding; reads the CA's directory (network)."""
+    ca = issuers.connect(session, kek, issuer)
+    if DNS_PERSIST not in ca.capabilities or not isinstance(ca, PersistCapable):
+        raise Conflict(f"issuer {issuer.name}'s CA protocol has no dns-persist-01 challenge")
+    return persist_info(ca.persist_account())
 
 
 def _manual_names(session: Session, cert: Certificate) -> list[tuple[str, DnsZone]]:
@@ -150,7 +121,6 @@ def certificate_persist_records(
     cert: Certificate,
     now: datetime,
     warn_days: int = persist.DEFAULT_WARN_DAYS,
-    fetch_meta: DirectoryFetch = fetch_directory_meta,
     query: Callable[..., ServerTxt] = persist.query_txt,
 ) -> list[PersistReport]:
     """For each name of ``cert`` on a manual zone: the record to add and its status today.
@@ -166,7 +136,7 @@ def certificate_persist_records(
     issuer = session.get(Issuer, cert.issuer_id)
     if issuer is None:
         raise Conflict("the certificate's issuer no longer exists")
-    info = issuer_persist_info(session, kek, issuer=issuer, fetch_meta=fetch_meta)
+    info = issuer_persist_info(session, kek, issuer=issuer)
     wildcard_bases = {n.removeprefix("*.") for n in cert.names if n.startswith("*.")}
     servers_of: dict[str, tuple[list[tuple[str, int]], str | None]] = {}
     reports: list[PersistReport] = []

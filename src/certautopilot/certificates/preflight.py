@@ -100,7 +100,9 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
     manual_zone_ids = frozenset(z.id for z in zones if dns_zones.is_manual(z))
     reason = None
     if any(t.zone_id in manual_zone_ids for t in targets):
-        reason = MANUAL_DNS_REASON
+        # Only when renewing on its own was asked for: an issuance through dns-persist-01
+        # turns auto-renew on for such a certificate (workflows.acme_steps._record_persist).
+        reason = MANUAL_DNS_REASON if body.auto_renew else None
     elif csr is not None:
         reason = CSR_REASON
     auto_renew = body.auto_renew and reason is None

@@ -23,7 +23,7 @@ Errors are the project's: :class:`~certautopilot.errors.IssuerError` (final),
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -51,6 +51,10 @@ PENDING_APPROVAL_AT_CA = "pending_approval_at_ca"
 ORDER_RATE_LIMITS = "order_rate_limits"
 #: Requests name a certificate template (AD CS).
 TEMPLATES = "templates"
+#: Authorizations may offer dns-persist-01 (draft-ietf-acme-dns-persist-02): the CA reads a
+#: persistent ``_validation-persist`` record a person published once; the client implements
+#: :class:`PersistCapable` so the core can check that record before answering.
+DNS_PERSIST = "dns_persist"
 
 OrderState = Literal["authorizing", "ready", "processing", "pending", "issued"]
 
@@ -67,6 +71,31 @@ class Challenge:
     challenge_url: str | None
     valid: bool  # the CA holds this authorization valid already: nothing to publish
     needs_answer: bool
+    # dns-persist-01 offered beside (or instead of) dns-01: its URL, its issuer domain
+    # names as the CA sent them, and whether it still waits for an answer.
+    persist_url: str | None = None
+    persist_issuer_domains: tuple[str, ...] = ()
+    persist_needs_answer: bool = False
+
+
+@dataclass(frozen=True)
+class PersistAccount:
+    """What a dns-persist-01 record binds (draft §4.1): the account URL, the account key's
+    RFC 7638 thumbprint (public) and the directory's ``meta`` as the CA sent it
+    (``issuerDomainNames``, ``accountHashPrefix``)."""
+
+    account_url: str
+    key_thumbprint: str
+    directory_meta: dict[str, Any]
+
+
+@runtime_checkable
+class PersistCapable(Protocol):
+    """A client whose CA may offer dns-persist-01 (capability :data:`DNS_PERSIST`)."""
+
+    def persist_account(self) -> PersistAccount:
+        """The account and directory data a ``_validation-persist`` record is checked with."""
+        ...
 
 
 @dataclass(frozen=True)

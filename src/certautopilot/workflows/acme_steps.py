@@ -19,7 +19,7 @@ remove the TXT records, finalize, store). Manual zones pause between the two.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ParamSpec, TypeGuard, TypeVar
@@ -32,9 +32,12 @@ from certautopilot import links
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.persist import decide_persist, persist_info
+from certautopilot.certificates.preflight import MANUAL_DNS_REASON
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.dns import persist
 from certautopilot.dns import service as zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import (
@@ -52,7 +55,14 @@ from certautopilot.errors import (
     TransientIssuerError,
 )
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.interfaces import CertificateAuthority, Challenge, Order, OrderOptions
+from certautopilot.issuers.interfaces import (
+    DNS_PERSIST,
+    CertificateAuthority,
+    Challenge,
+    Order,
+    OrderOptions,
+    PersistCapable,
+)
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -112,6 +122,9 @@ class ChallengeTask:
     authz_url: str
     challenge_url: str | None
     needs_answer: bool
+    # Answered through dns-persist-01 (``challenge_url`` is then that challenge's URL):
+    # nothing to publish, nobody to wait for. A class default: older pickled plans lack it.
+    persist: bool = False
 
 
 @dataclass(frozen=True)
@@ -222,8 +235,10 @@ def begin(version_id: str) -> Plan:
         pause_point("after_order")
     else:
         order = ca.poll(order_url)  # an invalid order raises the CA's problem
-    tasks = _tasks(list(order.challenges), overrides)
-    automatic = [t for t in tasks if not t.manual]
+    tasks = _choose_persist(
+        version_id, ca, list(order.challenges), _tasks(order.challenges, overrides)
+    )
+    automatic = [t for t in tasks if not t.manual and not t.persist]
     plan = Plan(False, issuer_id, order.ref, csr_pem, tasks)
     if not automatic:
         return plan
@@ -386,12 +401,14 @@ def _store_order_tx(
         set_step(session, cert, "authorizing")
 
 
-def _tasks(found: list[Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
+def _tasks(found: Sequence[Challenge], overrides: dict[str, Any]) -> list[ChallengeTask]:
+    """One task per authorization still to validate. One offering only dns-persist-01 gets
+    an empty ``txt_value``: :func:`_choose_persist` answers it or fails the order."""
     tasks: list[ChallengeTask] = []
     for ch in found:
         if ch.valid:
             continue
-        if ch.txt_value is None:
+        if ch.txt_value is None and not ch.persist_url:
             raise IssuerError(f"the CA offers no dns-01 challenge for {ch.name}")
         target = overrides.get(ch.name) or overrides.get(ch.identifier)
         if not target:
@@ -400,7 +417,7 @@ def _tasks(found: list[Challenge], overrides: dict[str, Any]) -> list[ChallengeT
             ChallengeTask(
                 name=ch.name,
                 txt_name=target.get("challenge_name") or ch.txt_name,
-                txt_value=ch.txt_value,
+                txt_value=ch.txt_value or "",
                 zone_id=target["zone_id"],
                 manual=bool(target.get("manual")),
                 authz_url=ch.authz_url,
@@ -409,6 +426,83 @@ def _tasks(found: list[Challenge], overrides: dict[str, Any]) -> list[ChallengeT
             )
         )
     return tasks
+
+
+def _choose_persist(
+    version_id: str, ca: CertificateAuthority, found: list[Challenge], tasks: list[ChallengeTask]
+) -> list[ChallengeTask]:
+    """Manual-zone names whose authorization offers dns-persist-01 and whose
+    ``_validation-persist`` record checks out on every authoritative server go through that
+    challenge: nobody has to publish anything. The others stay manual dns-01, as without
+    it, with the reason on the timeline (``dns.persist.skipped``). The record is checked
+    first because the CA would fail the authorization, and with it the order, on a bad one
+    (draft-ietf-acme-dns-persist-02 §9.3.1, §9.4)."""
+    offered = {c.name: c for c in found if c.persist_url and not c.valid}
+    candidates = [t for t in tasks if t.manual and t.name in offered]
+    reasons: dict[str, str] = {}
+    chosen: dict[str, ChallengeTask] = {}
+    if candidates and DNS_PERSIST in ca.capabilities and isinstance(ca, PersistCapable):
+        events: list[tuple[str, dict[str, Any]]] = []
+        try:
+            info = persist_info(ca.persist_account())
+        except CertAutoPilotError as exc:
+            info, why = None, f"could not read the CA's directory: {exc}"
+            for t in candidates:
+                reasons[t.name] = why
+                events.append(("dns.persist.skipped", _persist_detail(t, "unchecked", why)))
+        if info is not None:
+            with tx() as session:
+                try:
+                    servers = {t.zone_id: _zone(session, t.zone_id).nameservers for t in candidates}
+                except CertAutoPilotError as exc:
+                    servers, reasons["*"] = {}, str(exc)
+            now = utcnow()
+            for t in candidates:
+                ch = offered[t.name]
+                decision = decide_persist(
+                    {"issuerDomainNames": list(ch.persist_issuer_domains)},
+                    name=t.name,
+                    directory_meta=info.directory_meta,
+                    account=info.account,
+                    nameservers=servers.get(t.zone_id, ()),
+                    now=now,
+                )
+                detail = _persist_detail(t, decision.state.value, decision.detail)
+                if decision.answer:
+                    chosen[t.name] = replace(
+                        t,
+                        manual=False,
+                        persist=True,
+                        challenge_url=ch.persist_url,
+                        needs_answer=ch.persist_needs_answer,
+                    )
+                    events.append(("dns.persist.checked", detail))
+                else:
+                    reasons[t.name] = decision.detail
+                    events.append(("dns.persist.skipped", detail))
+        with tx() as session:
+            _, cert = load(session, version_id)
+            for kind, detail in events:
+                record_event(session, cert, kind, detail)
+    result = [chosen.get(t.name, t) for t in tasks]
+    for t in result:
+        if not t.persist and not t.txt_value:
+            why = reasons.get(t.name) or reasons.get("*") or "it is not answered here"
+            raise IssuerError(
+                f"the CA offers only dns-persist-01 for {t.name}, and its record cannot be "
+                f"used: {why}"
+            )
+    return result
+
+
+def _persist_detail(t: ChallengeTask, status: str, reason: str) -> dict[str, Any]:
+    key = "detail" if status in ("ok", "expires_soon") else "reason"
+    return {
+        "name": t.name,
+        "record_name": persist.record_name(t.name),
+        "status": status,
+        key: reason,
+    }
 
 
 @DBOS.step(name="dns.request_manual")
@@ -539,7 +633,22 @@ def complete(version_id: str, plan: Plan) -> None:
             at=validated_at,
         )
         _record_removals(session, cert, removed, failed)
+        _record_persist(session, cert, plan, validated_at)
         store_issued(session, cert, version, chain)
+
+
+def _record_persist(session: Session, cert: Certificate, plan: Plan, at: datetime) -> None:
+    """Timeline events for names validated through dns-persist-01. When no name waited for a
+    person, a certificate that was off auto-renew only because of its manual zone renews on
+    its own from now on: its records persist, nobody has to publish anything next time."""
+    answered = [t for t in plan.tasks if t.persist]
+    for t in answered:
+        detail = {"name": t.name, "record_name": persist.record_name(t.name)}
+        record_event(session, cert, "dns.persist.answered", detail, at=at)
+    if answered and not plan.manual and cert.auto_renew_disabled_reason == MANUAL_DNS_REASON:
+        cert.auto_renew = True
+        cert.auto_renew_disabled_reason = None
+        record_event(session, cert, "cert.auto_renew.enabled", {"reason": "dns-persist-01"})
 
 
 def _order_of(plan: Plan) -> Order:

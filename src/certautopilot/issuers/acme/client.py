@@ -145,6 +145,25 @@ def _load_csr(csr_pem: bytes) -> x509.CertificateSigningRequest:
         raise InvalidInput.field("csr_pem", f"not a PEM certificate request ({exc})") from exc
 
 
+def _persist_of(authz: messages.Authorization) -> dict[str, Any] | None:
+    """The dns-persist-01 challenge of an authorization (draft-ietf-acme-dns-persist-02
+    §3.1), which the ACME library keeps as an unrecognized challenge with its JSON: its
+    URL, status and issuer domain names (``issuerDomainNames``; ``issuer-domain-names``
+    before -02), as the CA sent them. None when it is not offered."""
+    for body in authz.challenges or ():
+        jobj = getattr(body.chall, "jobj", None)
+        if isinstance(jobj, Mapping) and jobj.get("type") == "dns-persist-01":
+            names = jobj.get("issuerDomainNames", jobj.get("issuer-domain-names"))
+            return {
+                "persist_url": str(body.uri),
+                "persist_status": body.status.name,
+                "persist_issuer_domains": tuple(str(n) for n in names)
+                if isinstance(names, list)
+                else (),
+            }
+    return None
+
+
 def _order_from(url: str, body: messages.Order) -> AcmeOrder:
     error = body.error
     return AcmeOrder(
@@ -404,9 +423,10 @@ class AcmeClient:
         dns01 = next(
             (c for c in authz.challenges or () if isinstance(c.chall, challenges.DNS01)), None
         )
+        persist = _persist_of(authz)
         status = authz.status.name
         if dns01 is None:
-            if status != STATUS_VALID:
+            if status != STATUS_VALID and persist is None:
                 raise IssuerError(f"the CA offers no dns-01 challenge for {name}")
             return Dns01Challenge(
                 identifier=name,
@@ -417,6 +437,7 @@ class AcmeClient:
                 challenge_status=None,
                 txt_name=f"{_DNS01_LABEL}.{name}",
                 txt_value=None,
+                **(persist or {}),
             )
         token = str(dns01.chall.encode("token"))
         return Dns01Challenge(
@@ -428,6 +449,7 @@ class AcmeClient:
             challenge_status=dns01.status.name,
             txt_name=f"{_DNS01_LABEL}.{name}",
             txt_value=key_authorization_digest(token, self._thumbprint),
+            **(persist or {}),
         )
 
     @_translated

@@ -42,6 +42,19 @@ def directory(directory_url: str, ca_bundle_pem: str | None = None) -> dict[str,
     return out
 
 
+def raw_meta(directory_url: str, ca_bundle_pem: str | None = None) -> dict[str, Any]:
+    """The directory's ``meta`` exactly as the CA sent it, fields the ACME library does not
+    know included (``issuerDomainNames`` and ``accountHashPrefix`` of
+    draft-ietf-acme-dns-persist-02 §3.2 and §4.1, which :func:`directory` loses). One GET,
+    not cached: the CA may start or stop offering dns-persist-01 at any time."""
+    try:
+        body = get_transport(directory_url, ca_bundle_pem).get_json(directory_url)
+    except CertAutoPilotError as exc:
+        raise IssuerError(f"could not read the ACME directory: {exc}") from exc
+    meta = body.get("meta")
+    return _plain(meta) if isinstance(meta, Mapping) else {}
+
+
 def advertised_profiles(found: Mapping[str, Any]) -> dict[str, str]:
     """``meta.profiles``: profile name -> description (empty when the CA has none)."""
     meta = found.get("meta")

@@ -48,6 +48,9 @@ def _challenge(ch: Dns01Challenge) -> Challenge:
         challenge_url=ch.challenge_url,
         valid=ch.authz_status == "valid",
         needs_answer=ch.needs_answer,
+        persist_url=ch.persist_url,
+        persist_issuer_domains=ch.persist_issuer_domains,
+        persist_needs_answer=ch.persist_needs_answer,
     )
 
 
@@ -94,6 +97,18 @@ class AcmeAuthority:
         for url in dict.fromkeys(ch.authz_url for ch in order.challenges):
             self.client.wait_authorization(url, timeout=timeout)
 
+    def persist_account(self) -> port.PersistAccount:
+        account_url = self.client.account_url
+        if not account_url:
+            from certautopilot.errors import IssuerError
+
+            raise IssuerError("the ACME account has no URL yet")
+        return port.PersistAccount(
+            account_url=account_url,
+            key_thumbprint=self.client.account_key_thumbprint(),
+            directory_meta=info.raw_meta(self.client.directory_url, self._ca_bundle_pem),
+        )
+
     def finalize(self, order: Order, csr_pem: str, *, timeout: float) -> str:
         return self.client.finalize(order.ref, csr_pem.encode(), timeout=timeout)
 
@@ -123,7 +138,14 @@ class AcmePlugin:
     title: ClassVar[str] = "ACME (RFC 8555)"
     config_model = AcmeIssuerIn
     capabilities: ClassVar[frozenset[str]] = frozenset(
-        {port.DNS01, port.ARI, port.PROFILES, port.REVOKE, port.ORDER_RATE_LIMITS}
+        {
+            port.DNS01,
+            port.ARI,
+            port.PROFILES,
+            port.REVOKE,
+            port.ORDER_RATE_LIMITS,
+            port.DNS_PERSIST,
+        }
     )
 
     @classmethod

@@ -66,6 +66,8 @@ class Dns01Challenge:
     An authorization that is already ``valid`` (reused by the CA) is listed too; when such
     an authorization offers no dns-01 challenge, ``challenge_url``, ``challenge_status``
     and ``txt_value`` are ``None``. Use :attr:`needs_answer` to decide what to publish.
+    An authorization that offers only dns-persist-01 is listed too (``txt_value`` None,
+    ``persist_url`` set).
     """
 
     identifier: str
@@ -76,6 +78,16 @@ class Dns01Challenge:
     challenge_status: str | None
     txt_name: str
     txt_value: str | None
+    # dns-persist-01 (draft-ietf-acme-dns-persist-02 §3.1), when the authorization offers it:
+    # the challenge URL, its status and its issuer domain names as the CA sent them.
+    persist_url: str | None = None
+    persist_status: str | None = None
+    persist_issuer_domains: tuple[str, ...] = ()
+
+    @property
+    def persist_needs_answer(self) -> bool:
+        """True while the CA waits for the dns-persist-01 challenge to be answered."""
+        return self.authz_status == STATUS_PENDING and self.persist_status == STATUS_PENDING
 
     @property
     def needs_answer(self) -> bool:
