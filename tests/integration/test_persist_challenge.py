@@ -54,8 +54,9 @@ def _b64d(text: str) -> bytes:
 class PersistCA(StubCA):
     """One order at a time; offers dns-persist-01 beside dns-01 when ``offer_persist``."""
 
-    def __init__(self, *, offer_persist: bool) -> None:
+    def __init__(self, *, offer_persist: bool, offer_dns01: bool = True) -> None:
         self.offer_persist = offer_persist
+        self.offer_dns01 = offer_dns01
         self.answered: list[str] = []
         self.identifiers: list[str] = []
         self.chain_pem = ""
@@ -105,6 +106,8 @@ class PersistCA(StubCA):
                 "token": TOKEN,
             }
         ]
+        if not self.offer_dns01:
+            challenges = []
         if self.offer_persist:
             challenges.insert(
                 0,
@@ -300,3 +303,20 @@ def test_record_wrong_is_manual_with_the_reason_on_the_timeline(
     assert "accounturi=https://stub.example/acct/999" in skipped[0]["detail"]["reason"]
     assert persist_ca.answered == []
     assert body["auto_renew"] is False
+
+
+def test_persist_only_with_a_missing_record_fails_saying_so(
+    service: Service, project: Project
+) -> None:
+    ca = PersistCA(offer_persist=True, offer_dns01=False)
+    try:
+        issuer_id, _ = _stub_issuer(service, project, ca)
+        name = f"only{secrets.token_hex(3)}.manual.test"
+        cert_id = _request(service, project, issuer_id, name)
+        body = service.wait_for(project.slug, cert_id, ("issued", "failed", "awaiting_dns"))
+    finally:
+        ca.stop()
+    assert body["status"] == "failed"
+    assert "offers only dns-persist-01" in body["error"]["detail"]
+    assert f"_validation-persist.{name}" in body["error"]["detail"]
+    assert ca.answered == []

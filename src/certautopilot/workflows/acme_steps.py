@@ -467,7 +467,8 @@ def _choose_persist(
                     nameservers=servers.get(t.zone_id, ()),
                     now=now,
                 )
-                detail = _persist_detail(t, decision.state.value, decision.detail)
+                why_not = reasons.get("*") if not servers else None
+                detail = _persist_detail(t, decision.state.value, why_not or decision.detail)
                 if decision.answer:
                     chosen[t.name] = replace(
                         t,
@@ -478,7 +479,7 @@ def _choose_persist(
                     )
                     events.append(("dns.persist.checked", detail))
                 else:
-                    reasons[t.name] = decision.detail
+                    reasons[t.name] = why_not or decision.detail
                     events.append(("dns.persist.skipped", detail))
         with tx() as session:
             _, cert = load(session, version_id)
@@ -487,11 +488,12 @@ def _choose_persist(
     result = [chosen.get(t.name, t) for t in tasks]
     for t in result:
         if not t.persist and not t.txt_value:
-            why = reasons.get(t.name) or reasons.get("*") or "it is not answered here"
-            raise IssuerError(
-                f"the CA offers only dns-persist-01 for {t.name}, and its record cannot be "
-                f"used: {why}"
+            why = reasons.get(t.name) or (
+                "the service answers it for names on manual zones only"
+                if not t.manual
+                else "this CA client cannot answer it"
             )
+            raise IssuerError(f"the CA offers only dns-persist-01 for {t.name}: {why}")
     return result
 
 
