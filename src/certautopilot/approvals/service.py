@@ -15,15 +15,18 @@ from sqlalchemy.orm import Session
 
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.approvals.schemas import RequestOut
+from certautopilot.approvals.states import RequestStatus, transition
 from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
+from certautopilot.certificates.states import transition as cert_transition
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.service import NotificationLauncher
 from certautopilot.projects.models import Project
 
-STATUSES = ("pending", "approved", "rejected", "expired")
+STATUSES = tuple(RequestStatus)
 
 
 def _link(session: Session, row: ApprovalRequest, base_url: str) -> str:
@@ -138,7 +141,7 @@ def decide(
     reason = why_cannot_decide(row, actor)
     if reason:
         raise Forbidden(reason)
-    if row.status != "pending":
+    if row.status != RequestStatus.PENDING:
         raise Conflict(f"the request is {row.status} already")
     if now >= row.expires_at:
         raise Conflict("the request has expired; the requester must submit it again")
@@ -147,7 +150,9 @@ def decide(
         raise InvalidInput.field("comment", "is required to reject: say why")
     cert = session.get(Certificate, row.certificate_id)
     assert cert is not None
-    row.status = "approved" if approve else "rejected"
+    row.status = transition(
+        row.status, RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+    )
     row.comment = comment or None
     row.decided_by = actor.email
     row.decided_at = now
@@ -164,10 +169,10 @@ def decide(
             detail=detail,
         )
     if approve:
-        cert.status = "requested"
+        cert.status = cert_transition(cert.status, CertStatus.REQUESTED)
         cert.step = "queued"
     else:
-        cert.status = "rejected"
+        cert.status = cert_transition(cert.status, CertStatus.REJECTED)
         cert.step = None
         cert.error = {"title": "Request rejected", "detail": comment, "type": None}
         _close_version(session, row)
@@ -188,19 +193,19 @@ def decide(
 
 def _close_version(session: Session, row: ApprovalRequest) -> None:
     version = session.get(CertificateVersion, row.version_id)
-    if version is not None and version.status == "pending":
-        version.status = "rejected"
+    if version is not None and version.status == VersionStatus.PENDING:
+        version.status = transition_version(version.status, VersionStatus.REJECTED)
 
 
 def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
-    if row.status != "pending" or now < row.expires_at:
+    if row.status != RequestStatus.PENDING or now < row.expires_at:
         return
-    row.status = "expired"
+    row.status = transition(row.status, RequestStatus.EXPIRED)
     row.decided_at = now
     cert = session.get(Certificate, row.certificate_id)
     assert cert is not None
     _close_version(session, row)
-    cert.status = "rejected"
+    cert.status = cert_transition(cert.status, CertStatus.REJECTED)
     cert.step = None
     cert.error = {
         "title": "Request expired",
@@ -221,7 +226,9 @@ def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
 
 
 def to_out(row: ApprovalRequest, actor: Actor) -> RequestOut:
-    reason = why_cannot_decide(row, actor) if row.status == "pending" else "already decided"
+    reason = (
+        why_cannot_decide(row, actor) if row.status == RequestStatus.PENDING else "already decided"
+    )
     return RequestOut(
         id=row.id,
         certificate_id=row.certificate_id,

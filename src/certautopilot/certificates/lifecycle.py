@@ -11,6 +11,12 @@ from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.service import current_version, reason_code
+from certautopilot.certificates.states import (
+    CertStatus,
+    VersionStatus,
+    transition,
+    transition_version,
+)
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -124,7 +130,7 @@ def revoke(
     CA and then records it here with ``record_only`` (audited as such)."""
     require(actor, "admin", "Revoking a certificate")
     code = reason_code(reason)
-    if cert.status == "revoked":
+    if cert.status == CertStatus.REVOKED:
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
@@ -162,10 +168,10 @@ def _record_revocation(
     actor: Actor,
     extra: dict[str, Any],
 ) -> None:
-    version.status = "revoked"
+    version.status = transition_version(version.status, VersionStatus.REVOKED)
     version.revoked_at = utcnow()
     version.revocation_reason = reason
-    cert.status = "revoked"
+    cert.status = transition(cert.status, CertStatus.REVOKED)
     cert.next_renewal_at = None
     cert.step = None
     audit.record(

@@ -17,6 +17,7 @@ from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor, require
+from certautopilot.certificates import states
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.preflight import Preflight, preflight
 from certautopilot.certificates.schemas import (
@@ -25,6 +26,7 @@ from certautopilot.certificates.schemas import (
     CertificateOut,
     VersionSummary,
 )
+from certautopilot.certificates.states import CertStatus, transition
 from certautopilot.distribution import service as distribution
 from certautopilot.distribution.models import DistributionTarget
 from certautopilot.errors import Conflict, InvalidInput, NotFound
@@ -33,7 +35,7 @@ from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.renewal import budget, orders, profiles
 
-ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
+ACTIVE = states.ACTIVE
 DEFAULT_LIMITS = budget.Limits()
 
 
@@ -101,7 +103,7 @@ def create_certificate(
             for t in pre.targets
         },
         csr_provided=pre.csr is not None,
-        status="requested",
+        status=CertStatus.REQUESTED,
         created_by=actor.user_id,
     )
     session.add(cert)
@@ -149,7 +151,7 @@ def create_certificate(
             now=now,
             expiry_days=pre.rules.request_expiry_days,
         )
-        cert.status = "awaiting_approval"
+        cert.status = transition(cert.status, CertStatus.AWAITING_APPROVAL)
         cert.step = "awaiting_approval"
     else:  # ordered at once: counted now, so the next request sees it
         _count_order(session, cert, version.id, now)
@@ -203,7 +205,7 @@ def _new_version(
     version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason, csr_pem=csr_pem)
     session.add(version)
     session.flush()
-    cert.status = "requested"
+    cert.status = transition(cert.status, CertStatus.REQUESTED)
     cert.error = None
     cert.pending_action = None
     cert.step = "queued"
@@ -225,7 +227,7 @@ def renew_certificate(
     require(actor, "operator", "Renewing a certificate")
     if cert.status in ACTIVE:
         raise Conflict(f"the certificate is being issued already (status {cert.status})")
-    if cert.status in ("revoked", "rejected", "awaiting_approval"):
+    if cert.status in (CertStatus.REVOKED, CertStatus.REJECTED, CertStatus.AWAITING_APPROVAL):
         raise Conflict(f"a {cert.status} certificate cannot be renewed; request a new one")
     issuer = session.get(Issuer, cert.issuer_id)
     if issuer is not None:
@@ -295,7 +297,7 @@ def to_out_many(session: Session, certs: list[Certificate]) -> list[CertificateO
         if ids
         else {}
     )
-    cert_ids = [c.id for c in certs if c.status == "awaiting_approval" or c.error]
+    cert_ids = [c.id for c in certs if c.status == CertStatus.AWAITING_APPROVAL or c.error]
     requests = (
         {
             r.certificate_id: {"id": r.id, "status": r.status}

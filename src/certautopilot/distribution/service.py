@@ -22,9 +22,11 @@ from certautopilot.audit import service as audit
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
+from certautopilot.distribution import states
 from certautopilot.distribution import targets as plugins
 from certautopilot.distribution.check import verify_served
 from certautopilot.distribution.guard import check_remote_host
@@ -51,11 +53,12 @@ from certautopilot.distribution.schemas import (
     TargetRef,
     field_of,
 )
+from certautopilot.distribution.states import DeployStatus
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 
 OWNER_TABLE = "distribution_targets"
 PURPOSE = "target_credentials"
-FINAL = ("succeeded", "failed", "superseded")
+FINAL = states.FINAL
 BYO_CSR_REFUSAL = (
     "a certificate from your own CSR is never distributed: the service does not have its "
     "private key to deploy; download it instead"
@@ -446,7 +449,7 @@ def create_deployments(
             target_id=t.id,
             version_id=version.id,
             reason=reason,
-            status="pending",
+            status=DeployStatus.PENDING,
             attempts=0,
             max_attempts=retry.max_attempts,
             requested_by=requested_by,
@@ -589,7 +592,7 @@ def prepare_deploy(
     require(actor, "operator", "Deploying a certificate")
     if cert.csr_provided:
         raise Conflict(BYO_CSR_REFUSAL)
-    if cert.status == "revoked":
+    if cert.status == CertStatus.REVOKED:
         raise Conflict("the certificate is revoked: deploying it would install a dead certificate")
     version = (
         session.get(CertificateVersion, cert.current_version_id)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from certautopilot.audit import service as audit
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import CertAutoPilotError
 from certautopilot.issuers.models import Issuer
@@ -51,7 +52,7 @@ def candidates(session: Session, *, now: datetime, limit: int) -> list[str]:
         .where(
             Issuer.kind == "acme",
             Certificate.auto_renew.is_(True),
-            Certificate.status == "issued",
+            Certificate.status == CertStatus.ISSUED,
             Certificate.current_version_id.is_not(None),
             Certificate.next_renewal_at.is_not(None),
             (RenewalState.certificate_id.is_(None))
@@ -133,7 +134,7 @@ def apply(
     state.ari_next_check_at = now + timedelta(seconds=outcome.retry_after_seconds)
     idle = (
         cert.current_version_id == t.version_id
-        and cert.status == "issued"
+        and cert.status == CertStatus.ISSUED
         and cert.auto_renew
         and cert.next_renewal_at is not None
         and state.version_id is None

@@ -32,6 +32,7 @@ from certautopilot.audit import service as audit
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
@@ -41,7 +42,7 @@ from certautopilot.renewal.models import RenewalState
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
-RENEWABLE = ("issued", "failed")
+RENEWABLE = (CertStatus.ISSUED, CertStatus.FAILED)
 WARNING_DAYS = (30, 14, 7, 1)
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 RATE_LIMITED_FLOOR_SECONDS = 3600.0
@@ -118,11 +119,11 @@ def reconcile(
         select(RenewalState, CertificateVersion, Certificate)
         .join(CertificateVersion, CertificateVersion.id == RenewalState.version_id)
         .join(Certificate, Certificate.id == RenewalState.certificate_id)
-        .where(CertificateVersion.status.in_(("issued", "failed")))
+        .where(CertificateVersion.status.in_((VersionStatus.ISSUED, VersionStatus.FAILED)))
     ).all()
     for state, version, cert in rows:
         state.version_id = None
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             state.attempts = 0
             state.gave_up_at = None
             continue
@@ -145,8 +146,10 @@ def _after_failure(
     error = cert.error or {}
     current = certificates.current_version(session, cert)
     still_valid = current is not None and current.not_after is not None and current.not_after > now
-    if still_valid and cert.status == "failed":
-        cert.status = "issued"  # the failed renewal does not make the valid certificate fail
+    if still_valid and cert.status == CertStatus.FAILED:
+        cert.status = transition(
+            cert.status, CertStatus.ISSUED
+        )  # the failed renewal does not make the valid certificate fail
     floor = error.get("retry_after")  # the CA's Retry-After, when it sent one
     if floor is None and error.get("type") == RATE_LIMITED:
         floor = RATE_LIMITED_FLOOR_SECONDS
@@ -164,7 +167,9 @@ def _after_failure(
         _event(session, cert, "renewal.retry_scheduled", {**detail, "next_at": retry.isoformat()})
         return
     cert.next_renewal_at = None
-    cert.status = "failed"  # attempts spent; ``current`` stays the valid certificate
+    cert.status = transition(
+        cert.status, CertStatus.FAILED
+    )  # attempts spent; ``current`` stays the valid certificate
     state.gave_up_at = now
     _event(session, cert, "renewal.failed", detail)
     expires = current.not_after.isoformat() if current and current.not_after else "unknown"

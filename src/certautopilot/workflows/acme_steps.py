@@ -26,6 +26,12 @@ from sqlalchemy.orm import Session
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import (
+    CertStatus,
+    VersionStatus,
+    transition,
+    transition_version,
+)
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -193,7 +199,7 @@ def begin(version_id: str) -> Plan:
     authoritative servers. On a failure after publishing, the records are removed."""
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status != "pending":
+        if version.status != VersionStatus.PENDING:
             return Plan(done=True)
         issuer_id = cert.issuer_id
         client = _client(session, issuer_id)
@@ -298,7 +304,7 @@ def _store_order_tx(
             version.csr_pem = csr_pem
             record_event(session, cert, "key.generated", {"key_type": key_type})
         version.order_url = order.url
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         issuer = session.get(Issuer, cert.issuer_id)
         if count and issuer is not None:
             orders.record_order(
@@ -346,7 +352,7 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
     records = [{"name": t.txt_name, "type": "TXT", "value": t.txt_value} for t in tasks]
     with tx() as session:
         _, cert = load(session, version_id)
-        cert.status = "awaiting_dns"
+        cert.status = transition(cert.status, CertStatus.AWAITING_DNS)
         cert.pending_action = {
             "kind": "manual_dns",
             "records": records,
@@ -381,7 +387,7 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
                 session, cert, "dns.manual.not_visible", {"missing": missing}, actor=confirmed_by
             )
             return False
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         cert.pending_action = None
         record_event(session, cert, "dns.manual.confirmed", {}, actor=confirmed_by)
         set_step(session, cert, "validating")
@@ -408,7 +414,7 @@ def complete(version_id: str, plan: Plan) -> None:
     pause_point("after_finalize")
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         _record_publication(session, cert, plan.published, plan.published_at, plan.confirmed_at)
         record_event(
@@ -497,7 +503,7 @@ def fail(
     published = plan.published if plan else []
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         handles = _zones(session, published)
     removed, failed = _remove_records(handles, published)
@@ -506,8 +512,8 @@ def fail(
         if plan is not None:
             _record_publication(session, cert, published, plan.published_at, plan.confirmed_at)
         _record_removals(session, cert, removed, failed)
-        version.status = "failed"
-        cert.status = "failed"
+        version.status = transition_version(version.status, VersionStatus.FAILED)
+        cert.status = transition(cert.status, CertStatus.FAILED)
         cert.pending_action = None
         cert.error = {"title": title, "detail": detail, "type": problem_type}
         if retry_after is not None:

@@ -26,6 +26,7 @@ from dbos import DBOS
 from sqlalchemy.orm import Session
 
 from certautopilot.certificates import material
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
@@ -34,6 +35,8 @@ from certautopilot.issuers.adcs import pages
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.adcs.client import AdcsClient, Issued
 from certautopilot.issuers.adcs.models import AdcsRequest
+from certautopilot.issuers.adcs.states import AdcsStatus
+from certautopilot.issuers.adcs.states import transition as adcs_transition
 from certautopilot.issuers.models import Issuer
 from certautopilot.workflows.acme_steps import retrying_step
 from certautopilot.workflows.faults import pause_point
@@ -93,7 +96,7 @@ def enroll(version_id: str) -> Enrollment:
     request id the CA already handed out is checked, never submitted again."""
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status != "pending":
+        if version.status != VersionStatus.PENDING:
             return Enrollment("done")
         request = session.get(AdcsRequest, version_id)
         template = request.template if request else adcs_issuers.template_of(session, cert.id)
@@ -146,7 +149,7 @@ def check(version_id: str, by: str | None) -> Enrollment:
     with tx() as session:
         version, cert = load(session, version_id)
         request = session.get(AdcsRequest, version_id)
-        if version.status != "pending" or request is None or request.request_id is None:
+        if version.status != VersionStatus.PENDING or request is None or request.request_id is None:
             return Enrollment("done")
         issuer_id, request_id, template = cert.issuer_id, request.request_id, request.template
     return _check(version_id, issuer_id, request_id, template, by)
@@ -208,7 +211,7 @@ def _open_request(version_id: str, template: str) -> None:
             session.add(
                 AdcsRequest(version_id=version_id, certificate_id=cert.id, template=template)
             )
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         set_step(session, cert, "submitting")
 
 
@@ -223,10 +226,10 @@ def _pending(version_id: str, issuer_id: str, request_id: int, template: str) ->
         request = session.get(AdcsRequest, version_id)
         assert request is not None
         request.request_id = request_id
-        request.status = "pending"
+        request.status = adcs_transition(request.status, AdcsStatus.PENDING)
         request.disposition = "Taken Under Submission"
         request.deadline_at = now + timedelta(seconds=timeout)
-        cert.status = "awaiting_ca"
+        cert.status = transition(cert.status, CertStatus.AWAITING_CA)
         cert.pending_action = {
             "kind": "ca_approval",
             "request_id": request_id,
@@ -300,7 +303,7 @@ def _denied(version_id: str, request_id: int | None, message: str, template: str
         request = session.get(AdcsRequest, version_id)
         if request is not None:
             request.request_id = request_id if request_id is not None else request.request_id
-            request.status = "denied"
+            request.status = adcs_transition(request.status, AdcsStatus.DENIED)
             request.disposition = message[:500]
         record_event(
             session,
@@ -325,7 +328,7 @@ def _store(
 ) -> None:
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         assert version.csr_pem is not None
         csr = x509.load_pem_x509_csr(version.csr_pem.encode())
@@ -340,7 +343,7 @@ def _store(
         request = session.get(AdcsRequest, version_id)
         if request is not None:
             request.request_id = issued.request_id
-            request.status = "issued"
+            request.status = adcs_transition(request.status, AdcsStatus.ISSUED)
             request.disposition = "Issued"
         record_event(
             session,

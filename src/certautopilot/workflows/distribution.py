@@ -40,6 +40,7 @@ from certautopilot.distribution import service
 from certautopilot.distribution.interfaces import DeployResult, DistributionError
 from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.distribution.schemas import RetryPolicy
+from certautopilot.distribution.states import DeployStatus, transition
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
 from certautopilot.workflows.faults import pause_point
@@ -162,7 +163,7 @@ def _superseded(session: Session, dep: Deployment, seq: int) -> bool:
         .where(
             Deployment.certificate_id == dep.certificate_id,
             Deployment.target_id == dep.target_id,
-            Deployment.status == "succeeded",
+            Deployment.status == DeployStatus.SUCCEEDED,
             CertificateVersion.seq > seq,
         )
         .limit(1)
@@ -185,14 +186,14 @@ def attempt_deployment(deployment_id: str, attempt: int) -> Outcome:
         target = session.get(DistributionTarget, dep.target_id)
         assert target is not None
         if _superseded(session, dep, version.seq):
-            dep.status = "superseded"
+            dep.status = transition(dep.status, DeployStatus.SUPERSEDED)
             dep.finished_at = utcnow()
             return Outcome("superseded")
         settings = service.load_settings(session, rt.kek, target)
         material = service.material_for(session, rt.kek, cert, version)
         link = session.get(CertificateTarget, (cert.id, target.id))
         state = dict(link.state) if link else {}
-        dep.status = "running"
+        dep.status = transition(dep.status, DeployStatus.RUNNING)
         dep.attempts = max(dep.attempts, attempt)
         dep.started_at = dep.started_at or utcnow()
         dep.next_attempt_at = None
@@ -261,7 +262,7 @@ def _record(
         }
         now = utcnow()
         if error is None:
-            dep.status = "succeeded"
+            dep.status = transition(dep.status, DeployStatus.SUCCEEDED)
             dep.error = None
             dep.finished_at = now
             dep.result = {"actions": list(result.actions), **dict(result.detail), **timing}
@@ -284,7 +285,7 @@ def _record(
                 (target.config.get("retry") if target else None) or {}
             )
             delay = retry.delay_before(attempt + 1)
-            dep.status = "retrying"
+            dep.status = transition(dep.status, DeployStatus.RETRYING)
             dep.next_attempt_at = now + timedelta(seconds=delay)
             record_event(
                 session,
@@ -293,7 +294,7 @@ def _record(
                 {**base, "error": str(error), "retry_in_seconds": delay},
             )
             return Outcome("retrying", delay)
-        dep.status = "failed"
+        dep.status = transition(dep.status, DeployStatus.FAILED)
         dep.finished_at = now
         record_event(session, cert, "cert.distribution_failed", {**base, "error": str(error)})
         _tell_admins(session, cert, job, attempt, error)

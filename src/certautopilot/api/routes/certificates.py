@@ -23,6 +23,7 @@ from certautopilot.certificates.schemas import (
     TimelineEvent,
     WeekCountOut,
 )
+from certautopilot.certificates.states import CertStatus
 from certautopilot.clock import utcnow
 from certautopilot.errors import Conflict
 
@@ -177,7 +178,7 @@ def timeline(cert_id: str, ctx: InProject, session: DbSession) -> Timeline:
 def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) -> CertificateOut:
     auth.require(ctx.actor, "operator", "Confirming DNS records")
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    if cert.status != "awaiting_dns":
+    if cert.status != CertStatus.AWAITING_DNS:
         raise Conflict(f"the certificate is not waiting for DNS records (status {cert.status})")
     version = certs.latest_version(session, cert)
     audit.record(
@@ -203,7 +204,7 @@ def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> 
     """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval)."""
     auth.require(ctx.actor, "operator", "Checking the CA")
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    if cert.status != "awaiting_ca":
+    if cert.status != CertStatus.AWAITING_CA:
         raise Conflict(f"the certificate is not waiting for the CA (status {cert.status})")
     version = certs.latest_version(session, cert)
     audit.record(

@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from certautopilot.api.routes import governance as api
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn
+from certautopilot.approvals.states import RequestStatus
 from certautopilot.web.common import DbSession, InProjectWeb, State, WebRoute, check_csrf
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -25,7 +26,7 @@ def list_requests(
         "requests/list.html",
         items=items,
         status=status,
-        statuses=("pending", "approved", "rejected", "expired", ""),
+        statuses=(*RequestStatus, ""),
         created=created,
     )
 
