@@ -17,6 +17,7 @@ from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.approvals.schemas import RequestOut
 from certautopilot.approvals.states import RequestStatus, transition
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
@@ -65,7 +66,7 @@ def create_request(
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
             session,
-            type="request.created",
+            type=EventType.REQUEST_CREATED,
             actor=actor.email,
             project_id=cert.project_id,
             subject_type=subject_type,
@@ -86,7 +87,7 @@ def create_request(
         session,
         launcher,
         project_id=cert.project_id,
-        event="request.created",
+        event=EventType.REQUEST_CREATED,
         recipients=approvers,
         certificate_id=cert.id,
         link=_link(session, row, base_url),
@@ -156,7 +157,7 @@ def decide(
     row.comment = comment or None
     row.decided_by = actor.email
     row.decided_at = now
-    event = "request.approved" if approve else "request.rejected"
+    event = EventType.REQUEST_APPROVED if approve else EventType.REQUEST_REJECTED
     detail = {"request_id": row.id, "comment": comment or None}
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
@@ -216,7 +217,7 @@ def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
             session,
-            type="request.expired",
+            type=EventType.REQUEST_EXPIRED,
             actor=audit.SYSTEM_ACTOR,
             project_id=row.project_id,
             subject_type=subject_type,

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -81,7 +82,7 @@ def _key_exported(
         detail["format"] = fmt
     audit.record(
         session,
-        type="key.exported",
+        type=EventType.KEY_EXPORTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -176,7 +177,7 @@ def _record_revocation(
     cert.step = None
     audit.record(
         session,
-        type="cert.revoked",
+        type=EventType.CERT_REVOKED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import states
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -116,7 +117,7 @@ def create_certificate(
         session,
         cert,
         actor,
-        "cert.requested",
+        EventType.CERT_REQUESTED,
         {
             "names": names,
             "key_type": pre.key_type,
@@ -127,7 +128,9 @@ def create_certificate(
     )
     warnings = [w.as_dict() for w in pre.warnings]
     if override is not None:
-        _event(session, cert, actor, "policy.overridden", {**override, "warnings": warnings})
+        _event(
+            session, cert, actor, EventType.POLICY_OVERRIDDEN, {**override, "warnings": warnings}
+        )
     approval = pre.rules.approval_required
     version = _new_version(
         session,
@@ -172,7 +175,7 @@ def _count_order(session: Session, cert: Certificate, version_id: str, now: date
 
 
 def _event(
-    session: Session, cert: Certificate, actor: Actor, type: str, detail: dict[str, Any]
+    session: Session, cert: Certificate, actor: Actor, type: EventType, detail: dict[str, Any]
 ) -> None:
     audit.record(
         session,
@@ -234,7 +237,7 @@ def renew_certificate(
         orders.require_budget(session, issuer=issuer, names=cert.names, now=now, limits=limits)
     audit.record(
         session,
-        type="cert.renewal_requested",
+        type=EventType.CERT_RENEWAL_REQUESTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -184,7 +185,7 @@ def create_target(
     session.add(target)
     audit.record(
         session,
-        type="target.created",
+        type=EventType.TARGET_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="target",
@@ -250,7 +251,7 @@ def update_target(
     }
     audit.record(
         session,
-        type="target.updated",
+        type=EventType.TARGET_UPDATED,
         actor=actor.email,
         project_id=target.project_id,
         subject_type="target",
@@ -286,7 +287,7 @@ def delete_target(session: Session, *, target: DistributionTarget, actor: Actor)
         session.delete(link)
     audit.record(
         session,
-        type="target.deleted",
+        type=EventType.TARGET_DELETED,
         actor=actor.email,
         project_id=target.project_id,
         subject_type="target",
@@ -404,7 +405,7 @@ def set_targets(
     attach(session, cert=cert, targets=targets)
     audit.record(
         session,
-        type="cert.targets_changed",
+        type=EventType.CERT_TARGETS_CHANGED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -649,7 +650,7 @@ def record_dry_run(
 ) -> None:
     audit.record(
         session,
-        type="cert.deploy_dry_run",
+        type=EventType.CERT_DEPLOY_DRY_RUN,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

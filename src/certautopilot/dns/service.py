@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.names import normalize_name
 from certautopilot.crypto import service as secrets
@@ -94,7 +95,7 @@ def create_zone(
     session.add(zone)
     audit.record(
         session,
-        type="zone.created",
+        type=EventType.ZONE_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="zone",

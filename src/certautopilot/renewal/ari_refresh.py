@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.states import CertStatus
@@ -147,7 +148,7 @@ def apply(
     cert.next_renewal_at = at
     audit.record(
         session,
-        type="renewal.scheduled",
+        type=EventType.RENEWAL_SCHEDULED,
         actor="scheduler",
         project_id=cert.project_id,
         subject_type="certificate",

@@ -29,6 +29,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -56,7 +57,7 @@ class Config:
     public_url: str = ""
 
 
-def _event(session: Session, cert: Certificate, type: str, detail: dict[str, Any]) -> None:
+def _event(session: Session, cert: Certificate, type: EventType, detail: dict[str, Any]) -> None:
     audit.record(
         session,
         type=type,
@@ -164,20 +165,25 @@ def _after_failure(
     }
     if retry is not None and cert.auto_renew:
         cert.next_renewal_at = retry
-        _event(session, cert, "renewal.retry_scheduled", {**detail, "next_at": retry.isoformat()})
+        _event(
+            session,
+            cert,
+            EventType.RENEWAL_RETRY_SCHEDULED,
+            {**detail, "next_at": retry.isoformat()},
+        )
         return
     cert.next_renewal_at = None
     cert.status = transition(
         cert.status, CertStatus.FAILED
     )  # attempts spent; ``current`` stays the valid certificate
     state.gave_up_at = now
-    _event(session, cert, "renewal.failed", detail)
+    _event(session, cert, EventType.RENEWAL_FAILED, detail)
     expires = current.not_after.isoformat() if current and current.not_after else "unknown"
     _notify(
         session,
         launcher,
         cert,
-        event="renewal.failed",
+        event=EventType.RENEWAL_FAILED,
         subject=f"Renewal of {cert.common_name} failed {state.attempts} times",
         text=(
             f"The automatic renewal of {cert.common_name} failed {state.attempts} times in a "
@@ -239,7 +245,7 @@ def start_renewal(
                 _event(
                     session,
                     cert,
-                    "renewal.deferred",
+                    EventType.RENEWAL_DEFERRED,
                     {
                         "reason": verdict.reason,
                         "limit": verdict.limit,
@@ -281,7 +287,7 @@ def start_renewal(
     _event(
         session,
         cert,
-        "cert.renewal_started",
+        EventType.CERT_RENEWAL_STARTED,
         {
             "version": version.seq,
             "from_version": from_version,
@@ -337,12 +343,12 @@ def expiry_warnings(
             "automatic renewal gave up" if gave_up else "automatic renewal is off"
         )
         detail = {"days": days, "not_after": version.not_after.isoformat(), "version": version.seq}
-        _event(session, cert, "cert.expiry_warning", detail)
+        _event(session, cert, EventType.CERT_EXPIRY_WARNING, detail)
         _notify(
             session,
             launcher,
             cert,
-            event="cert.expiry_warning",
+            event=EventType.CERT_EXPIRY_WARNING,
             subject=f"Certificate for {cert.common_name} expires within {days} day(s)",
             text=(
                 f"The certificate for {cert.common_name} expires at "

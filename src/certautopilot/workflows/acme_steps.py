@@ -23,6 +23,7 @@ from dbos import DBOS
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
@@ -302,7 +303,7 @@ def _store_order_tx(
         if key_pem is not None:
             material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
-            record_event(session, cert, "key.generated", {"key_type": key_type})
+            record_event(session, cert, EventType.KEY_GENERATED, {"key_type": key_type})
         version.order_url = order.url
         cert.status = transition(cert.status, CertStatus.ISSUING)
         issuer = session.get(Issuer, cert.issuer_id)
@@ -318,7 +319,7 @@ def _store_order_tx(
         detail = {"order_url": order.url}
         if order.replaces:
             detail["replaces"] = order.replaces
-        record_event(session, cert, "acme.order.created", detail)
+        record_event(session, cert, EventType.ACME_ORDER_CREATED, detail)
         set_step(session, cert, "authorizing")
 
 
@@ -359,7 +360,7 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
             "message": "Publish these TXT records at your DNS host, then confirm.",
         }
         set_step(session, cert, "awaiting_dns")
-        record_event(session, cert, "dns.manual.requested", {"records": records})
+        record_event(session, cert, EventType.DNS_MANUAL_REQUESTED, {"records": records})
 
 
 @DBOS.step(name="dns.check_manual")
@@ -384,12 +385,16 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
             )
             cert.pending_action = {**(cert.pending_action or {}), "message": message}
             record_event(
-                session, cert, "dns.manual.not_visible", {"missing": missing}, actor=confirmed_by
+                session,
+                cert,
+                EventType.DNS_MANUAL_NOT_VISIBLE,
+                {"missing": missing},
+                actor=confirmed_by,
             )
             return False
         cert.status = transition(cert.status, CertStatus.ISSUING)
         cert.pending_action = None
-        record_event(session, cert, "dns.manual.confirmed", {}, actor=confirmed_by)
+        record_event(session, cert, EventType.DNS_MANUAL_CONFIRMED, {}, actor=confirmed_by)
         set_step(session, cert, "validating")
     return True
 
@@ -420,7 +425,7 @@ def complete(version_id: str, plan: Plan) -> None:
         record_event(
             session,
             cert,
-            "acme.authorizations.valid",
+            EventType.ACME_AUTHORIZATIONS_VALID,
             {"names": sorted({t.name for t in plan.tasks})},
             at=validated_at,
         )
@@ -443,7 +448,7 @@ def _record_publication(
         record_event(
             session,
             cert,
-            "dns.record.published",
+            EventType.DNS_RECORD_PUBLISHED,
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
             at=at,
         )
@@ -451,7 +456,7 @@ def _record_publication(
         record_event(
             session,
             cert,
-            "dns.propagation.confirmed",
+            EventType.DNS_PROPAGATION_CONFIRMED,
             {"names": sorted({t.txt_name for t in published})},
             at=datetime.fromisoformat(confirmed_at),
         )
@@ -483,11 +488,13 @@ def _record_removals(
         record_event(
             session,
             cert,
-            "dns.record.removed",
+            EventType.DNS_RECORD_REMOVED,
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
         )
     for t, why in failed:
-        record_event(session, cert, "dns.record.cleanup_failed", {"name": t.txt_name, "error": why})
+        record_event(
+            session, cert, EventType.DNS_RECORD_CLEANUP_FAILED, {"name": t.txt_name, "error": why}
+        )
 
 
 @DBOS.step(name="cert.fail")
@@ -522,7 +529,7 @@ def fail(
         record_event(
             session,
             cert,
-            "cert.failed",
+            EventType.CERT_FAILED,
             {"title": title, "detail": detail, "type": problem_type, "version": version.seq},
         )
         _tell_requester(session, cert, title, detail)
@@ -537,7 +544,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
         session,
         launcher(),
         project_id=cert.project_id,
-        event="cert.failed",
+        event=EventType.CERT_FAILED,
         recipients=[requester.email] if requester else [],
         certificate_id=cert.id,
         link=f"{base}/projects/{project.slug if project else cert.project_id}"

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.clock import utcnow
@@ -200,7 +201,7 @@ def _store_key(version_id: str, csr_pem: str, key_pem: bytes, key_type: str) -> 
             return version.csr_pem
         material.store_private_key(session, runtime().kek, version, key_pem)
         version.csr_pem = csr_pem
-        record_event(session, cert, "key.generated", {"key_type": key_type})
+        record_event(session, cert, EventType.KEY_GENERATED, {"key_type": key_type})
     return csr_pem
 
 
@@ -245,7 +246,7 @@ def _pending(version_id: str, issuer_id: str, request_id: int, template: str) ->
         record_event(
             session,
             cert,
-            "adcs.request.pending",
+            EventType.ADCS_REQUEST_PENDING,
             {
                 "request_id": request_id,
                 "template": template,
@@ -271,7 +272,7 @@ def _still_pending(
             record_event(
                 session,
                 cert,
-                "adcs.request.checked",
+                EventType.ADCS_REQUEST_CHECKED,
                 {"request_id": request_id, "result": problem or "still pending"},
                 actor=by or "system",
             )
@@ -308,7 +309,7 @@ def _denied(version_id: str, request_id: int | None, message: str, template: str
         record_event(
             session,
             cert,
-            "adcs.request.denied",
+            EventType.ADCS_REQUEST_DENIED,
             {"request_id": request_id, "template": template, "disposition": message},
         )
 
@@ -348,7 +349,7 @@ def _store(
         record_event(
             session,
             cert,
-            "adcs.request.issued",
+            EventType.ADCS_REQUEST_ISSUED,
             {
                 "request_id": issued.request_id,
                 "template": request.template if request else None,
@@ -358,7 +359,7 @@ def _store(
         )
         missing = sorted(set(cert.names) - set(keys.cert_info(pages.to_pem([leaf])).names))
         if missing:
-            record_event(session, cert, "adcs.names_missing", {"names": missing})
+            record_event(session, cert, EventType.ADCS_NAMES_MISSING, {"names": missing})
         store_issued(session, cert, version, chain_pem)
 
 

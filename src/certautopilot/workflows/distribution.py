@@ -34,6 +34,7 @@ from dbos import DBOS, DBOSClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.distribution import service
@@ -104,7 +105,7 @@ def fan_out(session: Session, cert: Certificate, version: CertificateVersion) ->
         record_event(
             session,
             cert,
-            "distribution.skipped",
+            EventType.DISTRIBUTION_SKIPPED,
             {"reason": "certificates from your own CSR are never distributed"},
         )
         return 0
@@ -270,7 +271,7 @@ def _record(
             if link is not None and result.state:
                 link.state = {**link.state, **dict(result.state)}
             record_event(
-                session, cert, "cert.distributed", {**base, "actions": list(result.actions)}
+                session, cert, EventType.CERT_DISTRIBUTED, {**base, "actions": list(result.actions)}
             )
             return Outcome("succeeded")
         dep.error = {
@@ -290,13 +291,15 @@ def _record(
             record_event(
                 session,
                 cert,
-                "distribution.attempt_failed",
+                EventType.DISTRIBUTION_ATTEMPT_FAILED,
                 {**base, "error": str(error), "retry_in_seconds": delay},
             )
             return Outcome("retrying", delay)
         dep.status = transition(dep.status, DeployStatus.FAILED)
         dep.finished_at = now
-        record_event(session, cert, "cert.distribution_failed", {**base, "error": str(error)})
+        record_event(
+            session, cert, EventType.CERT_DISTRIBUTION_FAILED, {**base, "error": str(error)}
+        )
         _tell_admins(session, cert, job, attempt, error)
         return Outcome("failed")
 
@@ -316,7 +319,7 @@ def _tell_admins(
         session,
         launcher(),
         project_id=cert.project_id,
-        event="cert.distribution_failed",
+        event=EventType.CERT_DISTRIBUTION_FAILED,
         recipients=notifications.emails_with_roles(session, cert.project_id, ("admin",)),
         certificate_id=cert.id,
         link=f"{base}/projects/{project.slug if project else cert.project_id}"

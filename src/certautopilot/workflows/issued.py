@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.states import (
@@ -53,7 +54,7 @@ def store_issued(
     record_event(
         session,
         cert,
-        "cert.renewed" if version.reason == "renew" else "cert.issued",
+        EventType.CERT_RENEWED if version.reason == "renew" else EventType.CERT_ISSUED,
         {
             "serial": info.serial_hex,
             "not_after": info.not_after.isoformat(),
@@ -63,7 +64,10 @@ def store_issued(
     )
     if cert.next_renewal_at is not None:
         record_event(
-            session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
+            session,
+            cert,
+            EventType.RENEWAL_SCHEDULED,
+            {"next_at": cert.next_renewal_at.isoformat()},
         )
     fan_out(session, cert, version)  # deployments enqueued in this same transaction
     return info

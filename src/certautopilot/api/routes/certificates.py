@@ -7,6 +7,7 @@ from fastapi.responses import PlainTextResponse, Response
 
 from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory, lifecycle
 from certautopilot.certificates import service as certs
@@ -183,7 +184,7 @@ def dns_confirm(cert_id: str, ctx: InProject, session: DbSession, state: State) 
     version = certs.latest_version(session, cert)
     audit.record(
         session,
-        type="dns.manual.confirm_requested",
+        type=EventType.DNS_MANUAL_CONFIRM_REQUESTED,
         actor=ctx.actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -209,7 +210,7 @@ def check_ca(cert_id: str, ctx: InProject, session: DbSession, state: State) -> 
     version = certs.latest_version(session, cert)
     audit.record(
         session,
-        type="adcs.check_requested",
+        type=EventType.ADCS_CHECK_REQUESTED,
         actor=ctx.actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

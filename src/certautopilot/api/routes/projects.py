@@ -5,6 +5,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from certautopilot.api.deps import CurrentUser, DbSession, InProject
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth import service as auth
 from certautopilot.projects import service as projects
 
@@ -64,7 +65,7 @@ def add_member(body: MemberIn, ctx: InProject, session: DbSession) -> MemberOut:
     auth.set_membership(session, project_id=ctx.project.id, user=user, role=body.role)
     audit.record(
         session,
-        type="member.set",
+        type=EventType.MEMBER_SET,
         actor=ctx.actor.email,
         project_id=ctx.project.id,
         subject_type="project",

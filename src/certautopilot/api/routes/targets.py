@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from certautopilot.api.deps import DbSession, InProject, State
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth import service as auth
 from certautopilot.certificates import service as certs
 from certautopilot.clock import utcnow
@@ -130,7 +131,7 @@ def deploy(
     )
     audit.record(
         session,
-        type="cert.deploy_requested",
+        type=EventType.CERT_DEPLOY_REQUESTED,
         actor=ctx.actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
