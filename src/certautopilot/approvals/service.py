@@ -20,6 +20,7 @@ from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.schemas import CertificateError
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
 from certautopilot.certificates.states import transition as cert_transition
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -175,7 +176,9 @@ def decide(
     else:
         cert.status = cert_transition(cert.status, CertStatus.REJECTED)
         cert.step = None
-        cert.error = {"title": "Request rejected", "detail": comment, "type": None}
+        cert.error = CertificateError(title="Request rejected", detail=comment).model_dump(
+            mode="json"
+        )
         _close_version(session, row)
     verdict = "approved" if approve else "rejected"
     notifications.notify(
@@ -208,11 +211,10 @@ def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
     _close_version(session, row)
     cert.status = cert_transition(cert.status, CertStatus.REJECTED)
     cert.step = None
-    cert.error = {
-        "title": "Request expired",
-        "detail": f"Nobody decided the request by {row.expires_at.isoformat()}.",
-        "type": None,
-    }
+    cert.error = CertificateError(
+        title="Request expired",
+        detail=f"Nobody decided the request by {row.expires_at.isoformat()}.",
+    ).model_dump(mode="json")
     detail = {"request_id": row.id, "expired_at": now.isoformat()}
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(

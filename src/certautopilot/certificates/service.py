@@ -23,9 +23,11 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.preflight import Preflight, preflight
 from certautopilot.certificates.schemas import (
     REVOCATION_REASONS,
+    CertificateError,
     CertificateIn,
     CertificateOut,
     VersionSummary,
+    pending_action_of,
 )
 from certautopilot.certificates.states import CertStatus, transition
 from certautopilot.distribution import service as distribution
@@ -347,10 +349,10 @@ def _out(
         auto_renew_disabled_reason=cert.auto_renew_disabled_reason,
         renewal_window=cert.renewal_window,
         status=cert.status,
-        pending_action=cert.pending_action,
+        pending_action=pending_action_of(cert.pending_action),
         current=current,
         renewal={"next_at": cert.next_renewal_at} if cert.next_renewal_at else None,
-        error=cert.error,
+        error=CertificateError.model_validate(cert.error) if cert.error else None,
         approval_request=request,
         csr_provided=cert.csr_provided,
         acme_profile=acme_profile,

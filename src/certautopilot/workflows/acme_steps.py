@@ -27,6 +27,7 @@ from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.schemas import CertificateError, ManualDnsAction, TxtRecord
 from certautopilot.certificates.states import (
     CertStatus,
     VersionStatus,
@@ -350,15 +351,14 @@ def _tasks(found: list[Dns01Challenge], overrides: dict[str, Any]) -> list[Chall
 
 @DBOS.step(name="dns.request_manual")
 def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
-    records = [{"name": t.txt_name, "type": "TXT", "value": t.txt_value} for t in tasks]
+    records = [TxtRecord(name=t.txt_name, value=t.txt_value).model_dump() for t in tasks]
     with tx() as session:
         _, cert = load(session, version_id)
         cert.status = transition(cert.status, CertStatus.AWAITING_DNS)
-        cert.pending_action = {
-            "kind": "manual_dns",
-            "records": records,
-            "message": "Publish these TXT records at your DNS host, then confirm.",
-        }
+        cert.pending_action = ManualDnsAction(
+            records=[TxtRecord.model_validate(r) for r in records],
+            message="Publish these TXT records at your DNS host, then confirm.",
+        ).model_dump(mode="json")
         set_step(session, cert, "awaiting_dns")
         record_event(session, cert, EventType.DNS_MANUAL_REQUESTED, {"records": records})
 
@@ -383,7 +383,11 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
                 + ", ".join(missing)
                 + ". Check the record and confirm again once it is published."
             )
-            cert.pending_action = {**(cert.pending_action or {}), "message": message}
+            if cert.pending_action is not None:
+                action = ManualDnsAction.model_validate(cert.pending_action)
+                cert.pending_action = action.model_copy(update={"message": message}).model_dump(
+                    mode="json"
+                )
             record_event(
                 session,
                 cert,
@@ -522,9 +526,12 @@ def fail(
         version.status = transition_version(version.status, VersionStatus.FAILED)
         cert.status = transition(cert.status, CertStatus.FAILED)
         cert.pending_action = None
-        cert.error = {"title": title, "detail": detail, "type": problem_type}
-        if retry_after is not None:
-            cert.error["retry_after"] = retry_after  # the renewal backoff honours it
+        cert.error = CertificateError(
+            title=title,
+            detail=detail,
+            type=problem_type,
+            retry_after=retry_after,  # the renewal backoff honours it
+        ).model_dump(mode="json")
         set_step(session, cert, None)
         record_event(
             session,

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
+from certautopilot.certificates.schemas import CaApprovalAction
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
@@ -231,17 +232,16 @@ def _pending(version_id: str, issuer_id: str, request_id: int, template: str) ->
         request.disposition = "Taken Under Submission"
         request.deadline_at = now + timedelta(seconds=timeout)
         cert.status = transition(cert.status, CertStatus.AWAITING_CA)
-        cert.pending_action = {
-            "kind": "ca_approval",
-            "request_id": request_id,
-            "template": template,
-            "deadline": request.deadline_at.isoformat(),
-            "message": (
+        cert.pending_action = CaApprovalAction(
+            request_id=request_id,
+            template=template,
+            deadline=request.deadline_at,
+            message=(
                 f"Request {request_id} (template {template}) waits for a CA manager's "
                 f"approval on the CA. The service checks every {int(interval)} s; "
                 "POST …/check-ca checks now."
             ),
-        }
+        ).model_dump(mode="json")
         set_step(session, cert, "awaiting_ca")
         record_event(
             session,
@@ -277,11 +277,10 @@ def _still_pending(
                 actor=by or "system",
             )
         if cert.pending_action is not None:
-            cert.pending_action = {
-                **cert.pending_action,
-                "last_checked_at": now.isoformat(),
-                "last_problem": problem,
-            }
+            action = CaApprovalAction.model_validate(cert.pending_action)
+            cert.pending_action = action.model_copy(
+                update={"last_checked_at": now, "last_problem": problem}
+            ).model_dump(mode="json")
         interval = float(issuer.config["check_interval_seconds"])
         days = float(issuer.config["approval_timeout_seconds"]) / 86_400
     if now >= deadline:
