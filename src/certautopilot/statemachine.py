@@ -36,7 +36,7 @@ class Machine(Generic[S]):
         try:
             state = self.states(current)
         except ValueError:
-            raise IllegalTransition(self.name, current, new) from None
+            raise IllegalTransition(self.name, str(current), str(new)) from None
         if not self.allowed(state, new):
-            raise IllegalTransition(self.name, state, new)
+            raise IllegalTransition(self.name, str(state), str(new))
         return new

@@ -118,6 +118,7 @@ def test_every_pair(fn: Callable[[str, Any], Any], current: str, new: str, allow
         with pytest.raises(IllegalTransition) as info:
             fn(current, new)
         assert (info.value.current, info.value.new) == (current, new)
+        assert str(info.value) == f"a {info.value.machine} cannot move from '{current}' to '{new}'"
 
 
 @pytest.mark.parametrize(("machine", "fn", "moves"), EXPECTED, ids=lambda x: getattr(x, "name", ""))
