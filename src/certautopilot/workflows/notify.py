@@ -5,6 +5,7 @@ from __future__ import annotations
 from dbos import DBOS
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.clock import utcnow
 from certautopilot.errors import NotificationError
 from certautopilot.notifications import service as notifications
@@ -65,7 +66,7 @@ def failed(notification_id: str, error: str) -> None:
         )
         audit.record(
             session,
-            type="notification.failed",
+            type=EventType.NOTIFICATION_FAILED,
             actor=audit.SYSTEM_ACTOR,
             project_id=row.project_id,
             subject_type=subject[0],
