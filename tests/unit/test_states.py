@@ -19,6 +19,7 @@ from certautopilot.certificates import states as cert_states
 from certautopilot.distribution import states as deploy_states
 from certautopilot.errors import Conflict, IllegalTransition
 from certautopilot.issuers.adcs import states as adcs_states
+from certautopilot.notifications import states as notification_states
 from certautopilot.statemachine import Machine
 
 C = cert_states.CertStatus
@@ -26,6 +27,7 @@ V = cert_states.VersionStatus
 D = deploy_states.DeployStatus
 R = approval_states.RequestStatus
 A = adcs_states.AdcsStatus
+N = notification_states.DeliveryStatus
 
 # What the code does, written out once more by hand: (machine, transition function, moves).
 EXPECTED: list[tuple[Machine[Any], Callable[[str, Any], Any], set[tuple[str, str]]]] = [
@@ -99,6 +101,11 @@ EXPECTED: list[tuple[Machine[Any], Callable[[str, Any], Any], set[tuple[str, str
             (A.PENDING, A.ISSUED),
             (A.PENDING, A.DENIED),
         },
+    ),
+    (
+        notification_states.DELIVERY,
+        notification_states.transition,
+        {(N.PENDING, N.SENT), (N.PENDING, N.FAILED)},
     ),
 ]
 
