@@ -16,6 +16,7 @@ Tree::
     ├── Unauthenticated                     401
     ├── Forbidden                           403
     ├── Conflict                            409
+    │   └── IllegalTransition               409  a state machine refused a move (states.py)
     ├── RateLimited                         429  a new order would exceed the CA's limits
     ├── ConfigError                         500  bad settings or plugin set-up, at start
     ├── CryptoError                         500  decrypt failure, wrong KEK, tampering
@@ -75,6 +76,20 @@ class Forbidden(CertAutoPilotError):
 class Conflict(CertAutoPilotError):
     status = 409
     title = "Conflict"
+
+
+class IllegalTransition(Conflict):
+    """A state machine refused a move its table does not allow (a bug or a race lost).
+
+    ``machine`` names the state machine ("certificate", "deployment", ...); ``current``
+    and ``new`` are the state values."""
+
+    title = "Illegal state transition"
+
+    def __init__(self, machine: str, current: str, new: str) -> None:
+        super().__init__(f"a {machine} cannot move from {current!r} to {new!r}")
+        self.args = (machine, current, new)
+        self.machine, self.current, self.new = machine, current, new
 
 
 class RateLimited(CertAutoPilotError):

@@ -11,7 +11,7 @@ Families (entry-point groups, :class:`Family`)::
     certautopilot.dns_providers           rfc2136, manual, every dns-lexicon provider
     certautopilot.targets                 ssh, local, haproxy, webhook, aws-acm, ...
     certautopilot.kek                     file, env
-    certautopilot.notification_channels   smtp, webhook
+    certautopilot.notification_channels   email (SMTP), webhook
 
 The contract (what an entry point must load to):
 

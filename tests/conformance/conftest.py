@@ -63,7 +63,13 @@ from certautopilot.distribution.targets.vault_kv import VaultKvConfig, VaultKvTa
 from certautopilot.distribution.targets.webhook import WebhookConfig, WebhookTarget, verify
 from certautopilot.notifications.interfaces import Sender
 from certautopilot.notifications.memory import MemorySender, Outbox
-from certautopilot.notifications.senders import SmtpSender, WebhookSender, signature
+from certautopilot.notifications.senders import (
+    EmailConfig,
+    SmtpSender,
+    WebhookSender,
+    signature,
+)
+from certautopilot.notifications.senders import WebhookConfig as HookConfig
 from tests.integration import distribution_servers as ds
 from tests.integration._receivers import Inbox, webhook_receiver
 
@@ -653,14 +659,15 @@ def _smtp(handler: Inbox, auth: _PasswordCheck) -> Iterator[int]:
         controller.stop()
 
 
-def _smtp_config(port: int) -> dict[str, Any]:
-    return {
-        "host": "127.0.0.1",
-        "port": port,
-        "security": "none",
-        "username": "notifier",
-        "from_addr": "certautopilot@example.test",
-    }
+def _smtp_config(port: int) -> EmailConfig:
+    return EmailConfig(
+        host="127.0.0.1",
+        port=port,
+        security="none",
+        username="notifier",
+        password=SMTP_PASSWORD,
+        from_addr="certautopilot@example.test",
+    )
 
 
 def _received_mail(inbox: Inbox) -> list[Received]:
@@ -696,10 +703,10 @@ def _sender_backend(name: str) -> Iterator[SenderBackend]:
 
             yield SenderBackend(
                 "smtp",
-                lambda: SmtpSender(_smtp_config(port), SMTP_PASSWORD, timeout=5),
+                lambda: SmtpSender(_smtp_config(port), timeout=5),
                 received,
-                lambda: SmtpSender(_smtp_config(closed_port()), SMTP_PASSWORD, timeout=5),
-                lambda: SmtpSender(_smtp_config(refusing), SMTP_PASSWORD, timeout=5),
+                lambda: SmtpSender(_smtp_config(closed_port()), timeout=5),
+                lambda: SmtpSender(_smtp_config(refusing), timeout=5),
                 (SMTP_PASSWORD,),
                 addresses_people=True,
             )
@@ -721,7 +728,7 @@ def _sender_backend(name: str) -> Iterator[SenderBackend]:
                 return out
 
             def hook(url: str) -> Sender:
-                return WebhookSender({"url": url}, HOOK_SECRET, timeout=5)
+                return WebhookSender(HookConfig(url=url, secret=HOOK_SECRET), timeout=5)
 
             yield SenderBackend(
                 "webhook",

@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from certautopilot.approvals.states import RequestStatus
 from certautopilot.clock import utcnow
 from certautopilot.db.base import Base, new_id
 
@@ -24,7 +25,7 @@ class ApprovalRequest(Base):
     version_id: Mapped[str] = mapped_column(String(32))
     requester_id: Mapped[str] = mapped_column(String(32))
     requester_email: Mapped[str] = mapped_column(String(320))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.PENDING)
     request: Mapped[dict[str, Any]] = mapped_column(default=dict)
     warnings: Mapped[list[dict[str, Any]]] = mapped_column(default=list)
     override: Mapped[dict[str, Any] | None] = mapped_column(default=None)

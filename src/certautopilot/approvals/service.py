@@ -16,15 +16,20 @@ from sqlalchemy.orm import Session
 from certautopilot import links
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.approvals.schemas import RequestOut
+from certautopilot.approvals.states import RequestStatus, transition
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.schemas import CertificateError
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
+from certautopilot.certificates.states import transition as cert_transition
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.service import NotificationLauncher
 from certautopilot.projects.models import Project
 
-STATUSES = ("pending", "approved", "rejected", "expired")
+STATUSES = tuple(RequestStatus)
 
 
 def _link(session: Session, row: ApprovalRequest, base_url: str) -> str:
@@ -63,7 +68,7 @@ def create_request(
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
             session,
-            type="request.created",
+            type=EventType.REQUEST_CREATED,
             actor=actor.email,
             project_id=cert.project_id,
             subject_type=subject_type,
@@ -84,7 +89,7 @@ def create_request(
         session,
         launcher,
         project_id=cert.project_id,
-        event="request.created",
+        event=EventType.REQUEST_CREATED,
         recipients=approvers,
         certificate_id=cert.id,
         link=_link(session, row, base_url),
@@ -139,7 +144,7 @@ def decide(
     reason = why_cannot_decide(row, actor)
     if reason:
         raise Forbidden(reason)
-    if row.status != "pending":
+    if row.status != RequestStatus.PENDING:
         raise Conflict(f"the request is {row.status} already")
     if now >= row.expires_at:
         raise Conflict("the request has expired; the requester must submit it again")
@@ -148,11 +153,13 @@ def decide(
         raise InvalidInput.field("comment", "is required to reject: say why")
     cert = session.get(Certificate, row.certificate_id)
     assert cert is not None
-    row.status = "approved" if approve else "rejected"
+    row.status = transition(
+        row.status, RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+    )
     row.comment = comment or None
     row.decided_by = actor.email
     row.decided_at = now
-    event = "request.approved" if approve else "request.rejected"
+    event = EventType.REQUEST_APPROVED if approve else EventType.REQUEST_REJECTED
     detail = {"request_id": row.id, "comment": comment or None}
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
@@ -165,12 +172,14 @@ def decide(
             detail=detail,
         )
     if approve:
-        cert.status = "requested"
+        cert.status = cert_transition(cert.status, CertStatus.REQUESTED)
         cert.step = "queued"
     else:
-        cert.status = "rejected"
+        cert.status = cert_transition(cert.status, CertStatus.REJECTED)
         cert.step = None
-        cert.error = {"title": "Request rejected", "detail": comment, "type": None}
+        cert.error = CertificateError(title="Request rejected", detail=comment).model_dump(
+            mode="json"
+        )
         _close_version(session, row)
     verdict = "approved" if approve else "rejected"
     notifications.notify(
@@ -189,30 +198,29 @@ def decide(
 
 def _close_version(session: Session, row: ApprovalRequest) -> None:
     version = session.get(CertificateVersion, row.version_id)
-    if version is not None and version.status == "pending":
-        version.status = "rejected"
+    if version is not None and version.status == VersionStatus.PENDING:
+        version.status = transition_version(version.status, VersionStatus.REJECTED)
 
 
 def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
-    if row.status != "pending" or now < row.expires_at:
+    if row.status != RequestStatus.PENDING or now < row.expires_at:
         return
-    row.status = "expired"
+    row.status = transition(row.status, RequestStatus.EXPIRED)
     row.decided_at = now
     cert = session.get(Certificate, row.certificate_id)
     assert cert is not None
     _close_version(session, row)
-    cert.status = "rejected"
+    cert.status = cert_transition(cert.status, CertStatus.REJECTED)
     cert.step = None
-    cert.error = {
-        "title": "Request expired",
-        "detail": f"Nobody decided the request by {row.expires_at.isoformat()}.",
-        "type": None,
-    }
+    cert.error = CertificateError(
+        title="Request expired",
+        detail=f"Nobody decided the request by {row.expires_at.isoformat()}.",
+    ).model_dump(mode="json")
     detail = {"request_id": row.id, "expired_at": now.isoformat()}
     for subject_type, subject_id in (("request", row.id), ("certificate", cert.id)):
         audit.record(
             session,
-            type="request.expired",
+            type=EventType.REQUEST_EXPIRED,
             actor=audit.SYSTEM_ACTOR,
             project_id=row.project_id,
             subject_type=subject_type,
@@ -222,7 +230,9 @@ def expire(session: Session, *, row: ApprovalRequest, now: datetime) -> None:
 
 
 def to_out(row: ApprovalRequest, actor: Actor) -> RequestOut:
-    reason = why_cannot_decide(row, actor) if row.status == "pending" else "already decided"
+    reason = (
+        why_cannot_decide(row, actor) if row.status == RequestStatus.PENDING else "already decided"
+    )
     return RequestOut(
         id=row.id,
         certificate_id=row.certificate_id,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.audit.models import AuditEvent
 from certautopilot.clock import utcnow
 
@@ -17,7 +18,7 @@ SYSTEM_ACTOR = "system"
 def record(
     session: Session,
     *,
-    type: str,
+    type: EventType,
     actor: str,
     project_id: str | None,
     subject_type: str,

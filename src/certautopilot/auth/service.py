@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import ROLES, ApiToken, Membership, User
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 
@@ -71,7 +72,7 @@ def create_token(session: Session, *, user: User, name: str = "") -> str:
     session.flush()
     audit.record(
         session,
-        type="token.created",
+        type=EventType.TOKEN_CREATED,
         actor=user.email,
         project_id=None,
         subject_type="user",
@@ -98,7 +99,7 @@ def revoke_token(session: Session, *, user: User, token_id: str) -> ApiToken:
         raise NotFound("no such API token of yours")
     audit.record(
         session,
-        type="token.revoked",
+        type=EventType.TOKEN_REVOKED,
         actor=user.email,
         project_id=None,
         subject_type="user",
@@ -214,7 +215,7 @@ def remove_membership(session: Session, *, project_id: str, email: str, actor: A
     session.delete(row)
     audit.record(
         session,
-        type="member.removed",
+        type=EventType.MEMBER_REMOVED,
         actor=actor.email,
         project_id=project_id,
         subject_type="project",

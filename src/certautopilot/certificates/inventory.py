@@ -24,19 +24,10 @@ from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal, or_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from certautopilot.certificates.models import Certificate
+from certautopilot.certificates.states import CertStatus
 from certautopilot.errors import InvalidInput
 
-STATUSES = (
-    "requested",
-    "awaiting_approval",
-    "awaiting_dns",
-    "awaiting_ca",
-    "issuing",
-    "issued",
-    "failed",
-    "rejected",
-    "revoked",
-)
+STATUSES = tuple(CertStatus)
 SORT_KEYS: dict[str, InstrumentedAttribute[Any]] = {
     "common_name": Certificate.common_name,
     "not_after": Certificate.not_after,
@@ -203,7 +194,7 @@ def expiry_histogram(
     where = [
         Certificate.project_id == project_id,
         col.is_not(None),
-        Certificate.status != "revoked",
+        Certificate.status != CertStatus.REVOKED,
     ]
     if issuer_id:
         where.append(Certificate.issuer_id == issuer_id)

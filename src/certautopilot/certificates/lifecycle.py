@@ -8,10 +8,17 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.service import current_version, reason_code
+from certautopilot.certificates.states import (
+    CertStatus,
+    VersionStatus,
+    transition,
+    transition_version,
+)
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -75,7 +82,7 @@ def _key_exported(
         detail["format"] = fmt
     audit.record(
         session,
-        type="key.exported",
+        type=EventType.KEY_EXPORTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -146,7 +153,7 @@ def prepare_revocation(
     CA and then records it here with ``record_only`` (audited as such)."""
     require(actor, "admin", "Revoking a certificate")
     code = reason_code(reason)
-    if cert.status == "revoked":
+    if cert.status == CertStatus.REVOKED:
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
     issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
@@ -187,15 +194,15 @@ def _record_revocation(
     actor: Actor,
     extra: dict[str, Any],
 ) -> None:
-    version.status = "revoked"
+    version.status = transition_version(version.status, VersionStatus.REVOKED)
     version.revoked_at = utcnow()
     version.revocation_reason = reason
-    cert.status = "revoked"
+    cert.status = transition(cert.status, CertStatus.REVOKED)
     cert.next_renewal_at = None
     cert.step = None
     audit.record(
         session,
-        type="cert.revoked",
+        type=EventType.CERT_REVOKED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

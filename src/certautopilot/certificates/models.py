@@ -6,6 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from certautopilot.certificates.states import CertStatus, VersionStatus
 from certautopilot.clock import utcnow
 from certautopilot.db.base import Base, new_id
 
@@ -40,7 +41,7 @@ class Certificate(Base):
     renewal_window: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     challenge_overrides: Mapped[dict[str, Any]] = mapped_column(default=dict)
     csr_provided: Mapped[bool] = mapped_column(default=False)
-    status: Mapped[str] = mapped_column(String(32), default="requested")
+    status: Mapped[str] = mapped_column(String(32), default=CertStatus.REQUESTED)
     step: Mapped[str | None] = mapped_column(String(64), default=None)
     pending_action: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(default=None)
@@ -62,7 +63,7 @@ class CertificateVersion(Base):
     )
     seq: Mapped[int] = mapped_column()
     reason: Mapped[str] = mapped_column(String(16), default="issue")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=VersionStatus.PENDING)
     key_secret_id: Mapped[str | None] = mapped_column(String(32), default=None)
     csr_pem: Mapped[str | None] = mapped_column(Text, default=None)
     order_url: Mapped[str | None] = mapped_column(String(500), default=None)

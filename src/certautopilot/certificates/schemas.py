@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, model_validator
 
 from certautopilot.crypto.keys import KEY_TYPES
 
@@ -108,6 +108,57 @@ class PendingRecord(BaseModel):
     value: str
 
 
+class TxtRecord(BaseModel):
+    name: str = Field(description="the TXT record's fully qualified name")
+    type: Literal["TXT"] = "TXT"
+    value: str
+
+
+class ManualDnsAction(BaseModel):
+    """Status ``awaiting_dns``: publish these records, then POST .../dns-confirm."""
+
+    kind: Literal["manual_dns"] = "manual_dns"
+    records: list[TxtRecord]
+    message: str = Field(description="what to do now, or why the last confirmation failed")
+
+
+class CaApprovalAction(BaseModel):
+    """Status ``awaiting_ca``: an AD CS CA manager has to approve the request on the CA."""
+
+    kind: Literal["ca_approval"] = "ca_approval"
+    request_id: int = Field(description="the CA's request id (ReqID)")
+    template: str
+    deadline: datetime = Field(description="the request fails when not approved by then")
+    message: str
+    last_checked_at: datetime | None = None
+    last_problem: str | None = Field(
+        default=None, description="why the last check could not reach the CA, if it could not"
+    )
+
+
+PendingAction = Annotated[ManualDnsAction | CaApprovalAction, Field(discriminator="kind")]
+_PENDING_ACTION: TypeAdapter[ManualDnsAction | CaApprovalAction] = TypeAdapter(PendingAction)
+
+
+def pending_action_of(stored: dict[str, Any] | None) -> ManualDnsAction | CaApprovalAction | None:
+    """The typed view of ``Certificate.pending_action`` (stored as its JSON dump)."""
+    return None if stored is None else _PENDING_ACTION.validate_python(stored)
+
+
+class CertificateError(BaseModel):
+    """Why the last issuance failed (or the request was rejected): the CA's, the DNS
+    provider's or the approver's words."""
+
+    title: str
+    detail: str
+    type: str | None = Field(
+        default=None, description="the problem type (RFC 9457 / ACME error URN), when known"
+    )
+    retry_after: float | None = Field(
+        default=None, description="seconds the CA asked to wait before trying again"
+    )
+
+
 class CertificateOut(BaseModel):
     id: str
     common_name: str
@@ -118,10 +169,10 @@ class CertificateOut(BaseModel):
     auto_renew_disabled_reason: str | None
     renewal_window: dict[str, Any] | None
     status: str
-    pending_action: dict[str, Any] | None
+    pending_action: PendingAction | None
     current: VersionSummary | None
     renewal: dict[str, Any] | None
-    error: dict[str, Any] | None
+    error: CertificateError | None
     approval_request: dict[str, Any] | None = None
     csr_provided: bool = False
     acme_profile: str | None = Field(

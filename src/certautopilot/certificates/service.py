@@ -16,15 +16,20 @@ from sqlalchemy.orm import Session
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
+from certautopilot.certificates import states
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.preflight import Preflight, preflight
 from certautopilot.certificates.schemas import (
     REVOCATION_REASONS,
+    CertificateError,
     CertificateIn,
     CertificateOut,
     VersionSummary,
+    pending_action_of,
 )
+from certautopilot.certificates.states import CertStatus, transition
 from certautopilot.distribution import service as distribution
 from certautopilot.distribution.models import DistributionTarget
 from certautopilot.errors import Conflict, InvalidInput, NotFound
@@ -33,7 +38,7 @@ from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.renewal import budget, orders, profiles
 
-ACTIVE = ("requested", "awaiting_dns", "awaiting_ca", "issuing")
+ACTIVE = states.ACTIVE
 DEFAULT_LIMITS = budget.Limits()
 
 
@@ -101,7 +106,7 @@ def create_certificate(
             for t in pre.targets
         },
         csr_provided=pre.csr is not None,
-        status="requested",
+        status=CertStatus.REQUESTED,
         created_by=actor.user_id,
     )
     session.add(cert)
@@ -114,7 +119,7 @@ def create_certificate(
         session,
         cert,
         actor,
-        "cert.requested",
+        EventType.CERT_REQUESTED,
         {
             "names": names,
             "key_type": pre.key_type,
@@ -125,7 +130,9 @@ def create_certificate(
     )
     warnings = [w.as_dict() for w in pre.warnings]
     if override is not None:
-        _event(session, cert, actor, "policy.overridden", {**override, "warnings": warnings})
+        _event(
+            session, cert, actor, EventType.POLICY_OVERRIDDEN, {**override, "warnings": warnings}
+        )
     approval = pre.rules.approval_required
     version = _new_version(
         session,
@@ -149,7 +156,7 @@ def create_certificate(
             now=now,
             expiry_days=pre.rules.request_expiry_days,
         )
-        cert.status = "awaiting_approval"
+        cert.status = transition(cert.status, CertStatus.AWAITING_APPROVAL)
         cert.step = "awaiting_approval"
     else:  # ordered at once: counted now, so the next request sees it
         _count_order(session, cert, version.id, now)
@@ -170,7 +177,7 @@ def _count_order(session: Session, cert: Certificate, version_id: str, now: date
 
 
 def _event(
-    session: Session, cert: Certificate, actor: Actor, type: str, detail: dict[str, Any]
+    session: Session, cert: Certificate, actor: Actor, type: EventType, detail: dict[str, Any]
 ) -> None:
     audit.record(
         session,
@@ -203,7 +210,7 @@ def _new_version(
     version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason, csr_pem=csr_pem)
     session.add(version)
     session.flush()
-    cert.status = "requested"
+    cert.status = transition(cert.status, CertStatus.REQUESTED)
     cert.error = None
     cert.pending_action = None
     cert.step = "queued"
@@ -225,14 +232,14 @@ def renew_certificate(
     require(actor, "operator", "Renewing a certificate")
     if cert.status in ACTIVE:
         raise Conflict(f"the certificate is being issued already (status {cert.status})")
-    if cert.status in ("revoked", "rejected", "awaiting_approval"):
+    if cert.status in (CertStatus.REVOKED, CertStatus.REJECTED, CertStatus.AWAITING_APPROVAL):
         raise Conflict(f"a {cert.status} certificate cannot be renewed; request a new one")
     issuer = session.get(Issuer, cert.issuer_id)
     if issuer is not None:
         orders.require_budget(session, issuer=issuer, names=cert.names, now=now, limits=limits)
     audit.record(
         session,
-        type="cert.renewal_requested",
+        type=EventType.CERT_RENEWAL_REQUESTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -295,7 +302,7 @@ def to_out_many(session: Session, certs: list[Certificate]) -> list[CertificateO
         if ids
         else {}
     )
-    cert_ids = [c.id for c in certs if c.status == "awaiting_approval" or c.error]
+    cert_ids = [c.id for c in certs if c.status == CertStatus.AWAITING_APPROVAL or c.error]
     requests = (
         {
             r.certificate_id: {"id": r.id, "status": r.status}
@@ -342,10 +349,10 @@ def _out(
         auto_renew_disabled_reason=cert.auto_renew_disabled_reason,
         renewal_window=cert.renewal_window,
         status=cert.status,
-        pending_action=cert.pending_action,
+        pending_action=pending_action_of(cert.pending_action),
         current=current,
         renewal={"next_at": cert.next_renewal_at} if cert.next_renewal_at else None,
-        error=cert.error,
+        error=CertificateError.model_validate(cert.error) if cert.error else None,
         approval_request=request,
         csr_provided=cert.csr_provided,
         acme_profile=acme_profile,
@@ -360,12 +367,12 @@ def request_dns_confirmation(
     """An operator says the manual DNS records are in place: audited here; the caller
     commits, then signals the waiting workflow for the returned version."""
     require(actor, "operator", "Confirming DNS records")
-    if cert.status != "awaiting_dns":
+    if cert.status != CertStatus.AWAITING_DNS:
         raise Conflict(f"the certificate is not waiting for DNS records (status {cert.status})")
     version = latest_version(session, cert)
     audit.record(
         session,
-        type="dns.manual.confirm_requested",
+        type=EventType.DNS_MANUAL_CONFIRM_REQUESTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -379,12 +386,12 @@ def request_ca_check(session: Session, *, cert: Certificate, actor: Actor) -> Ce
     """AD CS: ask the waiting workflow to check the CA now (e.g. right after approval).
     Audited here; the caller commits, then signals the workflow for the returned version."""
     require(actor, "operator", "Checking the CA")
-    if cert.status != "awaiting_ca":
+    if cert.status != CertStatus.AWAITING_CA:
         raise Conflict(f"the certificate is not waiting for the CA (status {cert.status})")
     version = latest_version(session, cert)
     audit.record(
         session,
-        type="adcs.check_requested",
+        type=EventType.ADCS_CHECK_REQUESTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from certautopilot.clock import utcnow
 from certautopilot.db.base import Base, new_id
+from certautopilot.distribution.states import DeployStatus
 
 
 class DistributionTarget(Base):
@@ -67,7 +68,7 @@ class Deployment(Base):
         ForeignKey("certificate_versions.id", ondelete="CASCADE")
     )
     reason: Mapped[str] = mapped_column(String(16), default="issued")
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeployStatus.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=3)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -19,12 +19,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
+from certautopilot.distribution import states
 from certautopilot.distribution import targets as plugins
 from certautopilot.distribution.check import verify_served
 from certautopilot.distribution.guard import check_remote_host
@@ -50,12 +53,13 @@ from certautopilot.distribution.schemas import (
     TargetRef,
     field_of,
 )
+from certautopilot.distribution.states import DeployStatus
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.plugins import secret_fields
 
 OWNER_TABLE = "distribution_targets"
 PURPOSE = "target_credentials"
-FINAL = ("succeeded", "failed", "superseded")
+FINAL = states.FINAL
 BYO_CSR_REFUSAL = (
     "a certificate from your own CSR is never distributed: the service does not have its "
     "private key to deploy; download it instead"
@@ -198,7 +202,7 @@ def create_target(
     session.add(target)
     audit.record(
         session,
-        type="target.created",
+        type=EventType.TARGET_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="target",
@@ -262,7 +266,7 @@ def update_target(
     }
     audit.record(
         session,
-        type="target.updated",
+        type=EventType.TARGET_UPDATED,
         actor=actor.email,
         project_id=target.project_id,
         subject_type="target",
@@ -298,7 +302,7 @@ def delete_target(session: Session, *, target: DistributionTarget, actor: Actor)
         session.delete(link)
     audit.record(
         session,
-        type="target.deleted",
+        type=EventType.TARGET_DELETED,
         actor=actor.email,
         project_id=target.project_id,
         subject_type="target",
@@ -417,7 +421,7 @@ def set_targets(
     attach(session, cert=cert, targets=targets)
     audit.record(
         session,
-        type="cert.targets_changed",
+        type=EventType.CERT_TARGETS_CHANGED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -462,7 +466,7 @@ def create_deployments(
             target_id=t.id,
             version_id=version.id,
             reason=reason,
-            status="pending",
+            status=DeployStatus.PENDING,
             attempts=0,
             max_attempts=retry.max_attempts,
             requested_by=requested_by,
@@ -605,7 +609,7 @@ def prepare_deploy(
     require(actor, "operator", "Deploying a certificate")
     if cert.csr_provided:
         raise Conflict(BYO_CSR_REFUSAL)
-    if cert.status == "revoked":
+    if cert.status == CertStatus.REVOKED:
         raise Conflict("the certificate is revoked: deploying it would install a dead certificate")
     version = (
         session.get(CertificateVersion, cert.current_version_id)
@@ -662,7 +666,7 @@ def record_dry_run(
 ) -> None:
     audit.record(
         session,
-        type="cert.deploy_dry_run",
+        type=EventType.CERT_DEPLOY_DRY_RUN,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",
@@ -704,7 +708,7 @@ def request_deploy(
     )
     audit.record(
         session,
-        type="cert.deploy_requested",
+        type=EventType.CERT_DEPLOY_REQUESTED,
         actor=actor.email,
         project_id=cert.project_id,
         subject_type="certificate",

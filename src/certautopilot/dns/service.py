@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.names import normalize_name
 from certautopilot.crypto import service as secrets
@@ -145,7 +146,7 @@ def create_zone(
     session.add(zone)
     audit.record(
         session,
-        type="zone.created",
+        type=EventType.ZONE_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="zone",

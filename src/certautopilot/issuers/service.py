@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -116,7 +117,7 @@ def create_acme_issuer(
     session.add(issuer)
     audit.record(
         session,
-        type="issuer.created",
+        type=EventType.ISSUER_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="issuer",

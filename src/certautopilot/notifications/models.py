@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from certautopilot.clock import utcnow
 from certautopilot.db.base import Base, new_id
+from certautopilot.notifications.states import DeliveryStatus
 
 
 class NotificationChannel(Base):
@@ -43,7 +44,7 @@ class Notification(Base):
     subject: Mapped[str] = mapped_column(String(300))
     text: Mapped[str] = mapped_column(Text)
     link: Mapped[str | None] = mapped_column(String(500), default=None)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)

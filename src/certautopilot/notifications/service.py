@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import Membership, User
 from certautopilot.auth.service import Actor, require
 from certautopilot.crypto import service as secrets
@@ -66,7 +67,7 @@ def create_channel(
     session.add(channel)
     audit.record(
         session,
-        type="notification_channel.created",
+        type=EventType.NOTIFICATION_CHANNEL_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="project",

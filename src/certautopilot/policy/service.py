@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.names import base_name
 from certautopilot.clock import utcnow
@@ -69,7 +70,7 @@ def put_policy(
     row.updated_at = utcnow()
     audit.record(
         session,
-        type="policy.updated",
+        type=EventType.POLICY_UPDATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="project",

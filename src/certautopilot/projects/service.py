@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import User
 from certautopilot.errors import Conflict, InvalidInput, NotFound
@@ -30,7 +31,7 @@ def create_project(session: Session, *, slug: str, name: str, creator: User) -> 
     auth.set_membership(session, project_id=project.id, user=creator, role="admin")
     audit.record(
         session,
-        type="project.created",
+        type=EventType.PROJECT_CREATED,
         actor=creator.email,
         project_id=project.id,
         subject_type="project",
@@ -82,7 +83,7 @@ def set_member(
     auth.set_membership(session, project_id=project_id, user=user, role=role)
     audit.record(
         session,
-        type="member.set",
+        type=EventType.MEMBER_SET,
         actor=actor.email,
         project_id=project_id,
         subject_type="project",

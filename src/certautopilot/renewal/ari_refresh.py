@@ -20,8 +20,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import CertAutoPilotError
 from certautopilot.issuers import service as issuers
@@ -53,7 +55,7 @@ def candidates(session: Session, *, now: datetime, limit: int) -> list[str]:
         .where(
             Issuer.kind.in_(issuers.kinds_with(ARI)),
             Certificate.auto_renew.is_(True),
-            Certificate.status == "issued",
+            Certificate.status == CertStatus.ISSUED,
             Certificate.current_version_id.is_not(None),
             Certificate.next_renewal_at.is_not(None),
             (RenewalState.certificate_id.is_(None))
@@ -140,7 +142,7 @@ def apply(
     state.ari_next_check_at = now + timedelta(seconds=outcome.retry_after_seconds)
     idle = (
         cert.current_version_id == t.version_id
-        and cert.status == "issued"
+        and cert.status == CertStatus.ISSUED
         and cert.auto_renew
         and cert.next_renewal_at is not None
         and state.version_id is None
@@ -153,7 +155,7 @@ def apply(
     cert.next_renewal_at = at
     audit.record(
         session,
-        type="renewal.scheduled",
+        type=EventType.RENEWAL_SCHEDULED,
         actor="scheduler",
         project_id=cert.project_id,
         subject_type="certificate",

@@ -30,9 +30,11 @@ from sqlalchemy.orm import Session
 
 from certautopilot import links
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
@@ -44,7 +46,7 @@ from certautopilot.renewal.models import RenewalState
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
-RENEWABLE = ("issued", "failed")
+RENEWABLE = (CertStatus.ISSUED, CertStatus.FAILED)
 WARNING_DAYS = (30, 14, 7, 1)
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 RATE_LIMITED_FLOOR_SECONDS = 3600.0
@@ -58,7 +60,7 @@ class Config:
     public_url: str = ""
 
 
-def _event(session: Session, cert: Certificate, type: str, detail: dict[str, Any]) -> None:
+def _event(session: Session, cert: Certificate, type: EventType, detail: dict[str, Any]) -> None:
     audit.record(
         session,
         type=type,
@@ -118,11 +120,11 @@ def reconcile(
         select(RenewalState, CertificateVersion, Certificate)
         .join(CertificateVersion, CertificateVersion.id == RenewalState.version_id)
         .join(Certificate, Certificate.id == RenewalState.certificate_id)
-        .where(CertificateVersion.status.in_(("issued", "failed")))
+        .where(CertificateVersion.status.in_((VersionStatus.ISSUED, VersionStatus.FAILED)))
     ).all()
     for state, version, cert in rows:
         state.version_id = None
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             state.attempts = 0
             state.gave_up_at = None
             continue
@@ -145,8 +147,10 @@ def _after_failure(
     error = cert.error or {}
     current = certificates.current_version(session, cert)
     still_valid = current is not None and current.not_after is not None and current.not_after > now
-    if still_valid and cert.status == "failed":
-        cert.status = "issued"  # the failed renewal does not make the valid certificate fail
+    if still_valid and cert.status == CertStatus.FAILED:
+        cert.status = transition(
+            cert.status, CertStatus.ISSUED
+        )  # the failed renewal does not make the valid certificate fail
     floor = error.get("retry_after")  # the CA's Retry-After, when it sent one
     if floor is None and error.get("type") == RATE_LIMITED:
         floor = RATE_LIMITED_FLOOR_SECONDS
@@ -161,18 +165,25 @@ def _after_failure(
     }
     if retry is not None and cert.auto_renew:
         cert.next_renewal_at = retry
-        _event(session, cert, "renewal.retry_scheduled", {**detail, "next_at": retry.isoformat()})
+        _event(
+            session,
+            cert,
+            EventType.RENEWAL_RETRY_SCHEDULED,
+            {**detail, "next_at": retry.isoformat()},
+        )
         return
     cert.next_renewal_at = None
-    cert.status = "failed"  # attempts spent; ``current`` stays the valid certificate
+    cert.status = transition(
+        cert.status, CertStatus.FAILED
+    )  # attempts spent; ``current`` stays the valid certificate
     state.gave_up_at = now
-    _event(session, cert, "renewal.failed", detail)
+    _event(session, cert, EventType.RENEWAL_FAILED, detail)
     expires = current.not_after.isoformat() if current and current.not_after else "unknown"
     _notify(
         session,
         launcher,
         cert,
-        event="renewal.failed",
+        event=EventType.RENEWAL_FAILED,
         subject=f"Renewal of {cert.common_name} failed {state.attempts} times",
         text=(
             f"The automatic renewal of {cert.common_name} failed {state.attempts} times in a "
@@ -233,7 +244,7 @@ def start_renewal(
                 _event(
                     session,
                     cert,
-                    "renewal.deferred",
+                    EventType.RENEWAL_DEFERRED,
                     {
                         "reason": verdict.reason,
                         "limit": verdict.limit,
@@ -275,7 +286,7 @@ def start_renewal(
     _event(
         session,
         cert,
-        "cert.renewal_started",
+        EventType.CERT_RENEWAL_STARTED,
         {
             "version": version.seq,
             "from_version": from_version,
@@ -331,12 +342,12 @@ def expiry_warnings(
             "automatic renewal gave up" if gave_up else "automatic renewal is off"
         )
         detail = {"days": days, "not_after": version.not_after.isoformat(), "version": version.seq}
-        _event(session, cert, "cert.expiry_warning", detail)
+        _event(session, cert, EventType.CERT_EXPIRY_WARNING, detail)
         _notify(
             session,
             launcher,
             cert,
-            event="cert.expiry_warning",
+            event=EventType.CERT_EXPIRY_WARNING,
             subject=f"Certificate for {cert.common_name} expires within {days} day(s)",
             text=(
                 f"The certificate for {cert.common_name} expires at "

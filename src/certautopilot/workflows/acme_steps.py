@@ -29,11 +29,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certautopilot import links
+from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.persist import decide_persist, persist_info
 from certautopilot.certificates.preflight import MANUAL_DNS_REASON
+from certautopilot.certificates.schemas import CertificateError, ManualDnsAction, TxtRecord
+from certautopilot.certificates.states import (
+    CertStatus,
+    VersionStatus,
+    transition,
+    transition_version,
+)
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -212,7 +220,7 @@ def begin(version_id: str) -> Plan:
     authoritative servers. On a failure after publishing, the records are removed."""
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status != "pending":
+        if version.status != VersionStatus.PENDING:
             return Plan(done=True)
         issuer_id = cert.issuer_id
         ca = _ca(session, issuer_id)
@@ -266,9 +274,11 @@ def begin(version_id: str) -> Plan:
             _, cert = load(session, version_id)
             _record_publication(session, cert, published, published_at, None)
             if refused is not None:
-                record_event(session, cert, "dns.record.refused", refused)
+                record_event(session, cert, EventType.DNS_RECORD_REFUSED, refused)
             if checks:
-                record_event(session, cert, "dns.propagation.checked", _check_summary(checks))
+                record_event(
+                    session, cert, EventType.DNS_PROPAGATION_CHECKED, _check_summary(checks)
+                )
             _record_removals(session, cert, removed, failed)
         raise
     return replace(
@@ -381,9 +391,9 @@ def _store_order_tx(
         if key_pem is not None:
             material.store_private_key(session, runtime().kek, version, key_pem)
             version.csr_pem = csr_pem
-            record_event(session, cert, "key.generated", {"key_type": key_type})
+            record_event(session, cert, EventType.KEY_GENERATED, {"key_type": key_type})
         version.order_url = order.ref
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         issuer = session.get(Issuer, cert.issuer_id)
         if count and issuer is not None:
             orders.record_order(
@@ -397,7 +407,7 @@ def _store_order_tx(
         detail = {"order_url": order.ref}
         if order.replaces:
             detail["replaces"] = order.replaces
-        record_event(session, cert, "acme.order.created", detail)
+        record_event(session, cert, EventType.ACME_ORDER_CREATED, detail)
         set_step(session, cert, "authorizing")
 
 
@@ -442,14 +452,14 @@ def _choose_persist(
     reasons: dict[str, str] = {}
     chosen: dict[str, ChallengeTask] = {}
     if candidates and DNS_PERSIST in ca.capabilities and isinstance(ca, PersistCapable):
-        events: list[tuple[str, dict[str, Any]]] = []
+        events: list[tuple[EventType, dict[str, Any]]] = []
         try:
             info = persist_info(ca.persist_account())
         except CertAutoPilotError as exc:
             info, why = None, f"could not read the CA's directory: {exc}"
             for t in candidates:
                 reasons[t.name] = why
-                events.append(("dns.persist.skipped", _persist_detail(t, "unchecked", why)))
+                events.append((EventType.DNS_PERSIST_SKIPPED, _persist_detail(t, "unchecked", why)))
         if info is not None:
             with tx() as session:
                 try:
@@ -477,10 +487,10 @@ def _choose_persist(
                         challenge_url=ch.persist_url,
                         needs_answer=ch.persist_needs_answer,
                     )
-                    events.append(("dns.persist.checked", detail))
+                    events.append((EventType.DNS_PERSIST_CHECKED, detail))
                 else:
                     reasons[t.name] = why_not or decision.detail
-                    events.append(("dns.persist.skipped", detail))
+                    events.append((EventType.DNS_PERSIST_SKIPPED, detail))
         with tx() as session:
             _, cert = load(session, version_id)
             for kind, detail in events:
@@ -509,17 +519,16 @@ def _persist_detail(t: ChallengeTask, status: str, reason: str) -> dict[str, Any
 
 @DBOS.step(name="dns.request_manual")
 def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
-    records = [{"name": t.txt_name, "type": "TXT", "value": t.txt_value} for t in tasks]
+    records = [TxtRecord(name=t.txt_name, value=t.txt_value).model_dump() for t in tasks]
     with tx() as session:
         _, cert = load(session, version_id)
-        cert.status = "awaiting_dns"
-        cert.pending_action = {
-            "kind": "manual_dns",
-            "records": records,
-            "message": "Publish these TXT records at your DNS host, then confirm.",
-        }
+        cert.status = transition(cert.status, CertStatus.AWAITING_DNS)
+        cert.pending_action = ManualDnsAction(
+            records=[TxtRecord.model_validate(r) for r in records],
+            message="Publish these TXT records at your DNS host, then confirm.",
+        ).model_dump(mode="json")
         set_step(session, cert, "awaiting_dns")
-        record_event(session, cert, "dns.manual.requested", {"records": records})
+        record_event(session, cert, EventType.DNS_MANUAL_REQUESTED, {"records": records})
 
 
 @DBOS.step(name="dns.check_manual")
@@ -540,7 +549,11 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
         _, cert = load(session, version_id)
         if checks:
             record_event(
-                session, cert, "dns.propagation.checked", _check_summary(checks), actor=confirmed_by
+                session,
+                cert,
+                EventType.DNS_PROPAGATION_CHECKED,
+                _check_summary(checks),
+                actor=confirmed_by,
             )
         if unchecked or missing:
             message = _manual_message(unchecked, checks)
@@ -549,7 +562,7 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
                 record_event(
                     session,
                     cert,
-                    "dns.manual.unchecked",
+                    EventType.DNS_MANUAL_UNCHECKED,
                     {"zones": unchecked, "message": message},
                     actor=confirmed_by,
                 )
@@ -557,14 +570,14 @@ def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str)
                 record_event(
                     session,
                     cert,
-                    "dns.manual.not_visible",
+                    EventType.DNS_MANUAL_NOT_VISIBLE,
                     {"missing": missing},
                     actor=confirmed_by,
                 )
             return False
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         cert.pending_action = None
-        record_event(session, cert, "dns.manual.confirmed", {}, actor=confirmed_by)
+        record_event(session, cert, EventType.DNS_MANUAL_CONFIRMED, {}, actor=confirmed_by)
         set_step(session, cert, "validating")
     return True
 
@@ -622,7 +635,7 @@ def complete(version_id: str, plan: Plan) -> None:
     pause_point("after_finalize")
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         _record_publication(
             session, cert, plan.published, plan.published_at, plan.confirmed_at, plan.checks
@@ -630,7 +643,7 @@ def complete(version_id: str, plan: Plan) -> None:
         record_event(
             session,
             cert,
-            "acme.authorizations.valid",
+            EventType.ACME_AUTHORIZATIONS_VALID,
             {"names": sorted({t.name for t in plan.tasks})},
             at=validated_at,
         )
@@ -646,11 +659,11 @@ def _record_persist(session: Session, cert: Certificate, plan: Plan, at: datetim
     answered = [t for t in plan.tasks if t.persist]
     for t in answered:
         detail = {"name": t.name, "record_name": persist.record_name(t.name)}
-        record_event(session, cert, "dns.persist.answered", detail, at=at)
+        record_event(session, cert, EventType.DNS_PERSIST_ANSWERED, detail, at=at)
     if answered and not plan.manual and cert.auto_renew_disabled_reason == MANUAL_DNS_REASON:
         cert.auto_renew = True
         cert.auto_renew_disabled_reason = None
-        record_event(session, cert, "cert.auto_renew.enabled", {"reason": "dns-persist-01"})
+        record_event(session, cert, EventType.CERT_AUTO_RENEW_ENABLED, {"reason": "dns-persist-01"})
 
 
 def _order_of(plan: Plan) -> Order:
@@ -687,7 +700,7 @@ def _record_publication(
         record_event(
             session,
             cert,
-            "dns.record.published",
+            EventType.DNS_RECORD_PUBLISHED,
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
             at=at,
         )
@@ -695,7 +708,7 @@ def _record_publication(
         record_event(
             session,
             cert,
-            "dns.propagation.checked",
+            EventType.DNS_PROPAGATION_CHECKED,
             _check_summary(list(checks)),
             at=datetime.fromisoformat(confirmed_at),
         )
@@ -703,7 +716,7 @@ def _record_publication(
         record_event(
             session,
             cert,
-            "dns.propagation.confirmed",
+            EventType.DNS_PROPAGATION_CONFIRMED,
             {"names": sorted({t.txt_name for t in published})},
             at=datetime.fromisoformat(confirmed_at),
         )
@@ -735,11 +748,13 @@ def _record_removals(
         record_event(
             session,
             cert,
-            "dns.record.removed",
+            EventType.DNS_RECORD_REMOVED,
             {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
         )
     for t, why in failed:
-        record_event(session, cert, "dns.record.cleanup_failed", {"name": t.txt_name, "error": why})
+        record_event(
+            session, cert, EventType.DNS_RECORD_CLEANUP_FAILED, {"name": t.txt_name, "error": why}
+        )
 
 
 @DBOS.step(name="cert.fail")
@@ -755,7 +770,7 @@ def fail(
     published = plan.published if plan else []
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         handles = _zones(session, published)
     removed, failed = _remove_records(handles, published)
@@ -766,17 +781,20 @@ def fail(
                 session, cert, published, plan.published_at, plan.confirmed_at, plan.checks
             )
         _record_removals(session, cert, removed, failed)
-        version.status = "failed"
-        cert.status = "failed"
+        version.status = transition_version(version.status, VersionStatus.FAILED)
+        cert.status = transition(cert.status, CertStatus.FAILED)
         cert.pending_action = None
-        cert.error = {"title": title, "detail": detail, "type": problem_type}
-        if retry_after is not None:
-            cert.error["retry_after"] = retry_after  # the renewal backoff honours it
+        cert.error = CertificateError(
+            title=title,
+            detail=detail,
+            type=problem_type,
+            retry_after=retry_after,  # the renewal backoff honours it
+        ).model_dump(mode="json")
         set_step(session, cert, None)
         record_event(
             session,
             cert,
-            "cert.failed",
+            EventType.CERT_FAILED,
             {"title": title, "detail": detail, "type": problem_type, "version": version.seq},
         )
         _tell_requester(session, cert, title, detail)
@@ -791,7 +809,7 @@ def _tell_requester(session: Session, cert: Certificate, title: str, detail: str
         session,
         launcher(),
         project_id=cert.project_id,
-        event="cert.failed",
+        event=EventType.CERT_FAILED,
         recipients=[requester.email] if requester else [],
         certificate_id=cert.id,
         link=links.certificate(project.slug if project else cert.project_id, cert.id, base=base),

@@ -27,7 +27,10 @@ from typing import Literal
 from dbos import DBOS
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
+from certautopilot.certificates.schemas import CaApprovalAction
+from certautopilot.certificates.states import CertStatus, VersionStatus, transition
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.errors import CertAutoPilotError, IssuerError, TransientIssuerError
@@ -35,6 +38,8 @@ from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import client as adcs_client
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.adcs.models import AdcsRequest
+from certautopilot.issuers.adcs.states import AdcsStatus
+from certautopilot.issuers.adcs.states import transition as adcs_transition
 from certautopilot.issuers.interfaces import (
     CertificateAuthority,
     OrderOptions,
@@ -97,7 +102,7 @@ def enroll(version_id: str) -> Enrollment:
     request id the CA already handed out is checked, never submitted again."""
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status != "pending":
+        if version.status != VersionStatus.PENDING:
             return Enrollment("done")
         request = session.get(AdcsRequest, version_id)
         template = request.template if request else adcs_issuers.template_of(session, cert.id)
@@ -141,7 +146,7 @@ def check(version_id: str, by: str | None) -> Enrollment:
     with tx() as session:
         version, cert = load(session, version_id)
         request = session.get(AdcsRequest, version_id)
-        if version.status != "pending" or request is None or request.request_id is None:
+        if version.status != VersionStatus.PENDING or request is None or request.request_id is None:
             return Enrollment("done")
         issuer_id, request_id, template = cert.issuer_id, request.request_id, request.template
     return _check(version_id, issuer_id, request_id, template, by)
@@ -186,7 +191,7 @@ def _store_key(version_id: str, csr_pem: str, key_pem: bytes, key_type: str) -> 
             return version.csr_pem
         material.store_private_key(session, runtime().kek, version, key_pem)
         version.csr_pem = csr_pem
-        record_event(session, cert, "key.generated", {"key_type": key_type})
+        record_event(session, cert, EventType.KEY_GENERATED, {"key_type": key_type})
     return csr_pem
 
 
@@ -197,7 +202,7 @@ def _open_request(version_id: str, template: str) -> None:
             session.add(
                 AdcsRequest(version_id=version_id, certificate_id=cert.id, template=template)
             )
-        cert.status = "issuing"
+        cert.status = transition(cert.status, CertStatus.ISSUING)
         set_step(session, cert, "submitting")
 
 
@@ -212,26 +217,25 @@ def _pending(version_id: str, issuer_id: str, request_id: int, template: str) ->
         request = session.get(AdcsRequest, version_id)
         assert request is not None
         request.request_id = request_id
-        request.status = "pending"
+        request.status = adcs_transition(request.status, AdcsStatus.PENDING)
         request.disposition = "Taken Under Submission"
         request.deadline_at = now + timedelta(seconds=timeout)
-        cert.status = "awaiting_ca"
-        cert.pending_action = {
-            "kind": "ca_approval",
-            "request_id": request_id,
-            "template": template,
-            "deadline": request.deadline_at.isoformat(),
-            "message": (
+        cert.status = transition(cert.status, CertStatus.AWAITING_CA)
+        cert.pending_action = CaApprovalAction(
+            request_id=request_id,
+            template=template,
+            deadline=request.deadline_at,
+            message=(
                 f"Request {request_id} (template {template}) waits for a CA manager's "
                 f"approval on the CA. The service checks every {int(interval)} s; "
                 "POST …/check-ca checks now."
             ),
-        }
+        ).model_dump(mode="json")
         set_step(session, cert, "awaiting_ca")
         record_event(
             session,
             cert,
-            "adcs.request.pending",
+            EventType.ADCS_REQUEST_PENDING,
             {
                 "request_id": request_id,
                 "template": template,
@@ -257,16 +261,15 @@ def _still_pending(
             record_event(
                 session,
                 cert,
-                "adcs.request.checked",
+                EventType.ADCS_REQUEST_CHECKED,
                 {"request_id": request_id, "result": problem or "still pending"},
                 actor=by or "system",
             )
         if cert.pending_action is not None:
-            cert.pending_action = {
-                **cert.pending_action,
-                "last_checked_at": now.isoformat(),
-                "last_problem": problem,
-            }
+            action = CaApprovalAction.model_validate(cert.pending_action)
+            cert.pending_action = action.model_copy(
+                update={"last_checked_at": now, "last_problem": problem}
+            ).model_dump(mode="json")
         interval = float(issuer.config["check_interval_seconds"])
         days = float(issuer.config["approval_timeout_seconds"]) / 86_400
     if now >= deadline:
@@ -289,12 +292,12 @@ def _denied(version_id: str, request_id: int | None, message: str, template: str
         request = session.get(AdcsRequest, version_id)
         if request is not None:
             request.request_id = request_id if request_id is not None else request.request_id
-            request.status = "denied"
+            request.status = adcs_transition(request.status, AdcsStatus.DENIED)
             request.disposition = message[:500]
         record_event(
             session,
             cert,
-            "adcs.request.denied",
+            EventType.ADCS_REQUEST_DENIED,
             {"request_id": request_id, "template": template, "disposition": message},
         )
 
@@ -315,17 +318,17 @@ def _store(
     """Stores the chain the plugin downloaded (it checked the leaf is for the CSR's key)."""
     with tx() as session:
         version, cert = load(session, version_id)
-        if version.status == "issued":
+        if version.status == VersionStatus.ISSUED:
             return
         request = session.get(AdcsRequest, version_id)
         if request is not None:
             request.request_id = request_id
-            request.status = "issued"
+            request.status = adcs_transition(request.status, AdcsStatus.ISSUED)
             request.disposition = "Issued"
         record_event(
             session,
             cert,
-            "adcs.request.issued",
+            EventType.ADCS_REQUEST_ISSUED,
             {
                 "request_id": request_id,
                 "template": request.template if request else None,
@@ -336,5 +339,5 @@ def _store(
         leaf_pem = keys.split_pem_chain(chain_pem)[0]
         missing = sorted(set(cert.names) - set(keys.cert_info(leaf_pem).names))
         if missing:
-            record_event(session, cert, "adcs.names_missing", {"names": missing})
+            record_event(session, cert, EventType.ADCS_NAMES_MISSING, {"names": missing})
         store_issued(session, cert, version, chain_pem)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
+from certautopilot.approvals.states import RequestStatus
 from certautopilot.clock import utcnow
 from certautopilot.errors import NotFound
 from certautopilot.workflows.records import tx
@@ -28,7 +29,7 @@ def _request(version_id: str) -> ApprovalRequest:
 @DBOS.step(name="approval.seconds_left")
 def seconds_left(version_id: str) -> float:
     row = _request(version_id)
-    if row.status != "pending":
+    if row.status != RequestStatus.PENDING:
         return 0.0
     return min(MAX_WAIT, (row.expires_at - utcnow()).total_seconds())
 
@@ -43,4 +44,4 @@ def decision(version_id: str) -> str:
         if row is None:
             raise NotFound(f"no approval request for version {version_id}")
         approvals.expire(session, row=row, now=utcnow())
-        return row.status
+        return str(row.status)  # a plain string in the workflow's recorded output

@@ -34,12 +34,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot import links
+from certautopilot.audit.events import EventType
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.clock import utcnow
 from certautopilot.distribution import service
 from certautopilot.distribution.interfaces import DeployResult, DistributionError
 from certautopilot.distribution.models import CertificateTarget, Deployment, DistributionTarget
 from certautopilot.distribution.schemas import RetryPolicy
+from certautopilot.distribution.states import DeployStatus, transition
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
 from certautopilot.workflows.faults import pause_point
@@ -103,7 +105,7 @@ def fan_out(session: Session, cert: Certificate, version: CertificateVersion) ->
         record_event(
             session,
             cert,
-            "distribution.skipped",
+            EventType.DISTRIBUTION_SKIPPED,
             {"reason": "certificates from your own CSR are never distributed"},
         )
         return 0
@@ -162,7 +164,7 @@ def _superseded(session: Session, dep: Deployment, seq: int) -> bool:
         .where(
             Deployment.certificate_id == dep.certificate_id,
             Deployment.target_id == dep.target_id,
-            Deployment.status == "succeeded",
+            Deployment.status == DeployStatus.SUCCEEDED,
             CertificateVersion.seq > seq,
         )
         .limit(1)
@@ -185,14 +187,14 @@ def attempt_deployment(deployment_id: str, attempt: int) -> Outcome:
         target = session.get(DistributionTarget, dep.target_id)
         assert target is not None
         if _superseded(session, dep, version.seq):
-            dep.status = "superseded"
+            dep.status = transition(dep.status, DeployStatus.SUPERSEDED)
             dep.finished_at = utcnow()
             return Outcome("superseded")
         settings = service.load_settings(session, rt.kek, target)
         material = service.material_for(session, rt.kek, cert, version)
         link = session.get(CertificateTarget, (cert.id, target.id))
         state = dict(link.state) if link else {}
-        dep.status = "running"
+        dep.status = transition(dep.status, DeployStatus.RUNNING)
         dep.attempts = max(dep.attempts, attempt)
         dep.started_at = dep.started_at or utcnow()
         dep.next_attempt_at = None
@@ -261,7 +263,7 @@ def _record(
         }
         now = utcnow()
         if error is None:
-            dep.status = "succeeded"
+            dep.status = transition(dep.status, DeployStatus.SUCCEEDED)
             dep.error = None
             dep.finished_at = now
             dep.result = {"actions": list(result.actions), **dict(result.detail), **timing}
@@ -269,7 +271,7 @@ def _record(
             if link is not None and result.state:
                 link.state = {**link.state, **dict(result.state)}
             record_event(
-                session, cert, "cert.distributed", {**base, "actions": list(result.actions)}
+                session, cert, EventType.CERT_DISTRIBUTED, {**base, "actions": list(result.actions)}
             )
             return Outcome("succeeded")
         dep.error = {
@@ -284,18 +286,20 @@ def _record(
                 (target.config.get("retry") if target else None) or {}
             )
             delay = retry.delay_before(attempt + 1)
-            dep.status = "retrying"
+            dep.status = transition(dep.status, DeployStatus.RETRYING)
             dep.next_attempt_at = now + timedelta(seconds=delay)
             record_event(
                 session,
                 cert,
-                "distribution.attempt_failed",
+                EventType.DISTRIBUTION_ATTEMPT_FAILED,
                 {**base, "error": str(error), "retry_in_seconds": delay},
             )
             return Outcome("retrying", delay)
-        dep.status = "failed"
+        dep.status = transition(dep.status, DeployStatus.FAILED)
         dep.finished_at = now
-        record_event(session, cert, "cert.distribution_failed", {**base, "error": str(error)})
+        record_event(
+            session, cert, EventType.CERT_DISTRIBUTION_FAILED, {**base, "error": str(error)}
+        )
         _tell_admins(session, cert, job, attempt, error)
         return Outcome("failed")
 
@@ -315,7 +319,7 @@ def _tell_admins(
         session,
         launcher(),
         project_id=cert.project_id,
-        event="cert.distribution_failed",
+        event=EventType.CERT_DISTRIBUTION_FAILED,
         recipients=notifications.emails_with_roles(session, cert.project_id, ("admin",)),
         certificate_id=cert.id,
         link=links.certificate(project.slug if project else cert.project_id, cert.id, base=base),

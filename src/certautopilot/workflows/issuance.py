@@ -16,6 +16,7 @@ import logging
 from dbos import DBOS
 from dbos import error as dbos_error
 
+from certautopilot.approvals.states import RequestStatus
 from certautopilot.errors import CertAutoPilotError, DNSError
 from certautopilot.issuers import interfaces
 from certautopilot.issuers import service as issuers
@@ -47,9 +48,9 @@ def approve_then_issue(version_id: str, kind: str = "acme") -> str:
         wait = approval_steps.seconds_left(version_id)
         DBOS.recv(APPROVAL, timeout_seconds=max(wait, 0.0))
         decision = approval_steps.decision(version_id)
-        if decision == "approved":
+        if decision == RequestStatus.APPROVED:
             return _issue(version_id, kind)
-        if decision != "pending":
+        if decision != RequestStatus.PENDING:
             return decision
 
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from certautopilot.audit.events import EventType
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.states import (
+    CertStatus,
+    VersionStatus,
+    transition,
+    transition_version,
+)
 from certautopilot.crypto import keys
 from certautopilot.renewal.windows import renewal_time
 from certautopilot.workflows.distribution import fan_out
@@ -23,14 +30,14 @@ def store_issued(
 ) -> keys.CertInfo:
     info = keys.cert_info(keys.split_pem_chain(chain_pem)[0])
     material.store_chain(session, runtime().kek, version, chain_pem)
-    version.status = "issued"
+    version.status = transition_version(version.status, VersionStatus.ISSUED)
     version.serial = info.serial_hex
     version.not_before = info.not_before
     version.not_after = info.not_after
     version.fingerprint_sha256 = info.fingerprint_sha256
     cert.current_version_id = version.id
     cert.not_after = info.not_after
-    cert.status = "issued"
+    cert.status = transition(cert.status, CertStatus.ISSUED)
     cert.error = None
     cert.pending_action = None
     cert.next_renewal_at = (
@@ -47,7 +54,7 @@ def store_issued(
     record_event(
         session,
         cert,
-        "cert.renewed" if version.reason == "renew" else "cert.issued",
+        EventType.CERT_RENEWED if version.reason == "renew" else EventType.CERT_ISSUED,
         {
             "serial": info.serial_hex,
             "not_after": info.not_after.isoformat(),
@@ -57,7 +64,10 @@ def store_issued(
     )
     if cert.next_renewal_at is not None:
         record_event(
-            session, cert, "renewal.scheduled", {"next_at": cert.next_renewal_at.isoformat()}
+            session,
+            cert,
+            EventType.RENEWAL_SCHEDULED,
+            {"next_at": cert.next_renewal_at.isoformat()},
         )
     fan_out(session, cert, version)  # deployments enqueued in this same transaction
     return info

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dbos import DBOS
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.clock import utcnow
 from certautopilot.errors import NotificationError
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.models import Notification, NotificationChannel
+from certautopilot.notifications.states import DeliveryStatus, transition
 from certautopilot.workflows.records import tx
 from certautopilot.workflows.runtime import runtime
 
@@ -36,7 +38,7 @@ def send(notification_id: str) -> None:
     with tx() as session:
         row = session.get(Notification, notification_id)
         assert row is not None
-        if row.status == "sent":
+        if row.status == DeliveryStatus.SENT:
             return
         channel = session.get(NotificationChannel, row.channel_id)
         assert channel is not None
@@ -46,7 +48,7 @@ def send(notification_id: str) -> None:
     with tx() as session:
         row = session.get(Notification, notification_id)
         assert row is not None
-        row.status = "sent"
+        row.status = transition(row.status, DeliveryStatus.SENT)
         row.sent_at = utcnow()
 
 
@@ -55,7 +57,7 @@ def failed(notification_id: str, error: str) -> None:
     with tx() as session:
         row = session.get(Notification, notification_id)
         assert row is not None
-        row.status = "failed"
+        row.status = transition(row.status, DeliveryStatus.FAILED)
         row.last_error = error
         channel = session.get(NotificationChannel, row.channel_id)
         subject = (
@@ -65,7 +67,7 @@ def failed(notification_id: str, error: str) -> None:
         )
         audit.record(
             session,
-            type="notification.failed",
+            type=EventType.NOTIFICATION_FAILED,
             actor=audit.SYSTEM_ACTOR,
             project_id=row.project_id,
             subject_type=subject[0],

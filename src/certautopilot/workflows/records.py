@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.session import transaction
 from certautopilot.errors import NotFound
@@ -40,7 +41,7 @@ def load(session: Session, version_id: str) -> tuple[CertificateVersion, Certifi
 def record_event(
     session: Session,
     cert: Certificate,
-    type: str,
+    type: EventType,
     detail: dict[str, Any],
     *,
     actor: str = SYSTEM,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from certautopilot.clock import utcnow
 from certautopilot.db.base import Base
+from certautopilot.issuers.adcs.states import AdcsStatus
 
 
 class AdcsProfile(Base):
@@ -38,7 +39,7 @@ class AdcsRequest(Base):
     certificate_id: Mapped[str] = mapped_column(String(32))
     template: Mapped[str] = mapped_column(String(100))
     request_id: Mapped[int | None] = mapped_column(default=None)
-    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    status: Mapped[str] = mapped_column(String(16), default=AdcsStatus.SUBMITTED)
     disposition: Mapped[str | None] = mapped_column(String(500), default=None)
     submitted_at: Mapped[datetime] = mapped_column(default=utcnow)
     deadline_at: Mapped[datetime | None] = mapped_column(default=None)

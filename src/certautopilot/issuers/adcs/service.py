@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
+from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -185,7 +186,7 @@ def create_issuer(
     session.add(issuer)
     audit.record(
         session,
-        type="issuer.created",
+        type=EventType.ISSUER_CREATED,
         actor=actor.email,
         project_id=project_id,
         subject_type="issuer",
@@ -254,7 +255,7 @@ def update_issuer(
     _store_credentials(session, kek, issuer, body)
     audit.record(
         session,
-        type="issuer.updated",
+        type=EventType.ISSUER_UPDATED,
         actor=actor.email,
         project_id=issuer.project_id,
         subject_type="issuer",

@@ -23,9 +23,11 @@ from certautopilot.certificates.schemas import (
     CertificateIn,
     Pkcs12In,
 )
+from certautopilot.certificates.states import CertStatus
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
+from certautopilot.distribution import states as deploy_states
 from certautopilot.dns import service as dns
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import service as issuers
@@ -40,7 +42,7 @@ router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/certificates"
 PAGE_SIZE = 25
 STATUSES = inv.STATUSES
-FINAL = {"issued", "failed", "rejected", "revoked", "expired"}
+FINAL = {CertStatus.ISSUED, CertStatus.FAILED, CertStatus.REJECTED, CertStatus.REVOKED}
 FIELDS = (
     "issuer",
     "common_name",
@@ -133,7 +135,7 @@ def inventory(
         issuer_id=issuer or None,
         expiring_before=before,
         expiring_after=window[0] if window else None,
-        exclude_statuses=("revoked",) if window else (),
+        exclude_statuses=(CertStatus.REVOKED,) if window else (),
         q=q.strip()[:253] or None,
         sort=sort,
         limit=PAGE_SIZE,
@@ -358,7 +360,7 @@ def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> R
                 errors.setdefault("override", []).append(str(exc))
         else:
             slug = web.ctx.project.slug
-            if cert.status == "awaiting_approval":
+            if cert.status == CertStatus.AWAITING_APPROVAL:
                 return RedirectResponse(links.requests(slug, created=cert.id), status_code=303)
             return RedirectResponse(links.certificate(slug, cert.id), status_code=303)
     check = _check(web, session, form)
@@ -377,7 +379,7 @@ def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> R
 
 
 # -- detail --------------------------------------------------------------------------------
-DEPLOY_BUSY = {"pending", "running", "retrying"}
+DEPLOY_BUSY = deploy_states.BUSY
 
 
 def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any]:
@@ -399,7 +401,7 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
         "can_deploy": bool(deployments)
         and out.current is not None
         and not cert.csr_provided
-        and out.status != "revoked",
+        and out.status != CertStatus.REVOKED,
     }
 
 

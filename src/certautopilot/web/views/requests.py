@@ -8,6 +8,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from certautopilot import links
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.schemas import DecisionIn
+from certautopilot.approvals.states import RequestStatus
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.web.common import Form, InProjectWeb, WebRoute
@@ -28,7 +29,7 @@ def list_requests(
         "requests/list.html",
         items=items,
         status=status,
-        statuses=("pending", "approved", "rejected", "expired", ""),
+        statuses=(*RequestStatus, ""),
         created=created,
     )
 
