@@ -225,12 +225,14 @@ def _put(lab: LabInfo, fqdn: str, value: str) -> None:
     assert dns.query.tcp(update, lab.dns_host, port=lab.dns_port, timeout=5).rcode() == 0
 
 
-def _request(service: Service, project: Project, issuer_id: str, cn: str) -> str:
+def _request(
+    service: Service, project: Project, issuer_id: str, cn: str, auto_renew: bool = True
+) -> str:
     cert = service.ok(
         "POST",
         f"/projects/{project.slug}/certificates",
         202,
-        json={"issuer": issuer_id, "common_name": cn},
+        json={"issuer": issuer_id, "common_name": cn, "auto_renew": auto_renew},
     )
     return str(cert["id"])
 
@@ -253,6 +255,7 @@ def test_offered_and_record_ok_is_answered_without_a_person(
     assert persist_ca.answered == ["/chall/persist/0"]  # never the dns-01 one
     assert body["auto_renew"] is True  # the record lets it renew on its own
     types = _types(service, project, cert_id)
+    assert "cert.auto_renew_enabled" in types
     assert "dns.persist.answered" in types
     assert "dns.manual.requested" not in types
     answered = next(
@@ -320,3 +323,17 @@ def test_persist_only_with_a_missing_record_fails_saying_so(
     assert "offers only dns-persist-01" in body["error"]["detail"]
     assert f"_validation-persist.{name}" in body["error"]["detail"]
     assert ca.answered == []
+
+
+def test_auto_renew_asked_off_stays_off(
+    service: Service, project: Project, lab: LabInfo, persist_ca: PersistCA
+) -> None:
+    issuer_id, account = _stub_issuer(service, project, persist_ca)
+    name = f"off{secrets.token_hex(3)}.manual.test"
+    spec = build_record(name, issuer_domain=ISSUER_DOMAIN, account=account)
+    _put(lab, spec.record_name, spec.value)
+    cert_id = _request(service, project, issuer_id, name, auto_renew=False)
+    body = service.wait_for(project.slug, cert_id, ("issued", "failed", "awaiting_dns"))
+    assert body["status"] == "issued"
+    assert body["auto_renew"] is False and body["auto_renew_disabled_reason"] is None
+    assert "cert.auto_renew_enabled" not in _types(service, project, cert_id)
