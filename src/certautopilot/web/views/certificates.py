@@ -272,7 +272,10 @@ def _check(web: Web, session: DbSession, form: dict[str, Any]) -> dict[str, Any]
         # The preflight service decides; an override is judged only on submit.
         try:
             result = preflight(
-                session, project_id=web.project.id, body=model.model_copy(update={"override": None})
+                session,
+                project_id=web.project.id,
+                body=model.model_copy(update={"override": None}),
+                strict=False,
             )
             warnings = [w.as_dict() for w in result.warnings]
         except InvalidInput as exc:
