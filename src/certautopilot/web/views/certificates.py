@@ -23,6 +23,7 @@ from certautopilot.certificates.schemas import (
     CertificateIn,
     Pkcs12In,
 )
+from certautopilot.certificates.zones import NO_ZONE
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
@@ -277,7 +278,10 @@ def _check(web: Web, session: DbSession, form: dict[str, Any]) -> dict[str, Any]
                 body=model.model_copy(update={"override": None}),
                 strict=False,
             )
-            warnings = [w.as_dict() for w in result.warnings]
+            warnings = [w.as_dict() for w in result.warnings if w.code != NO_ZONE]
+            for found in result.warnings:  # nowhere to write the record: no override helps
+                if found.code == NO_ZONE:
+                    errors.setdefault(_field_of(found.field), []).append(found.message)
         except InvalidInput as exc:
             for f, msgs in _errors_of(exc).items():
                 errors.setdefault(f, []).extend(msgs)
