@@ -15,14 +15,19 @@ provider zone body, like ``test_dns_knot``'s powerdns case.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import dns.exception
 import dns.message
 import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
 import pytest
 
 from certautopilot_lab.info import LabInfo
@@ -36,6 +41,7 @@ from tests.integration._pebble_fixture import (
     free_port,
     make_tls,
 )
+from tests.integration.dns_servers import Knot
 
 pytestmark = pytest.mark.lab
 NAMED = shutil.which("named") or "/usr/sbin/named"
@@ -176,13 +182,14 @@ controls {{ }};
         self.process.stop()
 
 
-@pytest.fixture
-def resolving_pebble(lab: LabInfo, tmp_path: Path) -> Iterator[Pebble]:
-    """A Pebble that validates through a recursive resolver in front of the lab's BIND."""
-    resolver = Resolver(tmp_path / "resolver", {}, lab.dns_port)
+@contextlib.contextmanager
+def pebble_behind_resolver(
+    workdir: Path, forwarders: dict[str, int], default: int
+) -> Iterator[Pebble]:
+    """A Pebble that validates through a recursive resolver in front of the given servers."""
+    resolver = Resolver(workdir / "resolver", forwarders, default)
     try:
-        tls = make_tls(tmp_path / "tls")
-        pebble = Pebble(tmp_path / "pebble", tls, resolver.port)
+        pebble = Pebble(workdir / "pebble", make_tls(workdir / "tls"), resolver.port)
         try:
             yield pebble
         finally:
@@ -191,47 +198,57 @@ def resolving_pebble(lab: LabInfo, tmp_path: Path) -> Iterator[Pebble]:
         resolver.stop()
 
 
-@pytest.mark.skipif(not binaries_present(), reason="needs Debian package pebble")
-def test_manual_zone_name_delegated_to_bind_zone_issues(
-    service: Service, project: Project, lab: LabInfo, resolving_pebble: Pebble
-) -> None:
-    p = project.slug
+def add_issuer(service: Service, slug: str, pebble: Pebble) -> str:
     issuer = service.ok(
         "POST",
-        f"/projects/{p}/issuers",
+        f"/projects/{slug}/issuers",
         201,
         json={
             "name": f"pebble-resolving-{uuid.uuid4().hex[:6]}",
             "kind": "acme",
             "acme": {
-                "directory_url": resolving_pebble.directory_url,
+                "directory_url": pebble.directory_url,
                 "contact_email": "ops@example.test",
                 "terms_agreed": True,
-                "ca_bundle_pem": resolving_pebble.tls.ca_pem,
+                "ca_bundle_pem": pebble.tls.ca_pem,
             },
         },
     )
+    return str(issuer["id"])
+
+
+def issue_and_check(
+    service: Service, slug: str, issuer_id: str, name: str, delegated_to: str
+) -> list[dict[str, Any]]:
+    """Issues ``name`` + ``*.name``; asserts both TXT values went to ``delegated_to`` and
+    were removed, and that nothing waited for a hand-made record. The timeline's events."""
     created = service.ok(
         "POST",
-        f"/projects/{p}/certificates",
+        f"/projects/{slug}/certificates",
         202,
-        json={
-            "issuer": issuer["id"],
-            "common_name": "delegated.manual.test",
-            "sans": ["*.delegated.manual.test"],
-        },
+        json={"issuer": issuer_id, "common_name": name, "sans": [f"*.{name}"]},
     )
     assert created["auto_renew"] is True
-    body = service.wait_for(p, created["id"], ("issued", "failed", "awaiting_dns"))
-    assert body["status"] == "issued", (body["error"], service.timeline(p, created["id"]))
-    events = service.timeline(p, created["id"])["events"]
+    body = service.wait_for(slug, created["id"], ("issued", "failed", "awaiting_dns"))
+    events: list[dict[str, Any]] = service.timeline(slug, created["id"])["events"]
+    assert body["status"] == "issued", (body["error"], events)
     published = [e["detail"] for e in events if e["type"] == "dns.record.published"]
     removed = [e["detail"] for e in events if e["type"] == "dns.record.removed"]
-    # wildcard + apex: one TXT name, two values, written in example.test and removed
-    assert [d["name"] for d in published] == [DELEGATED_TO, DELEGATED_TO]
+    # wildcard + apex: one TXT name, two values, written at the target and removed
+    assert [d["name"] for d in published] == [delegated_to, delegated_to]
     assert len({d["value"] for d in published}) == 2
     assert sorted(d["value"] for d in removed) == sorted(d["value"] for d in published)
     assert not any(e["type"].startswith("dns.manual") for e in events)
+    return events
+
+
+@pytest.mark.skipif(not binaries_present(), reason="needs Debian package pebble")
+def test_manual_zone_name_delegated_to_bind_zone_issues(
+    service: Service, project: Project, lab: LabInfo, tmp_path: Path
+) -> None:
+    with pebble_behind_resolver(tmp_path, {}, lab.dns_port) as pebble:
+        issuer_id = add_issuer(service, project.slug, pebble)
+        issue_and_check(service, project.slug, issuer_id, "delegated.manual.test", DELEGATED_TO)
     leftovers = [
         n
         for zone in ("example.test", "manual.test")
@@ -239,3 +256,43 @@ def test_manual_zone_name_delegated_to_bind_zone_issues(
         if "delegated" in n
     ]
     assert leftovers == []
+
+
+@pytest.mark.skipif(
+    not (binaries_present() and shutil.which("knotd")), reason="needs pebble and knot"
+)
+def test_name_on_another_server_delegated_to_bind_zone_issues(
+    service: Service, project: Project, lab: LabInfo, tmp_path: Path
+) -> None:
+    """The name's zone is on Knot and in the project as a manual zone (no credentials);
+    its ``_acme-challenge`` CNAME points into example.test on the lab's BIND."""
+    knot = Knot(tmp_path / "knot").start()
+    try:
+        source = f"_acme-challenge.www.{knot.zone}"
+        target = f"{source}.example.test"
+        update = dns.update.UpdateMessage(
+            knot.zone,
+            keyring=dns.tsigkeyring.from_text({knot.key_name: knot.secret}),
+            keyname=knot.key_name,
+            keyalgorithm="hmac-sha256",
+        )
+        update.replace(source + ".", 60, "CNAME", target + ".")
+        response = dns.query.tcp(update, "127.0.0.1", port=knot.port, timeout=5)
+        assert response.rcode() == dns.rcode.NOERROR
+        service.ok(
+            "POST",
+            f"/projects/{project.slug}/zones",
+            201,
+            json={
+                "name": knot.zone,
+                "provider": "manual",
+                "nameservers": [f"127.0.0.1:{knot.port}"],
+            },
+        )
+        with pebble_behind_resolver(tmp_path, {knot.zone: knot.port}, lab.dns_port) as pebble:
+            issuer_id = add_issuer(service, project.slug, pebble)
+            issue_and_check(service, project.slug, issuer_id, f"www.{knot.zone}", target)
+        assert knot.axfr_txt() == []
+        assert [n for n, _ in axfr_txt(lab, "example.test") if knot.zone in n] == []
+    finally:
+        knot.stop()
