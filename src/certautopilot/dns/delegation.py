@@ -12,6 +12,8 @@ the CA could never resolve it either.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -27,7 +29,7 @@ import dns.resolver
 from certautopilot.dns.propagation import Nameserver, challenge_name, find_zone
 
 #: ``lookup(fqdn)`` → the CNAME target of ``fqdn`` (no trailing dot), or None when it has none.
-CnameLookup = Callable[[str], "str | None"]
+CnameLookup = Callable[[str], str | None]
 MAX_DEPTH = 8
 LOOKUP_TIMEOUT = 2.0
 
@@ -130,24 +132,31 @@ def dns_lookup(
     no answer, a timeout) reads as "no CNAME": the record then stays where it was, and the
     propagation check reports what the servers really serve."""
     with_servers = [z for z, ns in zones.items() if ns]
+    dead: set[Nameserver] = set()  # a server that timed out is not asked again by this lookup
 
     def lookup(fqdn: str) -> str | None:
         zone = find_zone(fqdn, list(zones))
         if zone is not None and zone in with_servers:
-            return _ask_servers(fqdn, zones[zone], timeout)
+            return _ask_servers(fqdn, zones[zone], timeout, dead)
         return _ask_resolver(fqdn, resolver, timeout)
 
     return lookup
 
 
-def _ask_servers(fqdn: str, servers: Sequence[Nameserver], timeout: float) -> str | None:
+def _ask_servers(
+    fqdn: str, servers: Sequence[Nameserver], timeout: float, dead: set[Nameserver]
+) -> str | None:
     qname = dns.name.from_text(fqdn)
     for host, port in servers:
+        if (host, port) in dead:
+            continue
         query = dns.message.make_query(qname, dns.rdatatype.CNAME)
         query.flags &= ~dns.flags.RD
         try:
-            response, _ = dns.query.udp_with_fallback(query, host, timeout=timeout, port=port)
+            address = _ip(host)
+            response, _ = dns.query.udp_with_fallback(query, address, timeout=timeout, port=port)
         except (dns.exception.DNSException, OSError, ValueError):
+            dead.add((host, port))
             continue
         if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             continue
@@ -165,6 +174,13 @@ def _ask_resolver(fqdn: str, resolver: dns.resolver.Resolver | None, timeout: fl
     except (dns.exception.DNSException, OSError):
         return None
     return str(next(iter(answer)).target)
+
+
+def _ip(host: str) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:  # a host name in the zone's nameservers
+        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0])
 
 
 def _norm(name: str) -> str:

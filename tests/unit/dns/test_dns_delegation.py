@@ -4,6 +4,7 @@ of each name to the zone the TXT record is written in."""
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 
 import pytest
@@ -209,3 +210,12 @@ def test_explicit_override_wins_and_is_not_looked_up() -> None:
     [target] = resolve_zones(["www.customer.test"], PROJECT, overrides, lookup)
     assert target.zone_id == "id-example.test" and target.challenge_name == "x.example.test"
     assert lookup.asked == []  # type: ignore[attr-defined]
+
+
+def test_real_lookup_reads_an_unreachable_server_as_no_cname() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        lookup = delegation.dns_lookup({"example.test": [("127.0.0.1", port)]}, timeout=0.1)
+        assert lookup("_acme-challenge.www.example.test") is None
+        assert lookup("_acme-challenge.api.example.test") is None  # not asked again
