@@ -16,6 +16,16 @@ from certautopilot_lab.info import TSIG_ALGORITHM, TSIG_NAME, ZONES
 _SECRET_RE = re.compile(r'secret\s+"([A-Za-z0-9+/=]+)"')
 # Parent zone -> child zones it delegates (both served by the same named).
 _DELEGATIONS = {"example.test": ("sub.example.test",)}
+# Static records the CNAME delegation tests read: a name in the manual zone delegated into
+# example.test (the TXT is written there), a CNAME loop, and one ending outside every zone.
+_STATIC = {
+    "manual.test": (
+        "_acme-challenge.delegated IN CNAME _acme-challenge.delegated.manual.test.example.test.",
+        "_acme-challenge.loop IN CNAME _acme-challenge.loop2.manual.test.",
+        "_acme-challenge.loop2 IN CNAME _acme-challenge.loop.manual.test.",
+        "_acme-challenge.broken IN CNAME _acme-challenge.broken.elsewhere.invalid.",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -134,6 +144,7 @@ def zone_text(zone: str) -> str:
     for child in _DELEGATIONS.get(zone, ()):
         label = child.removesuffix("." + zone)
         lines += [f"{label} IN NS ns1.{child}.", f"ns1.{label} IN A 127.0.0.1"]
+    lines += _STATIC.get(zone, ())
     return "\n".join(lines) + "\n"
 
 

@@ -1,8 +1,11 @@
 """Preflight: everything the service checks before a request is accepted.
 
-Hard errors (unknown issuer, bad names, names outside every zone, a broken CSR) raise
-InvalidInput. Policy violations come back as warnings; ``create_certificate`` refuses
-them for operators and accepts an admin's complete override.
+Hard errors (unknown issuer, bad names, names outside every zone, a CNAME loop, a broken
+CSR) raise InvalidInput. Policy violations and a broken CNAME delegation
+(``dns.delegation_broken``) come back as warnings; ``create_certificate`` refuses them for
+operators and accepts an admin's complete override. ``strict=False`` (the preflight endpoint
+and the live form) reports a name with no zone to write to as a ``dns.no_zone`` warning with
+the CNAME to create instead, so the answer can show it; creation stays strict.
 """
 
 from __future__ import annotations
@@ -14,10 +17,22 @@ from sqlalchemy.orm import Session
 
 from certautopilot.certificates.csr import CsrInfo, parse_csr
 from certautopilot.certificates.names import normalize_names
-from certautopilot.certificates.schemas import CertificateIn, PreflightOut, PreflightWarning
-from certautopilot.certificates.zones import ChallengeTarget, resolve_zones
+from certautopilot.certificates.schemas import (
+    CertificateIn,
+    ChallengeOut,
+    PreflightOut,
+    PreflightWarning,
+)
+from certautopilot.certificates.zones import (
+    NO_ZONE,
+    ChallengeRoute,
+    ChallengeTarget,
+    route_challenges,
+)
+from certautopilot.dns import delegation
 from certautopilot.dns import service as dns_zones
 from certautopilot.dns.models import DnsZone
+from certautopilot.dns.propagation import Nameserver, parse_nameserver
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
@@ -51,6 +66,7 @@ class Preflight:
     warnings: list[policy.PolicyWarning]
     adcs_template: str | None = None
     acme_profile: str | None = None
+    routes: tuple[ChallengeRoute, ...] = ()
 
     def out(self) -> PreflightOut:
         return PreflightOut(
@@ -64,6 +80,7 @@ class Preflight:
             approval_required=self.rules.approval_required,
             acme_profile=self.acme_profile,
             warnings=[PreflightWarning(**w.as_dict()) for w in self.warnings],
+            challenges=[ChallengeOut.model_validate(r.as_dict()) for r in self.routes],
         )
 
 
@@ -87,7 +104,26 @@ def _names(body: CertificateIn, csr: CsrInfo | None) -> list[str]:
     return csr.names
 
 
-def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Preflight:
+def _lookup_for(zones: list[DnsZone]) -> delegation.CnameLookup:
+    """CNAMEs asked of each zone's own ``nameservers`` when it has some, else the system
+    resolver (``dns.delegation.dns_lookup``)."""
+    servers: dict[str, list[Nameserver]] = {}
+    for z in zones:
+        try:
+            servers[z.name] = [parse_nameserver(ns) for ns in z.nameservers or []]
+        except ValueError:  # validated when the zone was stored; never block a request
+            servers[z.name] = []
+    return delegation.dns_lookup(servers)
+
+
+def preflight(
+    session: Session,
+    *,
+    project_id: str,
+    body: CertificateIn,
+    strict: bool = True,
+    lookup: delegation.CnameLookup | None = None,
+) -> Preflight:
     issuer = _issuer_of(session, project_id, body.issuer)
     csr = parse_csr(body.csr_pem) if body.csr_pem is not None else None
     names = _names(body, csr)
@@ -96,7 +132,18 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
     if body.acme_profile is not None:  # reads the CA's directory (cached): no write yet
         profiles.check_profile(issuer, body.acme_profile)
     # AD CS involves no DNS challenge: names need not fall under a project zone.
-    targets = [] if adcs_template else resolve_zones(names, zones, body.challenge_overrides)
+    routes: tuple[ChallengeRoute, ...] = ()
+    dns_warnings: list[policy.PolicyWarning] = []
+    targets: list[ChallengeTarget] = []
+    if not adcs_template:
+        routing = route_challenges(
+            names, zones, body.challenge_overrides, lookup or _lookup_for(zones)
+        )
+        if routing.unroutable and strict:
+            raise InvalidInput("; ".join(m for _, m in routing.unroutable), routing.unroutable)
+        targets, routes = routing.targets, tuple(routing.routes)
+        dns_warnings = [policy.PolicyWarning(n.code, n.field, n.message) for n in routing.notices]
+        dns_warnings += [policy.PolicyWarning(NO_ZONE, f, m) for f, m in routing.unroutable]
     manual_zone_ids = frozenset(z.id for z in zones if dns_zones.is_manual(z))
     reason = None
     if any(t.zone_id in manual_zone_ids for t in targets):
@@ -117,6 +164,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
         key_field="csr_pem" if csr else "key_type",
         names_field="csr_pem" if csr else "sans",
     )
+    warnings = dns_warnings + warnings
     return Preflight(
         issuer=issuer,
         names=names,
@@ -130,6 +178,7 @@ def preflight(session: Session, *, project_id: str, body: CertificateIn) -> Pref
         warnings=warnings,
         adcs_template=adcs_template,
         acme_profile=body.acme_profile,
+        routes=routes,
     )
 
 

@@ -226,6 +226,23 @@ class PreflightWarning(BaseModel):
     message: str
 
 
+class DelegateHint(BaseModel):
+    """The CNAME to create so a name outside every project zone can be issued."""
+
+    cname: str
+    target: str
+
+
+class ChallengeOut(BaseModel):
+    """Where the DNS-01 record of one name will be written, and through which zone."""
+
+    name: str
+    record_name: str
+    zone: str | None
+    delegated_from: str | None = None
+    delegate: DelegateHint | None = None
+
+
 class PreflightOut(BaseModel):
     """The request as the service would issue it, and what project policy says about it."""
 
@@ -239,6 +256,7 @@ class PreflightOut(BaseModel):
     approval_required: bool
     acme_profile: str | None = None
     warnings: list[PreflightWarning]
+    challenges: list[ChallengeOut] = Field(default_factory=list)
 
 
 class PersistServerOut(BaseModel):

@@ -102,6 +102,7 @@ def create_certificate(
                 "zone_id": t.zone_id,
                 "challenge_name": t.challenge_name,
                 "manual": t.zone_id in pre.manual_zone_ids,
+                "delegated_from": t.delegated_from,
             }
             for t in pre.targets
         },

@@ -24,6 +24,7 @@ from certautopilot.certificates.schemas import (
     Pkcs12In,
 )
 from certautopilot.certificates.states import CertStatus
+from certautopilot.certificates.zones import NO_ZONE
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
@@ -275,9 +276,15 @@ def _check(web: Web, session: DbSession, form: dict[str, Any]) -> dict[str, Any]
         # The preflight service decides; an override is judged only on submit.
         try:
             result = preflight(
-                session, project_id=web.project.id, body=model.model_copy(update={"override": None})
+                session,
+                project_id=web.project.id,
+                body=model.model_copy(update={"override": None}),
+                strict=False,
             )
-            warnings = [w.as_dict() for w in result.warnings]
+            warnings = [w.as_dict() for w in result.warnings if w.code != NO_ZONE]
+            for found in result.warnings:  # nowhere to write the record: no override helps
+                if found.code == NO_ZONE:
+                    errors.setdefault(_field_of(found.field), []).append(found.message)
         except InvalidInput as exc:
             for f, msgs in _errors_of(exc).items():
                 errors.setdefault(f, []).extend(msgs)
