@@ -288,9 +288,13 @@ def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State)
     model = validated(ZoneIn, body, _zone_field, errors)
     if model is not None and not errors:
         try:
-            # check_host resolves names: this view runs in the threadpool.
+            # check_host and the provider check do network I/O: this view runs in the
+            # threadpool, and the read transaction ends before the check.
+            plan = dns.plan_new_zone(session, project_id=web.ctx.project.id, body=model)
+            session.commit()
+            dns.check_zone(plan)
             dns.create_zone(
-                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
+                session, state.kek, project_id=web.ctx.project.id, plan=plan, actor=web.ctx.actor
             )
             session.commit()
         except InvalidInput as exc:
