@@ -473,8 +473,23 @@ def describe_provider(plugin: Plugin) -> DNSProviderOut:
     )
 
 
+FIRST_PROVIDERS = ("rfc2136", "manual")
+
+
+def provider_plugins() -> list[Plugin]:
+    """The DNS provider plugins in the order forms show them: rfc2136, manual, then the
+    rest by name."""
+    plugins = list(registry().family(Family.DNS_PROVIDERS).values())
+
+    def key(p: Plugin) -> tuple[int, str]:
+        first = p.name in FIRST_PROVIDERS
+        return (FIRST_PROVIDERS.index(p.name) if first else len(FIRST_PROVIDERS), p.name)
+
+    return sorted(plugins, key=key)
+
+
 def list_providers() -> list[DNSProviderOut]:
-    return [describe_provider(p) for p in registry().family(Family.DNS_PROVIDERS).values()]
+    return [describe_provider(p) for p in provider_plugins()]
 
 
 # -- Test and suggest ----------------------------------------------------------------------
