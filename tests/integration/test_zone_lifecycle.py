@@ -250,3 +250,51 @@ def test_zone_of_a_name_by_suffix_or_suggested_by_soa(service: Service, lab: Lab
     assert probe.suggest_apex("x.y.sub.example.test", resolver=resolver) == "sub.example.test"
     apex, why = probe.apex_or_reason("www.not-served.invalid", resolver=resolver)
     assert apex is None and "no zone found for www.not-served.invalid" in why
+
+
+def test_the_worker_uses_an_edited_zone_at_once(service: Service, lab: LabInfo) -> None:
+    """The worker caches a zone's provider under a fingerprint of its settings: an edit
+    through the API is used by the same running worker on the next order."""
+    slug = _project(service)
+    issuer = service.ok(
+        "POST",
+        f"/projects/{slug}/issuers",
+        201,
+        json={
+            "name": "pebble",
+            "kind": "acme",
+            "acme": {
+                "directory_url": lab.directory_url,
+                "terms_agreed": True,
+                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
+            },
+        },
+    )
+    zone = service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab))
+    url = f"/projects/{slug}/zones/{zone['id']}"
+
+    def order() -> dict[str, Any]:
+        name = f"edit-{uuid.uuid4().hex[:6]}.example.test"
+        cert = service.ok(
+            "POST",
+            f"/projects/{slug}/certificates",
+            202,
+            json={"issuer": issuer["id"], "common_name": name},
+        )
+        done: dict[str, Any] = service.wait_for(slug, cert["id"], ("issued", "failed"))
+        return done
+
+    assert order()["status"] == "issued"
+    # A second server that never answers, and a short timeout: the order fails naming it.
+    service.ok(
+        "PATCH",
+        url,
+        json={
+            "nameservers": [f"127.0.0.1:{lab.dns_port}", "127.0.0.2:9"],
+            "propagation_timeout_seconds": 2,
+        },
+    )
+    failed = order()
+    assert failed["status"] == "failed" and "127.0.0.2:9" in failed["error"]["detail"], failed
+    service.ok("PATCH", url, json={"nameservers": [f"127.0.0.1:{lab.dns_port}"]})
+    assert order()["status"] == "issued"
