@@ -7,7 +7,14 @@ model and builds the provider from them; it imports no provider module.
 Storage: ``zone.config`` is ``{"settings": <non-secret settings>, "credentials": [names]}``
 and the secret settings are one encrypted JSON document (purpose ``dns_settings``). Zones
 written before plugins (rfc2136 only) hold the non-secret settings flat in ``zone.config``
-and the TSIG secret alone under purpose ``tsig_secret``; both forms are read.
+and the TSIG secret alone under purpose ``tsig_secret``; both forms are read (an edit
+rewrites such a zone in the newer form).
+
+Lifecycle: adding and editing are plan (validate, reads only) -> :func:`check_zone` (the
+provider authenticates and lists records; network I/O, so the caller ends its transaction
+first) -> store and audit, like issuers' check-then-create. Deleting is refused while a
+certificate routes a challenge to the zone. :func:`prepare_test` + :func:`run_zone_test`
+write, read everywhere and remove a probe record (:mod:`certautopilot.dns.probe`).
 """
 
 from __future__ import annotations
