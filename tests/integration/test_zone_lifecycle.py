@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from certautopilot.audit import service as audit
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.deps import get_dns_resolver
 from certautopilot.dns import probe
 from certautopilot_lab.info import LabInfo
 from tests.conftest import WRONG_TSIG_SECRET, Service
@@ -246,6 +247,16 @@ def test_zone_of_a_name_by_suffix_or_suggested_by_soa(service: Service, lab: Lab
     resolver.nameservers = ["127.0.0.1"]
     resolver.port = lab.dns_port
     resolver.lifetime = 5
+    app = service.client.app
+    app.dependency_overrides[get_dns_resolver] = lambda: resolver  # type: ignore[attr-defined]
+    try:
+        walked = service.ok(
+            "GET", f"/projects/{slug}/zones/suggest", params={"name": "www.deep.manual.test"}
+        )
+    finally:
+        app.dependency_overrides.pop(get_dns_resolver)  # type: ignore[attr-defined]
+    assert walked["zone"] is None and walked["apex"] == "manual.test"
+    assert "add zone manual.test" in walked["detail"]
     assert probe.suggest_apex("www.deep.manual.test", resolver=resolver) == "manual.test"
     assert probe.suggest_apex("x.y.sub.example.test", resolver=resolver) == "sub.example.test"
     apex, why = probe.apex_or_reason("www.not-served.invalid", resolver=resolver)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response, status
 
 from certautopilot.auth import service as auth
-from certautopilot.deps import DbSession, InProject, State
+from certautopilot.deps import DbSession, DnsResolver, InProject, State
 from certautopilot.dns import service as zones
 from certautopilot.dns.schemas import ZoneIn, ZoneOut, ZonePatch, ZoneSuggestion, ZoneTestOut
 
@@ -38,13 +38,16 @@ def list_zones(ctx: InProject, session: DbSession) -> list[ZoneOut]:
 
 @router.get("/projects/{project}/zones/suggest", response_model=ZoneSuggestion)
 def suggest_zone(
-    ctx: InProject, session: DbSession, name: str = Query(min_length=1, max_length=253)
+    ctx: InProject,
+    session: DbSession,
+    resolver: DnsResolver,
+    name: str = Query(min_length=1, max_length=253),
 ) -> ZoneSuggestion:
     """The project zone holding ``name`` (longest suffix) or, for a name in none, the zone
     apex found by walking up SOA records (the zone to add)."""
     found = zones.zone_for_name(session, project_id=ctx.project.id, name=name)
     session.commit()  # the SOA walk is network I/O
-    return zones.suggest_zone(name, found)
+    return zones.suggest_zone(name, found, resolver=resolver)
 
 
 @router.get("/projects/{project}/zones/{zone_id}", response_model=ZoneOut)
