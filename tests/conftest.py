@@ -278,12 +278,18 @@ def add_refused_zone(
     service: Service, lab: LabInfo, slug: str, name: str, **fields: Any
 ) -> dict[str, Any]:
     """A zone whose TSIG key BIND refuses, so issuance of a name in it fails (the failure
-    path: notifications, backoff, a kept current version); ``fields`` adds to the body."""
-    zone: dict[str, Any] = service.ok(
-        "POST",
-        f"/projects/{slug}/zones",
-        201,
-        json={
+    path: notifications, backoff, a kept current version); ``fields`` adds to the body.
+
+    The API checks a zone's key at its server when the zone is added and answers 422 for
+    this one (tests/integration/test_zone_lifecycle.py shows it). So the zone is stored
+    through the zone service's plan and create steps without the check step: it stands for
+    a zone whose key was revoked at the server after it was added."""
+    from certautopilot.dns import service as zones
+    from certautopilot.dns.schemas import ZoneIn
+    from certautopilot.projects.models import Project as ProjectRow
+
+    body = ZoneIn.model_validate(
+        {
             "name": name,
             "provider": "rfc2136",
             "nameservers": [f"127.0.0.1:{lab.dns_port}"],
@@ -295,6 +301,20 @@ def add_refused_zone(
                 "tsig_algorithm": lab.tsig_algorithm,
                 "tsig_secret": WRONG_TSIG_SECRET,
             },
-        },
+        }
     )
-    return zone
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            project_id = session.scalar(sa.select(ProjectRow.id).where(ProjectRow.slug == slug))
+            assert project_id is not None
+            user = auth.ensure_user(session, email="admin@example.test")
+            admin = auth.Actor(user_id=user.id, email=user.email, role="admin")
+            plan = zones.plan_new_zone(session, project_id=project_id, body=body)
+            kek = service.client.app.state.cap.kek  # type: ignore[attr-defined]
+            zone = zones.create_zone(session, kek, project_id=project_id, plan=plan, actor=admin)
+            zone_id = zone.id
+    finally:
+        engine.dispose()
+    stored: dict[str, Any] = service.ok("GET", f"/projects/{slug}/zones/{zone_id}")
+    return stored

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
+from dns.resolver import Resolver
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,3 +80,12 @@ def get_project(project: str, session: DbSession, user: CurrentUser) -> ProjectC
 
 
 InProject = Annotated[ProjectContext, Depends(get_project)]
+
+
+def get_dns_resolver() -> Resolver:
+    """The resolver zone suggestions walk SOA records with: the system's. A dependency so
+    a test can point it at its own DNS server (``app.dependency_overrides``)."""
+    return Resolver()
+
+
+DnsResolver = Annotated[Resolver, Depends(get_dns_resolver)]

@@ -216,6 +216,16 @@ def test_publish_twice_is_once_and_remove_twice_is_fine(backend: Backend) -> Non
     provider.remove_txt(backend.zone, backend.name("never"), "never-published")
 
 
+def test_a_lone_value_with_a_short_ttl_is_removed(backend: Backend) -> None:
+    """Route 53 deletes a record set only with its own TTL (lexicon sends its default)."""
+    provider = backend.make({})
+    fqdn = backend.name("lone")
+    provider.publish_txt(backend.zone, fqdn, "lone-value", 60)
+    provider.remove_txt(backend.zone, fqdn, "lone-value")
+    assert backend.listed(provider, fqdn) == set()
+    assert [owner for owner, _ in backend.records() if owner == fqdn] == []
+
+
 def test_remove_leaves_nothing_behind(backend: Backend) -> None:
     provider = backend.make({})
     fqdn = backend.name("gone")

@@ -121,7 +121,7 @@ def test_admin_adds_rfc2136_zone_and_a_certificate_issues(
     sign_in(page, web_user(service, ADMIN))
     page.goto(f"/p/{slug}/settings/zones")
     page.get_by_label("Zone name").fill("example.test")
-    page.locator("#provider_rfc2136").check()
+    assert page.locator("#zone-form").get_attribute("data-provider") == "rfc2136"  # default
     page.get_by_label("DNS server (primary)").fill("127.0.0.1")
     page.get_by_label("Port").fill(str(lab.dns_port))
     page.get_by_label("TSIG key name").fill(lab.tsig_name)

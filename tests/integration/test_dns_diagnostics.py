@@ -251,11 +251,12 @@ def _wait_message(service: Service, slug: str, cert_id: str, count: int) -> dict
     """The certificate once the manual check has run ``count`` times."""
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        body: dict[str, Any] = service.ok("GET", f"/projects/{slug}/certificates/{cert_id}")
         checked = _events(service, slug, cert_id, "dns.manual.unchecked")
         checked += _events(service, slug, cert_id, "dns.manual.not_visible")
         checked += _events(service, slug, cert_id, "dns.manual.confirmed")
         if len(checked) >= count:
+            # Read after the events: the check that wrote them has committed its message.
+            body: dict[str, Any] = service.ok("GET", f"/projects/{slug}/certificates/{cert_id}")
             return body
         time.sleep(0.05)
     pytest.fail(f"the manual check did not run {count} times")

@@ -84,10 +84,13 @@ def test_issues_real_certificate_with_sans_and_wildcard(
         assert expected in types
     assert types.index("dns.record.removed") > types.index("dns.record.published")
 
+    # Other tests share the lab's zones (and some leave a workflow waiting for a person
+    # with its records up): look at this certificate's challenge names only.
+    own = {"_acme-challenge." + n.removeprefix("*.") for n in created["sans"]}
     leftovers = [
         n
         for zone in ("example.test", "sub.example.test")
         for n, _ in axfr_txt(lab, zone)
-        if "_acme-challenge" in n
+        if n.rstrip(".") in own
     ]
     assert leftovers == []

@@ -20,12 +20,20 @@ from certautopilot.api.routes import (
     versions,
     zones,
 )
-from certautopilot.web.views import auth, requests, settings_issuers, settings_project, tokens
+from certautopilot.web.views import (
+    auth,
+    requests,
+    settings_issuers,
+    settings_project,
+    settings_zones,
+    tokens,
+)
 from certautopilot.web.views import certificates as certificate_views
 
 MODULES = (
     *(certificates, governance, issuers, projects, targets, versions, zones),
     *(auth, certificate_views, requests, settings_issuers, settings_project, tokens),
+    settings_zones,
 )
 
 

@@ -76,3 +76,5 @@ class EventType(StrEnum):
     TOKEN_CREATED = "token.created"
     TOKEN_REVOKED = "token.revoked"
     ZONE_CREATED = "zone.created"
+    ZONE_DELETED = "zone.deleted"
+    ZONE_UPDATED = "zone.updated"

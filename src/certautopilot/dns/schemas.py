@@ -66,3 +66,41 @@ class DNSProviderOut(BaseModel):
     title: str
     fields: list[ProviderField]
     tested: bool
+
+
+class ZonePatch(BaseModel):
+    """An edit: only the given keys change. ``settings`` is merged key by key over the
+    stored settings (a secret given is replaced, one left out is kept); the zone's name
+    and provider are fixed (delete and add the zone to change them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    settings: dict[str, Any] | None = Field(
+        default=None, description="settings to change, merged over the stored ones"
+    )
+    rfc2136: dict[str, Any] | None = Field(
+        default=None, description="older form of settings, for provider rfc2136 only"
+    )
+    nameservers: list[str] | None = Field(default=None, max_length=20)
+    propagation_timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
+
+
+class ZoneTestStep(BaseModel):
+    step: str
+    ok: bool
+    detail: str
+
+
+class ZoneTestOut(BaseModel):
+    ok: bool
+    steps: list[ZoneTestStep]
+
+
+class ZoneSuggestion(BaseModel):
+    name: str = Field(description="the name asked about")
+    zone: str | None = Field(description="the project zone holding it (longest suffix)")
+    zone_id: str | None = None
+    apex: str | None = Field(
+        default=None, description="the zone apex found by walking up SOA records"
+    )
+    detail: str = ""

@@ -12,11 +12,20 @@ from certautopilot.web.views import (
     requests,
     settings_issuers,
     settings_project,
+    settings_zones,
     tokens,
 )
 
 router = APIRouter()
-for _module in (auth, certificates, requests, settings_issuers, settings_project, tokens):
+for _module in (
+    auth,
+    certificates,
+    requests,
+    settings_issuers,
+    settings_zones,
+    settings_project,
+    tokens,
+):
     router.include_router(_module.router)
 
 

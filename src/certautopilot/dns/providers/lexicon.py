@@ -101,14 +101,23 @@ class LexiconProvider:
         with self._provider(zone, ttl=ttl, what=f"add TXT {name}") as provider:
             if value in self._values(provider, name):
                 return
-            provider.create_record("TXT", name, value)
+            # Some providers (route53) log a refused change and return False.
+            if provider.create_record("TXT", name, value) is False:
+                raise DNSError(f"{self.lexicon_name} refused to add TXT {name} in zone {zone}")
 
     def remove_txt(self, zone: str, fqdn: str, value: str) -> None:
         name = _bare(fqdn)
-        with self._provider(zone, what=f"delete TXT {name}") as provider:
-            if value not in self._values(provider, name):
-                return
+        with self._provider(zone, what=f"list TXT {name}") as provider:
+            ttls = [r.get("ttl") for r in self._records(provider, name) if r["content"] == value]
+        if not ttls:
+            return
+        # Route 53 deletes a record set only when the TTL given matches the stored one;
+        # lexicon sends its configured TTL, so the record's own TTL is passed.
+        ttl = int(ttls[0]) if isinstance(ttls[0], int | str) and str(ttls[0]).isdigit() else None
+        with self._provider(zone, ttl=ttl, what=f"delete TXT {name}") as provider:
             provider.delete_record(None, "TXT", name, value)
+            if value in self._values(provider, name):
+                raise DNSError(f"{self.lexicon_name} did not delete TXT {name} in zone {zone}")
 
     def list_txt(self, zone: str, fqdn: str) -> list[str]:
         name = _bare(fqdn)
@@ -126,14 +135,22 @@ class LexiconProvider:
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
-    def _values(provider: Any, name: str) -> list[str]:
-        records = provider.list_records("TXT", name)
+    def _records(provider: Any, name: str) -> list[dict[str, Any]]:
+        """TXT records at ``name``, one per value (``content`` a str; lexicon's route53
+        gives a record set of several values as one record with a list)."""
         wanted = name.lower()
-        return [
-            str(r.get("content", ""))
-            for r in records
-            if str(r.get("name", "")).rstrip(".").lower() == wanted
-        ]
+        found: list[dict[str, Any]] = []
+        for record in provider.list_records("TXT", name):
+            if str(record.get("name", "")).rstrip(".").lower() != wanted:
+                continue
+            contents = record.get("content", "")
+            for content in contents if isinstance(contents, list) else [contents]:
+                found.append({**record, "content": str(content)})
+        return found
+
+    @classmethod
+    def _values(cls, provider: Any, name: str) -> list[str]:
+        return [r["content"] for r in cls._records(provider, name)]
 
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {}

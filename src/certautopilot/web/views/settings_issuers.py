@@ -1,4 +1,4 @@
-"""Settings for project admins: issuers (ACME, AD CS) and DNS zones.
+"""Settings for project admins: issuers (ACME, AD CS); DNS zones are in settings_zones.
 
 Every write calls the same domain services as the API, so the web UI and the API apply
 the same rules (admin check, the CA check outside any transaction, audit). Secrets that
@@ -15,8 +15,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot import links
 from certautopilot.deps import DbSession, State
-from certautopilot.dns import service as dns
-from certautopilot.dns.schemas import ZoneIn
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.schemas import IssuerIn
@@ -37,20 +35,11 @@ from certautopilot.workflows import commands
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/settings"
 ISSUER_SECRETS = ("acme_eab_hmac_key", "adcs_password", "adcs_client_key_pem")
-ZONE_SECRETS = ("tsig_secret",)
 AUTH_MODES = (
     ("basic", "Basic (username + password)"),
     ("ntlm", "NTLM (username + password, with channel binding)"),
     ("kerberos", "Kerberos (the worker's ticket or keytab; username/password optional)"),
     ("client_cert", "Client certificate (certificate + key)"),
-)
-TSIG_ALGORITHMS = (
-    "hmac-sha256",
-    "hmac-sha384",
-    "hmac-sha512",
-    "hmac-sha224",
-    "hmac-sha1",
-    "hmac-md5",
 )
 
 
@@ -213,89 +202,4 @@ def create_issuer(
         errors=errors,
         secret_dropped=dropped,
         status_code=422,
-    )
-
-
-# -- DNS zones ----------------------------------------------------------------------------
-def _zones_page(
-    web: Web,
-    session: DbSession,
-    *,
-    form: dict[str, Any] | None = None,
-    errors: Errors | None = None,
-    secret_dropped: bool = False,
-    status_code: int = 200,
-) -> Response:
-    assert web.project is not None
-    items = [dns.to_out(z) for z in dns.list_zones(session, project_id=web.project.id)]
-    return web.render(
-        "settings/zones.html",
-        status_code=status_code,
-        tab="zones",
-        items=items,
-        form=form or {"provider": "rfc2136", "port": "53", "tsig_algorithm": "hmac-sha256"},
-        errors=errors or {},
-        secret_dropped=secret_dropped,
-        algorithms=TSIG_ALGORITHMS,
-        created=web.request.query_params.get("created", ""),
-    )
-
-
-@router.get(BASE + "/zones", response_class=HTMLResponse)
-def zones_page(web: InProjectWeb, session: DbSession) -> Response:
-    require_admin(web, "Managing DNS zones")
-    return _zones_page(web, session)
-
-
-def _zone_field(name: str) -> str:
-    head, _, rest = name.partition(".")
-    if head == "rfc2136":
-        return rest or "provider"
-    name = name.split("[", 1)[0]
-    return "form" if name in ("body", "") else name
-
-
-@router.post(BASE + "/zones", response_class=HTMLResponse)
-def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
-    require_admin(web, "Adding a DNS zone")
-    errors: Errors = {}
-    provider = text(form, "provider")
-    body: dict[str, Any] = {"name": text(form, "name"), "provider": provider}
-    nameservers = lines(text(form, "nameservers"))
-    if nameservers:
-        body["nameservers"] = nameservers
-    timeout = _int(form, "propagation_timeout_seconds", errors)
-    if timeout is not None:
-        body["propagation_timeout_seconds"] = timeout
-    if provider == "rfc2136":
-        port = _int(form, "port", errors)
-        body["rfc2136"] = {
-            "server": text(form, "server"),
-            "port": port if port is not None else 53,
-            "tsig_name": text(form, "tsig_name"),
-            "tsig_algorithm": text(form, "tsig_algorithm") or "hmac-sha256",
-            "tsig_secret": text(form, "tsig_secret"),
-        }
-    model = validated(ZoneIn, body, _zone_field, errors)
-    if model is not None and not errors:
-        try:
-            # check_host resolves names: this view runs in the threadpool.
-            dns.create_zone(
-                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
-            )
-            session.commit()
-        except InvalidInput as exc:
-            session.rollback()
-            errors = from_invalid(exc, _zone_field)
-        except Conflict as exc:
-            session.rollback()
-            add(errors, "name", str(exc))
-        else:
-            assert web.project is not None
-            return RedirectResponse(
-                links.settings(web.project.slug, "zones", created=model.name), status_code=303
-            )
-    values, dropped = kept(form, ZONE_SECRETS)
-    return _zones_page(
-        web, session, form=values, errors=errors, secret_dropped=dropped, status_code=422
     )
