@@ -138,9 +138,11 @@ class Resolver:
     """A recursive BIND that forwards every query to the given authoritative servers (a
     CA's resolver, in small): it follows a CNAME from one zone into another."""
 
-    def __init__(self, workdir: Path, forwarders: dict[str, int], default: int) -> None:
+    def __init__(
+        self, workdir: Path, forwarders: dict[str, int], default: int, port: int = 0
+    ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = port or free_port()
         zones = "".join(
             f'zone "{z}" {{ type forward; forward only; forwarders {{ 127.0.0.1 port {p}; }}; }};\n'
             for z, p in forwarders.items()
@@ -322,4 +324,102 @@ def test_name_on_another_server_delegated_to_a_zone_with_credentials_issues(
     finally:
         if pdns is not None:
             pdns.stop()
+        knot.stop()
+
+
+def _set_cname(knot: Knot, source: str, target: str | None) -> None:
+    """Adds (or, with None, deletes) ``source CNAME target`` on Knot through RFC 2136."""
+    update = dns.update.UpdateMessage(
+        knot.zone,
+        keyring=dns.tsigkeyring.from_text({knot.key_name: knot.secret}),
+        keyname=knot.key_name,
+        keyalgorithm="hmac-sha256",
+    )
+    if target is None:
+        update.delete(source + ".", "CNAME")
+    else:
+        update.replace(source + ".", 60, "CNAME", target + ".")
+    response = dns.query.tcp(update, "127.0.0.1", port=knot.port, timeout=5)
+    assert response.rcode() == dns.rcode.NOERROR
+
+
+@pytest.mark.skipif(
+    not (binaries_present() and shutil.which("knotd")), reason="needs pebble and knot"
+)
+def test_renewal_follows_a_cname_added_after_issuance(
+    service: Service, project: Project, lab: LabInfo, tmp_path: Path
+) -> None:
+    """Issued with the TXT record in the name's own zone (Knot, with credentials); then
+    ``_acme-challenge.www`` becomes a CNAME into example.test on the lab's BIND: the renewal
+    writes there. Pointed outside every project zone, the next renewal fails before any
+    order, naming the name and the CNAME's target."""
+    knot = Knot(tmp_path / "knot").start()
+    try:
+        settings = knot.rfc2136_settings()
+        settings.pop("timeout_seconds")
+        service.ok(
+            "POST",
+            f"/projects/{project.slug}/zones",
+            201,
+            json={
+                "name": knot.zone,
+                "provider": "rfc2136",
+                "nameservers": [f"127.0.0.1:{knot.port}"],
+                "propagation_timeout_seconds": 30,
+                "rfc2136": settings,
+            },
+        )
+        name = f"www.{knot.zone}"
+        source = f"_acme-challenge.{name}"
+        target = f"{source}.example.test"
+        slug = project.slug
+        forwarders = {knot.zone: knot.port}
+        resolver = Resolver(tmp_path / "resolver", forwarders, lab.dns_port)
+        pebble = Pebble(tmp_path / "pebble", make_tls(tmp_path / "tls"), resolver.port)
+        try:
+            issuer_id = add_issuer(service, slug, pebble)
+            created = service.ok(
+                "POST",
+                f"/projects/{slug}/certificates",
+                202,
+                json={"issuer": issuer_id, "common_name": name},
+            )
+            first = service.wait_for(slug, created["id"], ("issued", "failed"))
+            assert first["status"] == "issued", first["error"]
+            events = service.timeline(slug, created["id"])["events"]
+            [own] = [e["detail"] for e in events if e["type"] == "dns.record.published"]
+            assert (own["name"], own["zone"], own["delegated_from"]) == (source, knot.zone, None)
+
+            _set_cname(knot, source, target)
+            # the CA's resolver still holds the old TXT for its TTL: a fresh one stands for
+            # that cache expiring (the service itself asks the zone's servers directly)
+            resolver.stop()
+            resolver = Resolver(tmp_path / "resolver2", forwarders, lab.dns_port, resolver.port)
+            service.ok("POST", f"/projects/{slug}/certificates/{created['id']}/renew", 202)
+            second = service.wait_for(slug, created["id"], ("issued", "failed"))
+            assert second["status"] == "issued", second["error"]
+            assert second["current"]["serial"] != first["current"]["serial"]
+            events = service.timeline(slug, created["id"])["events"]
+            published = [e["detail"] for e in events if e["type"] == "dns.record.published"]
+            assert len(published) == 2
+            renewal = next(d for d in published if d["value"] != own["value"])
+            assert (renewal["name"], renewal["zone"], renewal["delegated_from"]) == (
+                target,
+                "example.test",
+                source,
+            )
+            assert knot.axfr_txt() == []
+            assert [n for n, _ in axfr_txt(lab, "example.test") if knot.zone in n] == []
+
+            _set_cname(knot, source, f"{source}.elsewhere.invalid")
+            service.ok("POST", f"/projects/{slug}/certificates/{created['id']}/renew", 202)
+            third = service.wait_for(slug, created["id"], ("issued", "failed"))
+            assert third["status"] == "failed"
+            assert f"{source} is a CNAME to {source}.elsewhere.invalid" in third["error"]["detail"]
+            events = service.timeline(slug, created["id"])["events"]
+            assert sum(e["type"] == "acme.order.created" for e in events) == 2  # no third order
+        finally:
+            pebble.stop()
+            resolver.stop()
+    finally:
         knot.stop()

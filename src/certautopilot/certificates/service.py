@@ -103,6 +103,8 @@ def create_certificate(
                 "challenge_name": t.challenge_name,
                 "manual": t.zone_id in pre.manual_zone_ids,
                 "delegated_from": t.delegated_from,
+                "explicit": t.explicit,
+                "fallback": t.fallback,
             }
             for t in pre.targets
         },

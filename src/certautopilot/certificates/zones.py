@@ -17,7 +17,7 @@ from certautopilot.certificates.names import base_name, normalize_name
 from certautopilot.dns import delegation
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import challenge_name, find_zone
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DNSError, InvalidInput
 
 DELEGATION_BROKEN = "dns.delegation_broken"
 NO_ZONE = "dns.no_zone"
@@ -32,6 +32,10 @@ class ChallengeTarget:
     zone_name: str
     challenge_name: str | None
     delegated_from: str | None = None
+    # an explicit ``challenge_overrides`` entry: kept as is when a renewal routes again
+    explicit: bool = False
+    # a broken delegation accepted at creation (an admin's override): the name's own zone
+    fallback: bool = False
 
 
 @dataclass(frozen=True)
@@ -111,7 +115,11 @@ def route_challenges(
                     )
                 )
                 continue
-            out.targets.append(ChallengeTarget(name, zone.id, zone.name, override.challenge_name))
+            out.targets.append(
+                ChallengeTarget(
+                    name, zone.id, zone.name, override.challenge_name, None, explicit=True
+                )
+            )
             record = override.challenge_name or challenge_name(name)
             out.routes.append(ChallengeRoute(name, record.lower(), zone.name, None))
             continue
@@ -147,7 +155,7 @@ def route_challenges(
                 out.unroutable.append((where, f"{name}: {message}"))
                 continue
             out.notices.append(Notice(DELEGATION_BROKEN, where, f"{name}: {message}"))
-            out.targets.append(ChallengeTarget(name, by_name[own].id, own, None))
+            out.targets.append(ChallengeTarget(name, by_name[own].id, own, None, fallback=True))
             continue
         if own is not None:  # a name in its own zone, no delegation
             out.targets.append(ChallengeTarget(name, by_name[own].id, own, None))
@@ -191,3 +199,76 @@ def _memo(lookup: delegation.CnameLookup) -> Callable[[str], str | None]:
         return seen[fqdn]
 
     return cached
+
+
+def reroute(
+    names: list[str],
+    zones: list[DnsZone],
+    stored: dict[str, Any],
+    manual_zone_ids: frozenset[str],
+    lookup: delegation.CnameLookup | None,
+) -> dict[str, dict[str, Any]]:
+    """The routing of one issuance, found again from the DNS (a renewal follows a CNAME
+    added or changed since the certificate was requested), in the stored shape
+    (``Certificate.challenge_overrides``: ``zone_id``, ``challenge_name``, ``manual``,
+    ``delegated_from``, ``explicit``, ``fallback``, ``zone``).
+
+    An explicit ``challenge_overrides`` entry is kept as stored. A delegation that now ends
+    outside every project zone raises DNSError naming the name and the CNAME's target,
+    unless the stored routing already fell back to the name's own zone for that broken
+    delegation (an admin accepted the preflight warning): then it falls back again, as
+    preflight did. Creation stored the ``explicit`` flag; for a routing stored before it,
+    an entry is explicit when it names a challenge name or a zone other than the name's
+    own, without a CNAME followed.
+    """
+    by_id = {z.id: z for z in zones}
+    zone_names = [z.name for z in zones]
+    out: dict[str, dict[str, Any]] = {}
+    others: list[str] = []
+    for name in names:
+        entry = stored.get(name)
+        if entry and _is_explicit(name, entry, by_id, zone_names):
+            zone = by_id.get(entry["zone_id"])
+            out[name] = {**entry, "explicit": True, "zone": zone.name if zone else None}
+        else:
+            others.append(name)
+    if not others:
+        return out
+    try:
+        routing = route_challenges(others, zones, {}, lookup)
+    except InvalidInput as exc:  # a CNAME loop
+        raise DNSError(f"the DNS-01 challenge can no longer be routed: {exc}") from exc
+    problems = [m for _, m in routing.unroutable]
+    notices = {n.message.split(": ", 1)[0]: n.message for n in routing.notices}
+    for t in routing.targets:
+        if t.fallback and not (stored.get(t.name) or {}).get("fallback"):
+            problems.append(notices.get(t.name, f"{t.name}: the CNAME delegation is broken"))
+            continue
+        out[t.name] = {
+            "zone_id": t.zone_id,
+            "challenge_name": t.challenge_name,
+            "manual": t.zone_id in manual_zone_ids,
+            "delegated_from": t.delegated_from,
+            "explicit": False,
+            "fallback": t.fallback,
+            "zone": t.zone_name,
+        }
+    if problems:
+        raise DNSError(
+            "the DNS-01 challenge routing changed since the certificate was requested: "
+            + "; ".join(problems)
+        )
+    return out
+
+
+def _is_explicit(
+    name: str, entry: dict[str, Any], by_id: dict[str, DnsZone], zone_names: list[str]
+) -> bool:
+    if "explicit" in entry:
+        return bool(entry["explicit"])
+    if entry.get("delegated_from") or entry.get("fallback"):
+        return False
+    zone = by_id.get(entry.get("zone_id", ""))
+    if zone is None:  # its zone is gone: route it again
+        return False
+    return bool(entry.get("challenge_name")) or zone.name != find_zone(base_name(name), zone_names)

@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeGuard, TypeVar
 
 from dbos import DBOS
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.persist import decide_persist, persist_info
-from certautopilot.certificates.preflight import MANUAL_DNS_REASON
+from certautopilot.certificates.preflight import MANUAL_DNS_REASON, _lookup_for
 from certautopilot.certificates.schemas import CertificateError, ManualDnsAction, TxtRecord
 from certautopilot.certificates.states import (
     CertStatus,
@@ -42,6 +43,7 @@ from certautopilot.certificates.states import (
     transition,
     transition_version,
 )
+from certautopilot.certificates.zones import reroute
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -133,6 +135,9 @@ class ChallengeTask:
     # Answered through dns-persist-01 (``challenge_url`` is then that challenge's URL):
     # nothing to publish, nobody to wait for. A class default: older pickled plans lack it.
     persist: bool = False
+    # where the record is written, for the timeline (class defaults, as ``persist``)
+    zone: str = ""
+    delegated_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -226,11 +231,16 @@ def begin(version_id: str) -> Plan:
         ca = _ca(session, issuer_id)
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
-        overrides = dict(cert.challenge_overrides)
+        stored = dict(cert.challenge_overrides)
+        project_zones = list(
+            session.scalars(select(DnsZone).where(DnsZone.project_id == cert.project_id))
+        )
+        manual_ids = frozenset(z.id for z in project_zones if zones.is_manual(z))
         profile = profiles.profile_of(session, cert.id)  # renewals keep the profile
         replaces = (
             replaced_ari_id(session, runtime().kek, cert, version) if order_url is None else None
         )
+    overrides = _route_again(version_id, names, project_zones, stored, manual_ids)
     key_pem = None
     if csr_pem is None:
         key = keys.generate_key(key_type)
@@ -288,6 +298,25 @@ def begin(version_id: str) -> Plan:
         confirmed_at=utcnow().isoformat(),
         checks=tuple(checks),
     )
+
+
+def _route_again(
+    version_id: str,
+    names: list[str],
+    project_zones: list[DnsZone],
+    stored: dict[str, Any],
+    manual_ids: frozenset[str],
+) -> dict[str, Any]:
+    """Every issuance (the first and each renewal) follows ``_acme-challenge`` CNAMEs
+    again, outside any transaction, so a delegation added or changed after the request
+    is followed; a broken one fails here, before an order is placed. A changed routing is
+    stored on the certificate (what its detail page and dns-persist-01 read)."""
+    routed = reroute(names, project_zones, stored, manual_ids, _lookup_for(project_zones))
+    if routed != stored:
+        with tx() as session:
+            _, cert = load(session, version_id)
+            cert.challenge_overrides = routed
+    return routed
 
 
 def _wait_for_propagation(
@@ -430,6 +459,8 @@ def _tasks(found: Sequence[Challenge], overrides: dict[str, Any]) -> list[Challe
                 txt_value=ch.txt_value or "",
                 zone_id=target["zone_id"],
                 manual=bool(target.get("manual")),
+                zone=target.get("zone") or "",
+                delegated_from=target.get("delegated_from"),
                 authz_url=ch.authz_url,
                 challenge_url=ch.challenge_url,
                 needs_answer=ch.needs_answer,
@@ -701,7 +732,13 @@ def _record_publication(
             session,
             cert,
             EventType.DNS_RECORD_PUBLISHED,
-            {"name": t.txt_name, "type": "TXT", "value": t.txt_value},
+            {
+                "name": t.txt_name,
+                "type": "TXT",
+                "value": t.txt_value,
+                "zone": t.zone or None,
+                "delegated_from": t.delegated_from,
+            },
             at=at,
         )
     if confirmed_at and checks:

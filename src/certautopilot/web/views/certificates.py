@@ -16,6 +16,7 @@ from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
 from certautopilot.certificates import lifecycle
+from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
@@ -30,7 +31,8 @@ from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
 from certautopilot.distribution import states as deploy_states
 from certautopilot.dns import service as dns
-from certautopilot.errors import InvalidInput
+from certautopilot.dns.persist import PersistState
+from certautopilot.errors import Conflict, InvalidInput
 from certautopilot.issuers import service as issuers
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
@@ -404,6 +406,9 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
         "step": cert.step,
         "live": out.status not in FINAL or deploying,
         "reasons": list(REVOCATION_REASONS),
+        "has_manual_names": any(
+            (cert.challenge_overrides.get(n) or {}).get("manual") for n in cert.names
+        ),
         "deployments": deployments,
         "can_deploy": bool(deployments)
         and out.current is not None
@@ -415,6 +420,46 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
 @router.get(BASE + "/{cert_id}", response_class=HTMLResponse)
 def detail(cert_id: str, web: InProjectWeb, session: DbSession) -> Response:
     return web.render("certificates/detail.html", **_detail_context(web, session, cert_id))
+
+
+#: dns-persist-01 record states in words, for the detail page
+PERSIST_LABELS = {
+    PersistState.OK: "in place",
+    PersistState.EXPIRES_SOON: "in place, expires soon",
+    PersistState.MISSING: "not published yet",
+    PersistState.WRONG_ISSUER: "names another CA",
+    PersistState.WRONG_ACCOUNT: "names another ACME account",
+    PersistState.NO_WILDCARD_POLICY: "lacks policy=wildcard",
+    PersistState.EXPIRED: "expired",
+    PersistState.MALFORMED: "malformed",
+    PersistState.UNAVAILABLE: "not offered by the CA",
+    PersistState.UNCHECKED: "could not be checked",
+}
+
+
+@router.get(BASE + "/{cert_id}/persist", response_class=HTMLResponse)
+def persist_panel(cert_id: str, web: InProjectWeb, session: DbSession, state: State) -> Response:
+    """The dns-persist-01 record of each manual-zone name (loaded after the page: it reads
+    the CA's directory and asks the zone's servers). Nothing but one line when the
+    issuer's CA does not offer the challenge."""
+    assert web.project is not None
+    cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
+    try:
+        reports = persist_records.certificate_persist_records(
+            session, state.kek, cert=cert, now=utcnow()
+        )
+    except Conflict:  # the issuer's protocol has no dns-persist-01 at all
+        reports = []
+        offered = False
+    else:
+        offered = not any(r.status == PersistState.UNAVAILABLE for r in reports)
+    return web.render(
+        "certificates/_persist.html",
+        cert_id=cert.id,
+        reports=reports if offered else [],
+        offered=offered,
+        labels=PERSIST_LABELS,
+    )
 
 
 @router.get(BASE + "/{cert_id}/live", response_class=HTMLResponse)
