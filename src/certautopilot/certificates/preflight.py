@@ -27,12 +27,12 @@ from certautopilot.certificates.zones import (
     NO_ZONE,
     ChallengeRoute,
     ChallengeTarget,
+    cname_lookup_for,
     route_challenges,
 )
 from certautopilot.dns import delegation
 from certautopilot.dns import service as dns_zones
 from certautopilot.dns.models import DnsZone
-from certautopilot.dns.propagation import Nameserver, parse_nameserver
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
@@ -104,18 +104,6 @@ def _names(body: CertificateIn, csr: CsrInfo | None) -> list[str]:
     return csr.names
 
 
-def _lookup_for(zones: list[DnsZone]) -> delegation.CnameLookup:
-    """CNAMEs asked of each zone's own ``nameservers`` when it has some, else the system
-    resolver (``dns.delegation.dns_lookup``)."""
-    servers: dict[str, list[Nameserver]] = {}
-    for z in zones:
-        try:
-            servers[z.name] = [parse_nameserver(ns) for ns in z.nameservers or []]
-        except ValueError:  # validated when the zone was stored; never block a request
-            servers[z.name] = []
-    return delegation.dns_lookup(servers)
-
-
 def preflight(
     session: Session,
     *,
@@ -137,7 +125,7 @@ def preflight(
     targets: list[ChallengeTarget] = []
     if not adcs_template:
         routing = route_challenges(
-            names, zones, body.challenge_overrides, lookup or _lookup_for(zones)
+            names, zones, body.challenge_overrides, lookup or cname_lookup_for(zones)
         )
         if routing.unroutable and strict:
             raise InvalidInput("; ".join(m for _, m in routing.unroutable), routing.unroutable)

@@ -16,7 +16,7 @@ from typing import Any
 from certautopilot.certificates.names import base_name, normalize_name
 from certautopilot.dns import delegation
 from certautopilot.dns.models import DnsZone
-from certautopilot.dns.propagation import challenge_name, find_zone
+from certautopilot.dns.propagation import Nameserver, challenge_name, find_zone, parse_nameserver
 from certautopilot.errors import DNSError, InvalidInput
 
 DELEGATION_BROKEN = "dns.delegation_broken"
@@ -272,3 +272,15 @@ def _is_explicit(
     if zone is None:  # its zone is gone: route it again
         return False
     return bool(entry.get("challenge_name")) or zone.name != find_zone(base_name(name), zone_names)
+
+
+def cname_lookup_for(zones: list[DnsZone]) -> delegation.CnameLookup:
+    """CNAMEs asked of each zone's own ``nameservers`` when it has some, else the system
+    resolver (``dns.delegation.dns_lookup``)."""
+    servers: dict[str, list[Nameserver]] = {}
+    for z in zones:
+        try:
+            servers[z.name] = [parse_nameserver(ns) for ns in z.nameservers or []]
+        except ValueError:  # validated when the zone was stored; never block a request
+            servers[z.name] = []
+    return delegation.dns_lookup(servers)

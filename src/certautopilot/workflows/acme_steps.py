@@ -35,7 +35,7 @@ from certautopilot.auth.models import User
 from certautopilot.certificates import material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.persist import decide_persist, persist_info
-from certautopilot.certificates.preflight import MANUAL_DNS_REASON, _lookup_for
+from certautopilot.certificates.preflight import MANUAL_DNS_REASON
 from certautopilot.certificates.schemas import CertificateError, ManualDnsAction, TxtRecord
 from certautopilot.certificates.states import (
     CertStatus,
@@ -43,7 +43,7 @@ from certautopilot.certificates.states import (
     transition,
     transition_version,
 )
-from certautopilot.certificates.zones import reroute
+from certautopilot.certificates.zones import cname_lookup_for, reroute
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -311,7 +311,7 @@ def _route_again(
     again, outside any transaction, so a delegation added or changed after the request
     is followed; a broken one fails here, before an order is placed. A changed routing is
     stored on the certificate (what its detail page and dns-persist-01 read)."""
-    routed = reroute(names, project_zones, stored, manual_ids, _lookup_for(project_zones))
+    routed = reroute(names, project_zones, stored, manual_ids, cname_lookup_for(project_zones))
     if routed != stored:
         with tx() as session:
             _, cert = load(session, version_id)
