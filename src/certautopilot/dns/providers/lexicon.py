@@ -50,12 +50,16 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from certautopilot.errors import ConfigError, DNSError, InvalidInput
+from certautopilot.netguard import check_host, check_url
 from certautopilot.plugins import secret_field, secret_fields
 
 _SKIPPED = frozenset({"auto"})
 _TESTED = frozenset({"powerdns", "route53"})
 _REQUIRED: dict[str, frozenset[str]] = {"powerdns": frozenset({"auth_token", "pdns_server"})}
 _SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential")
+# Option names that hold a host the provider connects to (``pdns_server``, ``auth_api_endpoint``,
+# ``ddns_server``, ...); any value that is a URL is checked too, whatever its option's name.
+_DESTINATION_WORDS = ("server", "host", "endpoint", "url")
 _PROVIDERS_PACKAGE = "lexicon._private.providers"
 # botocore error codes that mean "these credentials are wrong" (Route 53 and friends).
 _AWS_AUTH_CODES = frozenset(
@@ -94,6 +98,23 @@ class LexiconProvider:
         return f"{type(self).__name__}(provider={self.lexicon_name})"
 
     __str__ = __repr__
+
+    @classmethod
+    def validate(cls, config: BaseModel, field_prefix: str) -> None:
+        """Save-time rule (SSRF guard): every URL or host option is one the service may reach.
+
+        lexicon's options are free strings, so the rule is by shape: a value with ``://`` is
+        a URL; a value of an option named like a destination is a URL or a host.
+        """
+        secret = set(secret_fields(type(config)))  # never echoed in an error, never checked
+        for name, value in config.model_dump().items():
+            if name in secret or not isinstance(value, str) or not value.strip():
+                continue
+            field = f"{field_prefix}.{name}"
+            if "://" in value:
+                check_url(value, field=field, require_https=False)
+            elif _is_destination(name) and _looks_like_host(value):
+                check_host(_host_of(value), field=field)
 
     # -- the contract -----------------------------------------------------------------
     def publish_txt(self, zone: str, fqdn: str, value: str, ttl: int) -> None:
@@ -196,6 +217,26 @@ class _AuthFailed(DNSError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def _is_destination(option: str) -> bool:
+    lowered = option.lower()
+    return not lowered.endswith("_id") and any(w in lowered for w in _DESTINATION_WORDS)
+
+
+def _looks_like_host(value: str) -> bool:
+    """A dotted name or an IP address (not an id such as PowerDNS's ``localhost`` server id)."""
+    return "." in value or ":" in value
+
+
+def _host_of(value: str) -> str:
+    """``host``, ``host:port`` or ``[v6]:port`` -> the host alone."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
 
 
 def _bare(name: str) -> str:
