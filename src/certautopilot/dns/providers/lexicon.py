@@ -19,8 +19,9 @@ How a plugin class is made, per lexicon provider (found as lexicon finds them:
 - A field is required when argparse says so, or when it is listed in ``_REQUIRED`` (the
   options a provider refuses to start without; lexicon itself marks none required).
 - A field is **secret** (:func:`certautopilot.plugins.secret_field`) when its name contains
-  one of ``token``, ``secret``, ``password``, ``passwd``, ``key``, ``credential``
-  (:func:`is_secret_option`); e.g. ``auth_token``, ``auth_access_key``, ``auth_password``.
+  one of ``token``, ``secret``, ``pass`` (``password``, ``passwd``), ``psw``, ``key``,
+  ``credential``, ``2fa``, ``account_info`` (:func:`is_secret_option`); e.g. ``auth_token``,
+  ``auth_access_key``, ``auth_password``, ``auth_psw``, ``auth_service_account_info``.
 
 Each call builds the lexicon provider itself with ``domain`` = the zone the service knows
 (lexicon's ``Client`` would guess the zone from the public-suffix list, which is wrong for
@@ -56,7 +57,20 @@ from certautopilot.plugins import secret_field, secret_fields
 _SKIPPED = frozenset({"auto"})
 _TESTED = frozenset({"powerdns", "route53"})
 _REQUIRED: dict[str, frozenset[str]] = {"powerdns": frozenset({"auth_token", "pdns_server"})}
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential")
+# ``pass``/``psw``: wedos' ``auth_pass``, infoblox's ``auth_psw``; ``2fa``: dnsimple's one-time
+# code; ``account_info``: googleclouddns' service-account JSON (it holds a private key).
+_SECRET_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pass",
+    "psw",
+    "key",
+    "credential",
+    "2fa",
+    "account_info",
+)
 # Option names that hold a host the provider connects to (``pdns_server``, ``auth_api_endpoint``,
 # ``ddns_server``, ...); any value that is a URL is checked too, whatever its option's name.
 _DESTINATION_WORDS = ("server", "host", "endpoint", "url")
@@ -76,7 +90,7 @@ _AWS_AUTH_CODES = frozenset(
 
 
 def is_secret_option(name: str) -> bool:
-    """The secret rule: the option's name contains token/secret/password/passwd/key/credential."""
+    """The secret rule: the option's name contains one of ``_SECRET_WORDS``."""
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
 
