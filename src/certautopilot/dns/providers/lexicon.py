@@ -47,6 +47,7 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -267,7 +268,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
+    """``text`` without any secret, also in the URL-encoded forms a request URL shows
+    (``requests`` puts the URL in its errors; some providers send the key as a parameter)."""
+    forms = {f for s in secrets for f in (s, quote(s, safe=""), quote_plus(s)) if f}
+    for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 
