@@ -61,6 +61,7 @@ def secret_field(default: Any = ..., **kwargs: Any) -> Any:
     """A pydantic ``Field`` marked secret: encrypted at rest, never returned or logged."""
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[SECRET] = True
+    kwargs.setdefault("repr", False)  # a model's repr (a log line, a traceback) hides it
     return Field(default, json_schema_extra=extra, **kwargs)
 
 

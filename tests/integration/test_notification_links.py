@@ -9,33 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 
 from certautopilot.auth import service as auth
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, add_refused_zone, create_project
-from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
+from tests.integration._receivers import Inbox, wait_until
 
 PASSWORD = "correct horse battery"
 URL = re.compile(r"https?://[^\s<>\"')]+")
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    with smtp_server() as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    with webhook_receiver() as found:
-        yield found
 
 
 def _channels(service: Service, slug: str, smtp_port: int, hook_port: int) -> None:

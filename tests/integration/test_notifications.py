@@ -5,29 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from certautopilot_lab.info import LabInfo
 from certautopilot_lab.ports import free_port
 from tests.conftest import Service, add_refused_zone, create_project
-from tests.integration._receivers import Inbox, smtp_server, wait_until, webhook_receiver
+from tests.integration._receivers import Inbox, wait_until
 
 SECRET = "webhook-signing-secret-0123456789"
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[tuple[int, Inbox]]:
-    with smtp_server() as found:
-        yield found
-
-
-@pytest.fixture(scope="module")
-def webhook() -> Iterator[tuple[int, list[dict[str, Any]]]]:
-    with webhook_receiver() as found:
-        yield found
 
 
 def test_approvers_and_requester_are_notified(

@@ -104,3 +104,40 @@ def test_secret_fields_of_a_model_without_secrets() -> None:
         host: str
 
     assert secret_fields(Plain) == ()
+
+
+def test_secret_fields_stay_out_of_a_models_repr() -> None:
+    """A config model in a log line or a traceback shows no secret (EAB HMAC, AD CS password)."""
+    from certautopilot.issuers.adcs.schemas import AdcsIssuerIn
+    from certautopilot.issuers.schemas import AcmeIssuerIn
+
+    acme = AcmeIssuerIn(
+        directory_url="https://ca.test/dir", eab_kid="kid", eab_hmac_key="hmac-s3cr3t"
+    )
+    adcs = AdcsIssuerIn.model_validate(
+        {
+            "url": "https://ca.test/certsrv",
+            "templates": ["WebServer"],
+            "auth": "basic",
+            "username": "svc",
+            "password": "pa55-s3cr3t",
+        }
+    )
+    for model, secret in ((acme, "hmac-s3cr3t"), (adcs, "pa55-s3cr3t")):
+        assert secret not in repr(model) and secret not in str(model)
+    assert "kid" in repr(acme)  # the non-secret fields still show
+
+
+def test_no_secret_reaches_a_validation_error_of_a_built_in_plugin() -> None:
+    """A ValidationError's text (a log line, a DBOS step error) never shows the input."""
+    from pydantic import ValidationError
+
+    from certautopilot.plugins import registry
+
+    for family in (Family.ISSUERS, Family.TARGETS, Family.NOTIFICATION_CHANNELS):
+        for name, plugin in registry().family(family).items():
+            for field in plugin.secrets:
+                secret = "s3cr3t-" + "x" * 200_000  # too long for every secret field
+                with pytest.raises(ValidationError) as raised:
+                    plugin.config_model.model_validate({field: secret})
+                assert "s3cr3t" not in str(raised.value), (name, field)

@@ -15,6 +15,7 @@ from typing import Any
 
 from certautopilot.certificates.names import base_name, normalize_name
 from certautopilot.dns import delegation
+from certautopilot.dns import service as dns_zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.propagation import Nameserver, challenge_name, find_zone, parse_nameserver
 from certautopilot.errors import DNSError, InvalidInput
@@ -92,7 +93,7 @@ def route_challenges(
     """
     by_name = {z.name: z for z in zones}
     by_id = {z.id: z for z in zones}
-    writable = {z.name: z.provider != "manual" for z in zones}
+    writable = {z.name: not dns_zones.is_manual(z) for z in zones}  # the plugin's flag
     cached = _memo(lookup) if lookup is not None else None
     norm_overrides: dict[str, Any] = {}
     errors: list[tuple[str, str]] = []

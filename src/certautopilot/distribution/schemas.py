@@ -23,7 +23,7 @@ def field_of(kind: str) -> str:
 class KindConfig(BaseModel):
     """Base of the built-in kinds' settings (a plugin may use any pydantic model)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # secrets
 
 
 def _mode(value: str) -> str:

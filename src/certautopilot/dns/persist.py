@@ -19,9 +19,7 @@ Draft versions: -02 made ``accounturi`` a hashed URI under the CA's ``accountHas
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
-import socket
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +36,8 @@ import dns.rcode
 import dns.rdatatype
 import idna
 from josepy.b64 import b64encode
+
+from certautopilot.dns.propagation import address_of
 
 __all__ = [
     "CHALLENGE_TYPE",
@@ -466,7 +466,7 @@ def query_txt(fqdn: str, host: str, port: int = 53, *, timeout: float = 2.0) -> 
         qname = dns.name.from_text(fqdn)
         query = dns.message.make_query(qname, dns.rdatatype.TXT)
         query.flags &= ~dns.flags.RD
-        address = _address(host)
+        address = address_of(host)
         response, _ = dns.query.udp_with_fallback(query, address, timeout=timeout, port=port)
     except dns.exception.Timeout:
         return ServerTxt(label, error="timeout")
@@ -484,13 +484,6 @@ def query_txt(fqdn: str, host: str, port: int = 53, *, timeout: float = 2.0) -> 
         for rdata in rrset
     )
     return ServerTxt(label, values=values)
-
-
-def _address(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return str(socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)[0][4][0])
 
 
 @dataclass(frozen=True, slots=True)

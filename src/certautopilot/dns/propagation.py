@@ -257,7 +257,7 @@ def _query(
     query.flags &= ~dns.flags.RD
     if cd:
         query.flags |= dns.flags.CD
-    response, _ = dns.query.udp_with_fallback(query, _address(ns[0]), timeout=timeout, port=ns[1])
+    response, _ = dns.query.udp_with_fallback(query, address_of(ns[0]), timeout=timeout, port=ns[1])
     return response
 
 
@@ -312,7 +312,8 @@ def _error_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _address(host: str) -> str:
+def address_of(host: str) -> str:
+    """An IP literal as it is, a host name as its first address (what dnspython can send to)."""
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:

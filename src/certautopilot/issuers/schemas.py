@@ -9,7 +9,7 @@ from certautopilot.plugins import secret_field
 
 
 class AcmeIssuerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # secrets
 
     directory_url: str = Field(max_length=500)
     contact_email: str | None = Field(default=None, max_length=320)

@@ -43,7 +43,8 @@ def create_channel(
     if raw is None:
         raise InvalidInput.field(field, f"is required when kind is {body.kind}")
     for other in body.model_extra or {}:
-        raise InvalidInput.field(other, "Extra inputs are not permitted")
+        if other != field:  # a third-party kind's own block arrives as an extra
+            raise InvalidInput.field(other, "Extra inputs are not permitted")
     for known in ("email", "webhook"):
         if known != field and getattr(body, known) is not None:
             raise InvalidInput.field(known, f"only applies when kind is {known}")

@@ -219,3 +219,34 @@ def test_real_lookup_reads_an_unreachable_server_as_no_cname() -> None:
         lookup = delegation.dns_lookup({"example.test": [("127.0.0.1", port)]}, timeout=0.1)
         assert lookup("_acme-challenge.www.example.test") is None
         assert lookup("_acme-challenge.api.example.test") is None  # not asked again
+
+
+class PaperProvider:
+    """A third-party provider a person answers by hand (its ``manual`` flag, not its name)."""
+
+    name = "paper"
+    title = "Records on paper"
+    manual = True
+    config_model = ChallengeOverride  # any model: never built here
+
+
+def test_delegation_is_never_suggested_to_a_manual_zone_of_a_third_party_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib.metadata import EntryPoint, entry_points
+
+    from certautopilot import plugins
+
+    def source(group: str) -> list[EntryPoint]:
+        found = list(entry_points(group=group))
+        if group == plugins.Family.DNS_PROVIDERS.value:
+            found.append(EntryPoint(name="paper", value=f"{__name__}:PaperProvider", group=group))
+        return found
+
+    monkeypatch.setattr(plugins, "_registry", plugins.Registry(source))
+    project = [zone("ab.test", "paper"), zone("example.test")]
+    routing = route_challenges(["shop.nowhere.test"], project, {}, lookup_of({}))
+    assert routing.routes[0].delegate == {
+        "cname": "_acme-challenge.shop.nowhere.test",
+        "target": "_acme-challenge.shop.nowhere.test.example.test",
+    }

@@ -19,8 +19,9 @@ How a plugin class is made, per lexicon provider (found as lexicon finds them:
 - A field is required when argparse says so, or when it is listed in ``_REQUIRED`` (the
   options a provider refuses to start without; lexicon itself marks none required).
 - A field is **secret** (:func:`certautopilot.plugins.secret_field`) when its name contains
-  one of ``token``, ``secret``, ``password``, ``passwd``, ``key``, ``credential``
-  (:func:`is_secret_option`); e.g. ``auth_token``, ``auth_access_key``, ``auth_password``.
+  one of ``token``, ``secret``, ``pass`` (``password``, ``passwd``), ``psw``, ``key``,
+  ``credential``, ``2fa``, ``account_info`` (:func:`is_secret_option`); e.g. ``auth_token``,
+  ``auth_access_key``, ``auth_password``, ``auth_psw``, ``auth_service_account_info``.
 
 Each call builds the lexicon provider itself with ``domain`` = the zone the service knows
 (lexicon's ``Client`` would guess the zone from the public-suffix list, which is wrong for
@@ -46,16 +47,34 @@ from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar, Literal
+from urllib.parse import quote, quote_plus
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from certautopilot.errors import ConfigError, DNSError, InvalidInput
+from certautopilot.netguard import check_host, check_url
 from certautopilot.plugins import secret_field, secret_fields
 
 _SKIPPED = frozenset({"auto"})
 _TESTED = frozenset({"powerdns", "route53"})
 _REQUIRED: dict[str, frozenset[str]] = {"powerdns": frozenset({"auth_token", "pdns_server"})}
-_SECRET_WORDS = ("token", "secret", "password", "passwd", "key", "credential")
+# ``pass``/``psw``: wedos' ``auth_pass``, infoblox's ``auth_psw``; ``2fa``: dnsimple's one-time
+# code; ``account_info``: googleclouddns' service-account JSON (it holds a private key).
+_SECRET_WORDS = (
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "pass",
+    "psw",
+    "key",
+    "credential",
+    "2fa",
+    "account_info",
+)
+# Option names that hold a host the provider connects to (``pdns_server``, ``auth_api_endpoint``,
+# ``ddns_server``, ...); any value that is a URL is checked too, whatever its option's name.
+_DESTINATION_WORDS = ("server", "host", "endpoint", "url")
 _PROVIDERS_PACKAGE = "lexicon._private.providers"
 # botocore error codes that mean "these credentials are wrong" (Route 53 and friends).
 _AWS_AUTH_CODES = frozenset(
@@ -72,7 +91,7 @@ _AWS_AUTH_CODES = frozenset(
 
 
 def is_secret_option(name: str) -> bool:
-    """The secret rule: the option's name contains token/secret/password/passwd/key/credential."""
+    """The secret rule: the option's name contains one of ``_SECRET_WORDS``."""
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
 
@@ -94,6 +113,23 @@ class LexiconProvider:
         return f"{type(self).__name__}(provider={self.lexicon_name})"
 
     __str__ = __repr__
+
+    @classmethod
+    def validate(cls, config: BaseModel, field_prefix: str) -> None:
+        """Save-time rule (SSRF guard): every URL or host option is one the service may reach.
+
+        lexicon's options are free strings, so the rule is by shape: a value with ``://`` is
+        a URL; a value of an option named like a destination is a URL or a host.
+        """
+        secret = set(secret_fields(type(config)))  # never echoed in an error, never checked
+        for name, value in config.model_dump().items():
+            if name in secret or not isinstance(value, str) or not value.strip():
+                continue
+            field = f"{field_prefix}.{name}"
+            if "://" in value:
+                check_url(value, field=field, require_https=False)
+            elif _is_destination(name) and _looks_like_host(value):
+                check_host(_host_of(value), field=field)
 
     # -- the contract -----------------------------------------------------------------
     def publish_txt(self, zone: str, fqdn: str, value: str, ttl: int) -> None:
@@ -215,6 +251,26 @@ class _AuthFailed(DNSError):
         self.message = message
 
 
+def _is_destination(option: str) -> bool:
+    lowered = option.lower()
+    return not lowered.endswith("_id") and any(w in lowered for w in _DESTINATION_WORDS)
+
+
+def _looks_like_host(value: str) -> bool:
+    """A dotted name or an IP address (not an id such as PowerDNS's ``localhost`` server id)."""
+    return "." in value or ":" in value
+
+
+def _host_of(value: str) -> str:
+    """``host``, ``host:port`` or ``[v6]:port`` -> the host alone."""
+    value = value.strip()
+    if value.startswith("["):
+        return value[1:].split("]", 1)[0]
+    if value.count(":") == 1:
+        return value.split(":", 1)[0]
+    return value
+
+
 def _bare(name: str) -> str:
     return name.rstrip(".").lower()
 
@@ -229,7 +285,10 @@ def _describe(exc: BaseException) -> str:
 
 
 def _scrub(text: str, secrets: list[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
+    """``text`` without any secret, also in the URL-encoded forms a request URL shows
+    (``requests`` puts the URL in its errors; some providers send the key as a parameter)."""
+    forms = {f for s in secrets for f in (s, quote(s, safe=""), quote_plus(s)) if f}
+    for secret in sorted(forms, key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
 

@@ -140,14 +140,7 @@ class RFC2136Provider:
 
     def _exchange_or_raise(self, message: dns.message.Message, what: str) -> dns.message.Message:
         server = f"{self._config.server}:{self._config.port}"
-        try:
-            response = self._exchange(message)
-        except dns.exception.Timeout:
-            raise DNSError(
-                f"no answer from {server} to '{what}' within {self._config.timeout_seconds:g}s"
-            ) from None
-        except (dns.exception.DNSException, OSError) as exc:
-            raise DNSError(f"'{what}' to {server} failed: {type(exc).__name__}") from None
+        response = self._exchange_reporting(message, what)
         if response.rcode() not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
             raise DNSError(f"{server} answered '{what}' with {dns.rcode.to_text(response.rcode())}")
         return response
@@ -170,8 +163,23 @@ class RFC2136Provider:
 
     def _send(self, update: dns.update.UpdateMessage, what: str) -> None:
         server = f"{self._config.server}:{self._config.port}"
+        response = self._exchange_reporting(update, what)
+        rcode = response.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return
+        text = dns.rcode.to_text(rcode)
+        if rcode in _REFUSALS:
+            raise DNSError(
+                f"{server} refused '{what}' ({text}): the TSIG key {self._config.tsig_name} "
+                "or the zone's update-policy does not allow this update"
+            )
+        raise DNSError(f"{server} answered '{what}' with {text}")
+
+    def _exchange_reporting(self, message: dns.message.Message, what: str) -> dns.message.Message:
+        """The exchange; a failure is a DNSError naming the server and ``what`` (no secret)."""
+        server = f"{self._config.server}:{self._config.port}"
         try:
-            response = self._exchange(update)
+            return self._exchange(message)
         except dns.tsig.PeerError as exc:
             raise DNSError(
                 f"{server} rejected the TSIG signature of '{what}' ({type(exc).__name__}): "
@@ -183,16 +191,6 @@ class RFC2136Provider:
             ) from None
         except (dns.exception.DNSException, OSError) as exc:
             raise DNSError(f"'{what}' to {server} failed: {type(exc).__name__}") from None
-        rcode = response.rcode()
-        if rcode == dns.rcode.NOERROR:
-            return
-        text = dns.rcode.to_text(rcode)
-        if rcode in _REFUSALS:
-            raise DNSError(
-                f"{server} refused '{what}' ({text}): the TSIG key {self._config.tsig_name} "
-                "or the zone's update-policy does not allow this update"
-            )
-        raise DNSError(f"{server} answered '{what}' with {text}")
 
     def _exchange(self, update: dns.message.Message) -> dns.message.Message:
         host = _address(self._config.server)

@@ -19,7 +19,7 @@ TEMPLATE_PATTERN = r"^[^\x00-\x1f\x7f:;\"<>]{1,100}$"
 
 
 class AdcsIssuerIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # secrets
 
     url: str = Field(max_length=500, description="Web Enrollment base URL, e.g. https://ca/certsrv")
     templates: list[str] = Field(

@@ -312,7 +312,7 @@ def _form_context(web: Web, session: DbSession) -> dict[str, Any]:
         "issuers": issuers.list_issuers(session, project_id=web.project.id),
         "targets": distribution.list_targets(session, project_id=web.project.id),
         "zones": zones,
-        "manual_zones": [z.name for z in zones if z.provider == "manual"],
+        "manual_zones": [z.name for z in zones if dns.is_manual(z)],
         "rules": rules,
         "key_types": KEY_TYPES,
         "fields": FIELDS,
