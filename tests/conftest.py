@@ -28,6 +28,7 @@ from certautopilot.auth import service as auth
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.dns.schemas import ZoneIn
 from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
@@ -284,9 +285,7 @@ def add_refused_zone(
     this one (tests/integration/test_zone_lifecycle.py shows it). So the zone is stored
     through the zone service's plan and create steps without the check step: it stands for
     a zone whose key was revoked at the server after it was added."""
-    from certautopilot.dns import service as zones
     from certautopilot.dns.schemas import ZoneIn
-    from certautopilot.projects.models import Project as ProjectRow
 
     body = ZoneIn.model_validate(
         {
@@ -303,6 +302,16 @@ def add_refused_zone(
             },
         }
     )
+    return store_zone_unchecked(service, slug, body)
+
+
+def store_zone_unchecked(service: Service, slug: str, body: ZoneIn) -> dict[str, Any]:
+    """Stores a zone through the zone service's plan and create steps, without the check
+    step that contacts its provider (for a provider no test may reach), and answers it as
+    the API does."""
+    from certautopilot.dns import service as zones
+    from certautopilot.projects.models import Project as ProjectRow
+
     engine = make_engine(service.settings)
     try:
         with transaction(make_sessionmaker(engine)) as session:
