@@ -124,6 +124,15 @@ def served_fingerprint(port: int, server_name: str) -> str:
     return hashlib.sha256(der).digest().hex(":").upper()
 
 
+def wait_served(port: int, server_name: str, fingerprint: str, timeout: float = 10) -> None:
+    """Waits until nginx answers with ``fingerprint``: after a graceful reload its old
+    workers may still take a new connection for a moment."""
+    deadline = time.monotonic() + timeout
+    while served_fingerprint(port, server_name) != fingerprint:
+        assert time.monotonic() < deadline, "nginx never served the deployed certificate"
+        time.sleep(0.05)
+
+
 def fingerprint_of(pem: str) -> str:
     cert = x509.load_pem_x509_certificate(pem.encode())
     return cert.fingerprint(hashes.SHA256()).hex(":").upper()

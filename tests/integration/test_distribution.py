@@ -306,7 +306,7 @@ def _check_every_kind(
 ) -> None:
     if s.ssh:
         # nginx was reloaded over SSH and now serves the new certificate.
-        assert ds.served_fingerprint(s.ssh.https_port, NAME) == leaf_fp
+        ds.wait_served(s.ssh.https_port, NAME, leaf_fp)
         d = s.ssh.cert_dir
         assert (d / "fullchain.pem").read_text() == chain
         assert stat.S_IMODE((d / "privkey.pem").stat().st_mode) == 0o600
@@ -487,13 +487,8 @@ def test_dry_run_changes_nothing_then_redeploy(
     latest = wait_deployed(service, p, cert["id"], serial, len(ids))
     assert all(d["status"] == "succeeded" for d in latest.values()), latest
     arn = latest["aws-acm"]["result"]["certificate_arn"] if "aws-acm" in latest else None
-    if s.ssh:  # nginx's graceful reload: old workers may answer for a moment after it
-        deadline = time.monotonic() + 10
-        while (
-            ds.served_fingerprint(s.ssh.https_port, NAME) != cert["current"]["fingerprint_sha256"]
-        ):
-            assert time.monotonic() < deadline, "nginx never served the deployed certificate"
-            time.sleep(0.05)
+    if s.ssh:
+        ds.wait_served(s.ssh.https_port, NAME, cert["current"]["fingerprint_sha256"])
     before = _snapshot(s, arn, tag)
     kube_dry_runs = s.kube.dry_runs
 
