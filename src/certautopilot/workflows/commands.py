@@ -1,9 +1,10 @@
 """Commands: the multi-transaction sequences of the adapters, each written once.
 
 Some requests cannot be one unit of work. Revoking a certificate or adding (or editing)
-an issuer talks to the CA, and no transaction may stay open while it does: the command
-checks and reads in transaction 1, commits, makes the slow call with no transaction open,
-records the outcome and its audit event in transaction 2 and commits. Confirming manual
+an issuer or a DNS zone talks to the CA or the DNS provider, and no transaction may stay
+open while it does: the command checks and reads in transaction 1, commits, makes the slow
+call with no transaction open, records the outcome and its audit event in transaction 2
+and commits. Confirming manual
 DNS, asking for a CA check and deciding an approval request wake a waiting DBOS workflow,
 which reads what the request wrote: the command commits first, then sends the message.
 The JSON API and the web UI used to spell these sequences out each; now both call one
@@ -40,6 +41,9 @@ from certautopilot.certificates import lifecycle
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.models import Certificate
 from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.dns import service as zones
+from certautopilot.dns.models import DnsZone
+from certautopilot.dns.schemas import ZoneIn, ZonePatch
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.issuers.schemas import IssuerIn, IssuerPatch
@@ -97,6 +101,40 @@ def create_issuer(
         )
         session.commit()
     return issuer
+
+
+def create_zone(
+    session: Session, kek: KeyEncryptionKey, *, project_id: str, body: ZoneIn, actor: Actor
+) -> DnsZone:
+    """Validates the zone, checks it at its provider (authenticate and list, no transaction
+    open), then stores it."""
+    with _clean_on_error(session):
+        plan = zones.plan_new_zone(session, project_id=project_id, body=body)
+        session.commit()  # end the read transaction: the check talks to the provider
+        zones.check_zone(plan)
+        zone = zones.create_zone(session, kek, project_id=project_id, plan=plan, actor=actor)
+        session.commit()
+    return zone
+
+
+def update_zone(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    project_id: str,
+    zone_id: str,
+    patch: ZonePatch,
+    actor: Actor,
+) -> DnsZone:
+    """Applies ``patch``, checks the result at the provider, and only then stores it."""
+    where = {"project_id": project_id, "zone_id": zone_id}
+    with _clean_on_error(session):
+        plan = zones.plan_edit(session, kek, patch=patch, **where)
+        session.commit()  # end the read transaction: the check talks to the provider
+        zones.check_zone(plan)
+        zone = zones.update_zone(session, kek, plan=plan, actor=actor, **where)
+        session.commit()
+    return zone
 
 
 def update_issuer(

@@ -12,6 +12,7 @@ from certautopilot.auth import service as auth
 from certautopilot.deps import DbSession, DnsResolver, InProject, State
 from certautopilot.dns import service as zones
 from certautopilot.dns.schemas import ZoneIn, ZoneOut, ZonePatch, ZoneSuggestion, ZoneTestOut
+from certautopilot.workflows import commands
 
 router = APIRouter(tags=["zones"])
 
@@ -21,13 +22,9 @@ router = APIRouter(tags=["zones"])
 )
 def create_zone(body: ZoneIn, ctx: InProject, session: DbSession, state: State) -> ZoneOut:
     auth.require(ctx.actor, "admin", "Adding a DNS zone")
-    plan = zones.plan_new_zone(session, project_id=ctx.project.id, body=body)
-    session.commit()  # end the read transaction: the check talks to the provider
-    zones.check_zone(plan)
-    zone = zones.create_zone(
-        session, state.kek, project_id=ctx.project.id, plan=plan, actor=ctx.actor
+    zone = commands.create_zone(
+        session, state.kek, project_id=ctx.project.id, body=body, actor=ctx.actor
     )
-    session.commit()
     return zones.to_out(zone)
 
 
@@ -60,12 +57,9 @@ def update_zone(
     zone_id: str, body: ZonePatch, ctx: InProject, session: DbSession, state: State
 ) -> ZoneOut:
     auth.require(ctx.actor, "admin", "Editing a DNS zone")
-    where = {"project_id": ctx.project.id, "zone_id": zone_id}
-    plan = zones.plan_edit(session, state.kek, patch=body, **where)
-    session.commit()  # end the read transaction: the check talks to the provider
-    zones.check_zone(plan)
-    zone = zones.update_zone(session, state.kek, plan=plan, actor=ctx.actor, **where)
-    session.commit()
+    zone = commands.update_zone(
+        session, state.kek, project_id=ctx.project.id, zone_id=zone_id, patch=body, actor=ctx.actor
+    )
     return zones.to_out(zone)
 
 

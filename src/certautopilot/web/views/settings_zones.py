@@ -32,6 +32,7 @@ from certautopilot.web.views.forms import (
     text,
     validated,
 )
+from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/settings/zones"
@@ -235,18 +236,12 @@ def create_zone(web: InProjectWeb, form: Form, session: DbSession, state: State)
     model = validated(ZoneIn, body, _field_of, errors)
     if model is not None and not errors:
         try:
-            plan = dns.plan_new_zone(session, project_id=web.ctx.project.id, body=model)
-            session.commit()  # the provider check is network I/O
-            dns.check_zone(plan)
-            dns.create_zone(
-                session, state.kek, project_id=web.ctx.project.id, plan=plan, actor=web.ctx.actor
+            commands.create_zone(
+                session, state.kek, project_id=web.ctx.project.id, body=model, actor=web.ctx.actor
             )
-            session.commit()
         except InvalidInput as exc:
-            session.rollback()
             errors = from_invalid(exc, _field_of)
         except Conflict as exc:
-            session.rollback()
             add(errors, "name", str(exc))
         else:
             assert web.project is not None
@@ -295,15 +290,16 @@ def edit_zone(
         body["settings"] = _provider_settings(choice, form, editing=True)
     patch = validated(ZonePatch, body, _field_of, errors)
     if patch is not None and not errors:
-        where = {"project_id": web.ctx.project.id, "zone_id": zone_id}
         try:
-            plan = dns.plan_edit(session, state.kek, patch=patch, **where)
-            session.commit()  # the provider check is network I/O
-            dns.check_zone(plan)
-            dns.update_zone(session, state.kek, plan=plan, actor=web.ctx.actor, **where)
-            session.commit()
+            commands.update_zone(
+                session,
+                state.kek,
+                project_id=web.ctx.project.id,
+                zone_id=zone_id,
+                patch=patch,
+                actor=web.ctx.actor,
+            )
         except InvalidInput as exc:
-            session.rollback()
             errors = from_invalid(exc, _field_of)
         else:
             assert web.project is not None
