@@ -210,10 +210,9 @@ class Project:
     zone_ids: dict[str, str]
 
 
-def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) -> Project:
-    slug = f"p-{uuid.uuid4().hex[:10]}"
-    service.ok("POST", "/projects", 201, json={"slug": slug, "name": f"Project {slug}"})
-    issuer = service.ok(
+def add_pebble_issuer(service: Service, lab: LabInfo, slug: str) -> dict[str, Any]:
+    """An ACME issuer named ``pebble`` on the lab's Pebble (its account registered)."""
+    issuer: dict[str, Any] = service.ok(
         "POST",
         f"/projects/{slug}/issuers",
         201,
@@ -228,6 +227,13 @@ def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) 
             },
         },
     )
+    return issuer
+
+
+def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) -> Project:
+    slug = f"p-{uuid.uuid4().hex[:10]}"
+    service.ok("POST", "/projects", 201, json={"slug": slug, "name": f"Project {slug}"})
+    issuer = add_pebble_issuer(service, lab, slug)
     ns = [f"127.0.0.1:{lab.dns_port}"]
     zones = {}
     for name in ("example.test", "sub.example.test"):

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from certautopilot_lab.info import LabInfo
-from tests.conftest import Project, Service
+from tests.conftest import Project, Service, add_pebble_issuer
 from tests.e2e.conftest import screenshot, sign_in, web_user
 
 pytestmark = pytest.mark.lab
@@ -103,20 +103,7 @@ def test_admin_adds_rfc2136_zone_and_a_certificate_issues(
     service: Service, lab: LabInfo, new_page: Any
 ) -> None:
     slug = _empty_project(service)
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     page = new_page()
     sign_in(page, web_user(service, ADMIN))
     page.goto(f"/p/{slug}/settings/zones")

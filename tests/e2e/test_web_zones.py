@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from certautopilot_lab.info import LabInfo
-from tests.conftest import Service
+from tests.conftest import Service, add_pebble_issuer
 from tests.e2e.conftest import screenshot, sign_in, web_user
 from tests.integration.dns_servers import PDNS_SCHEMA, PowerDNS, txt_at
 
@@ -99,20 +99,7 @@ def test_powerdns_zone_added_tested_edited_and_deleted_in_the_browser(
     assert zone["propagation_timeout_seconds"] == 45 and zone["credentials"] == ["auth_token"]
 
     # Delete: refused in words while a certificate uses the zone; an unused zone goes.
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     cert = service.ok(
         "POST",
         f"/projects/{slug}/certificates",

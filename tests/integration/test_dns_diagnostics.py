@@ -25,7 +25,7 @@ from certautopilot.dns.models import DnsZone
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
 from certautopilot_lab.info import LabInfo
 from certautopilot_lab.probes import axfr_txt
-from tests.conftest import Project, Service, add_refused_zone, create_project
+from tests.conftest import Project, Service, add_pebble_issuer, add_refused_zone, create_project
 
 pytestmark = pytest.mark.lab
 PASSWORD = "diagnostics-password-1"
@@ -54,21 +54,7 @@ def _project(service: Service, lab: LabInfo, zone: dict[str, Any]) -> Project:
     """A project with the lab's issuer and one zone (``zone`` is its API body)."""
     slug = f"d-{uuid.uuid4().hex[:10]}"
     service.ok("POST", "/projects", 201, json={"slug": slug, "name": f"Project {slug}"})
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "contact_email": "ops@example.test",
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     made = service.ok("POST", f"/projects/{slug}/zones", 201, json=zone)
     return Project(slug, issuer["id"], {zone["name"]: made["id"]})
 

@@ -17,7 +17,7 @@ import pytest
 
 from certautopilot_lab.info import LabInfo
 from certautopilot_lab.ports import free_port
-from tests.conftest import Service
+from tests.conftest import Service, add_pebble_issuer
 from tests.integration.dns_servers import MotoRoute53
 
 pytest.importorskip("moto")
@@ -45,20 +45,7 @@ def moto_service(service: Service) -> Iterator[tuple[Service, MotoRoute53]]:
 def _project(service: Service, lab: LabInfo) -> tuple[str, str]:
     slug = f"p-{uuid.uuid4().hex[:10]}"
     service.ok("POST", "/projects", 201, json={"slug": slug, "name": f"Project {slug}"})
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     return slug, issuer["id"]
 
 

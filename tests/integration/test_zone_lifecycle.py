@@ -16,7 +16,7 @@ from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.deps import get_dns_resolver
 from certautopilot.dns import probe
 from certautopilot_lab.info import LabInfo
-from tests.conftest import WRONG_TSIG_SECRET, Service
+from tests.conftest import WRONG_TSIG_SECRET, Service, add_pebble_issuer
 
 
 def _project(service: Service) -> str:
@@ -178,20 +178,7 @@ def test_zone_test_reports_each_step(service: Service, lab: LabInfo) -> None:
 
 def test_delete_refused_while_a_certificate_uses_the_zone(service: Service, lab: LabInfo) -> None:
     slug = _project(service)
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     used = service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab))
     spare = service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab, "sub.example.test"))
     name = f"del-{uuid.uuid4().hex[:6]}.example.test"
@@ -267,20 +254,7 @@ def test_the_worker_uses_an_edited_zone_at_once(service: Service, lab: LabInfo) 
     """The worker caches a zone's provider under a fingerprint of its settings: an edit
     through the API is used by the same running worker on the next order."""
     slug = _project(service)
-    issuer = service.ok(
-        "POST",
-        f"/projects/{slug}/issuers",
-        201,
-        json={
-            "name": "pebble",
-            "kind": "acme",
-            "acme": {
-                "directory_url": lab.directory_url,
-                "terms_agreed": True,
-                "ca_bundle_pem": lab.ca_bundle_path.read_text(),
-            },
-        },
-    )
+    issuer = add_pebble_issuer(service, lab, slug)
     zone = service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab))
     url = f"/projects/{slug}/zones/{zone['id']}"
 
