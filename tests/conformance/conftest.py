@@ -25,7 +25,7 @@ import socket
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -201,53 +201,18 @@ class TargetBackend:
     refused: Callable[[], Target] | None = None
 
 
-@dataclass
-class TargetServers:
-    base: Path
-    ssh: ds.SshNginx | None = None
-    haproxy: ds.Haproxy | None = None
-    moto: ds.Process | None = None
-    bao: ds.Process | None = None
-    webhook_port: int = 0
-    webhook_ca: str = ""
-    receiver: ds.WebhookReceiver = field(default_factory=ds.WebhookReceiver)
-    kube_port: int = 0
-    kube: ds.KubeFake = field(default_factory=lambda: ds.KubeFake(KUBE_TOKEN))
-    missing: dict[str, str] = field(default_factory=dict)
+TargetServers = ds.TargetServers
 
 
 @pytest.fixture(scope="session")
 def target_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TargetServers]:
-    base = tmp_path_factory.mktemp("conformance-targets")
-    s = TargetServers(base)
-    starters: dict[str, Callable[[], None]] = {
-        "ssh": lambda: setattr(s, "ssh", ds.start_ssh_nginx(base / "ssh", NAME)),
-        "haproxy": lambda: setattr(s, "haproxy", ds.start_haproxy(base / "haproxy", NAME)),
-        "aws-acm": lambda: setattr(s, "moto", ds.start_moto(base / "moto")),
-        "vault-kv": lambda: setattr(s, "bao", ds.start_openbao(base / "bao", VAULT_TOKEN)),
-    }
-    for kind, start in starters.items():
-        try:
-            start()
-        except (FileNotFoundError, RuntimeError) as exc:
-            s.missing[kind] = f"server could not be started here: {exc}"
-    cert, key = ds.self_signed("127.0.0.1")
-    (base / "hook.pem").write_text(cert)
-    (base / "hook.key").write_text(key)
-    s.webhook_ca = cert
-    try:
-        with (
-            ds.http_server(s.receiver.handle, tls=(base / "hook.pem", base / "hook.key")) as wp,
-            ds.http_server(s.kube.handle) as kp,
-        ):
-            s.webhook_port, s.kube_port = wp, kp
-            yield s
-    finally:
-        for proc in s.ssh.procs if s.ssh else []:
-            ds.stop(proc)
-        for one in (s.haproxy, s.moto, s.bao):
-            if one is not None:
-                ds.stop(one.proc)
+    with ds.target_servers(
+        tmp_path_factory.mktemp("conformance-targets"),
+        server_name=NAME,
+        vault_token=VAULT_TOKEN,
+        kube_token=KUBE_TOKEN,
+    ) as s:
+        yield s
 
 
 def _file_fingerprints(path: Path) -> list[str]:
@@ -509,7 +474,7 @@ TARGET_BACKENDS: dict[str, Callable[[TargetServers], TargetBackend]] = {
 def target_backend(request: pytest.FixtureRequest) -> TargetBackend:
     kind = str(request.param)
     if kind == "memory":
-        return _memory(TargetServers(Path(tempfile.gettempdir())))
+        return _memory(TargetServers(Path(tempfile.gettempdir()), kube=ds.KubeFake(KUBE_TOKEN)))
     servers: TargetServers = request.getfixturevalue("target_servers")
     if kind in servers.missing:
         pytest.skip(f"{kind}: {servers.missing[kind]}")

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -488,3 +489,64 @@ def _status(code: int, message: str) -> dict[str, Any]:
         "message": message,
         "code": code,
     }
+
+
+@dataclass
+class TargetServers:
+    """Every distribution target's server, started once: OpenSSH with nginx behind it,
+    HAProxy with its admin socket, moto (ACM), OpenBao (Vault KV v2), a TLS webhook receiver
+    and the Kubernetes Secrets fake. ``missing`` names a kind whose server could not start
+    here, with the reason; ``need`` skips a test that needs one of them."""
+
+    base: Path
+    kube: KubeFake
+    ssh: SshNginx | None = None
+    haproxy: Haproxy | None = None
+    moto: Process | None = None
+    bao: Process | None = None
+    webhook_port: int = 0
+    webhook_ca: str = ""
+    receiver: WebhookReceiver = field(default_factory=WebhookReceiver)
+    kube_port: int = 0
+    missing: dict[str, str] = field(default_factory=dict)
+
+    def need(self, *kinds: str) -> None:
+        for kind in kinds:
+            if kind in self.missing:
+                pytest.skip(f"{kind}: {self.missing[kind]}")
+
+
+@contextlib.contextmanager
+def target_servers(
+    base: Path, *, server_name: str, vault_token: str, kube_token: str
+) -> Iterator[TargetServers]:
+    """Start every target server under ``base`` (free ports); stop them all on exit."""
+    s = TargetServers(base, kube=KubeFake(kube_token))
+    starters: dict[str, Callable[[], None]] = {
+        "ssh": lambda: setattr(s, "ssh", start_ssh_nginx(base / "ssh", server_name)),
+        "haproxy": lambda: setattr(s, "haproxy", start_haproxy(base / "haproxy", server_name)),
+        "aws-acm": lambda: setattr(s, "moto", start_moto(base / "moto")),
+        "vault-kv": lambda: setattr(s, "bao", start_openbao(base / "bao", vault_token)),
+    }
+    for kind, start in starters.items():
+        try:
+            start()
+        except (FileNotFoundError, RuntimeError) as exc:
+            s.missing[kind] = f"server could not be started here: {exc}"
+    cert, key = self_signed("127.0.0.1")
+    (base / "hook.pem").write_text(cert)
+    (base / "hook.key").write_text(key)
+    s.webhook_ca = cert
+    try:
+        with (
+            http_server(s.receiver.handle, tls=(base / "hook.pem", base / "hook.key")) as wp,
+            http_server(s.kube.handle) as kp,
+        ):
+            s.webhook_port, s.kube_port = wp, kp
+            yield s
+    finally:
+        for proc in s.ssh.procs if s.ssh else []:
+            stop(proc)
+        for one in (s.haproxy, s.moto, s.bao):
+            if one is not None:
+                stop(one.proc)

@@ -18,7 +18,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,58 +49,18 @@ P12_PASSWORD = "p12-password-for-tests"
 FAST_RETRY = {"max_attempts": 3, "delay_seconds": 0.3, "backoff": 1.5}
 
 
-@dataclass
-class Servers:
-    base: Path
-    ssh: ds.SshNginx | None = None
-    haproxy: ds.Haproxy | None = None
-    moto: ds.Process | None = None
-    bao: ds.Process | None = None
-    webhook_port: int = 0
-    webhook_ca: str = ""
-    receiver: ds.WebhookReceiver = field(default_factory=ds.WebhookReceiver)
-    kube_port: int = 0
-    kube: ds.KubeFake = field(default_factory=lambda: ds.KubeFake(KUBE_TOKEN))
-    missing: dict[str, str] = field(default_factory=dict)
-
-    def need(self, *kinds: str) -> None:
-        for kind in kinds:
-            if kind in self.missing:
-                pytest.skip(f"{kind}: {self.missing[kind]}")
+Servers = ds.TargetServers
 
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("targets")
-    s = Servers(base)
-    starters = {
-        "ssh": lambda: setattr(s, "ssh", ds.start_ssh_nginx(base / "ssh", NAME)),
-        "haproxy": lambda: setattr(s, "haproxy", ds.start_haproxy(base / "haproxy", NAME)),
-        "aws-acm": lambda: setattr(s, "moto", ds.start_moto(base / "moto")),
-        "vault-kv": lambda: setattr(s, "bao", ds.start_openbao(base / "bao", VAULT_TOKEN)),
-    }
-    for kind, start in starters.items():
-        try:
-            start()
-        except (FileNotFoundError, RuntimeError) as exc:
-            s.missing[kind] = f"server could not be started here: {exc}"
-    cert, key = ds.self_signed("127.0.0.1")
-    (base / "hook.pem").write_text(cert)
-    (base / "hook.key").write_text(key)
-    s.webhook_ca = cert
-    try:
-        with (
-            ds.http_server(s.receiver.handle, tls=(base / "hook.pem", base / "hook.key")) as wp,
-            ds.http_server(s.kube.handle) as kp,
-        ):
-            s.webhook_port, s.kube_port = wp, kp
-            yield s
-    finally:
-        for proc in [*(s.ssh.procs if s.ssh else [])]:
-            ds.stop(proc)
-        for one in (s.haproxy, s.moto, s.bao):
-            if one is not None:
-                ds.stop(one.proc)
+    with ds.target_servers(
+        tmp_path_factory.mktemp("targets"),
+        server_name=NAME,
+        vault_token=VAULT_TOKEN,
+        kube_token=KUBE_TOKEN,
+    ) as s:
+        yield s
 
 
 # -- helpers -----------------------------------------------------------------------------
