@@ -173,6 +173,55 @@ def test_cursor_is_bound_to_its_sort_and_bad_input_is_named(
     assert [c["id"] for c in first] == _expected(seeded["rows"], "-created_at")[:5]
 
 
+def _seed_names(service: Service, project: Project, names: list[list[str]]) -> list[str]:
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            pid = session.scalar(select(ProjectRow.id).where(ProjectRow.slug == project.slug))
+            rows = [
+                Certificate(
+                    project_id=pid,
+                    issuer_id=project.issuer_id,
+                    common_name=n[0],
+                    names=n,
+                    key_type="ecdsa-p256",
+                    status="issued",
+                    created_by="seed",
+                )
+                for n in names
+            ]
+            session.add_all(rows)
+            session.flush()
+            return [c.id for c in rows]
+    finally:
+        engine.dispose()
+
+
+def test_search_matches_names_literally(service: Service, project: Project) -> None:
+    """``q`` is a substring of one name, as typed: no LIKE wildcard, no JSON syntax matches."""
+    pair, dash, under = _seed_names(
+        service,
+        project,
+        [
+            ["www.example.test", "api.example.test"],
+            ["x-1.example.test"],
+            ["a_b.example.test"],  # not a host name, but a discovered certificate may carry it
+        ],
+    )
+
+    def found(q: str) -> set[str]:
+        page = service.ok("GET", f"/projects/{project.slug}/certificates", params={"q": q})
+        return {c["id"] for c in page["items"]}
+
+    assert found("example.test") == {pair, dash, under}
+    assert found("API.example") == {pair}  # names are lower-case; so is the search
+    assert found("x-1") == {dash}
+    assert found("_") == {under}
+    for nothing in ("%", '"', "[", "]", ",", "\\", 'test","api', "www%api", "a_c", "x_1"):
+        assert found(nothing) == set(), nothing
+    assert found("   ") == {pair, dash, under}  # blank: no filter
+
+
 def test_expiry_histogram_counts_each_week(
     service: Service, project: Project, seeded: dict[str, Any]
 ) -> None:

@@ -94,3 +94,34 @@ def test_issues_real_certificate_with_sans_and_wildcard(
         if n.rstrip(".") in own
     ]
     assert leftovers == []
+
+
+def test_a_common_name_too_long_for_the_subject_is_issued_as_a_san(
+    service: Service, project: Project, lab: LabInfo
+) -> None:
+    """X.509 caps a CN at 64 characters: like Let's Encrypt, issue on the SAN alone."""
+    p = project.slug
+    long_name = "a" * 50 + ".long.example.test"  # 68 characters
+    body = {"issuer": project.issuer_id, "common_name": long_name, "sans": ["www.example.test"]}
+    check = service.ok("POST", f"/projects/{p}/certificates/preflight", 200, json=body)
+    assert any("longer than 64 characters" in note for note in check["notes"]), check
+    created = service.ok("POST", f"/projects/{p}/certificates", 202, json=body)
+    assert created["common_name"] == long_name
+    done = service.wait_for(p, created["id"], ("issued", "failed"))
+    assert done["status"] == "issued", done["error"]
+    pem = service.call("GET", f"/projects/{p}/certificates/{created['id']}/fullchain.pem")
+    leaf = _verify_chain(pem.text, lab)
+    assert _names(leaf) == {long_name, "www.example.test"}  # (the subject is the CA's choice)
+
+
+def test_the_name_limit_of_100_counts_the_common_name(service: Service, project: Project) -> None:
+    p = project.slug
+    sans = [f"n{i}.example.test" for i in range(100)]
+    body = {"issuer": project.issuer_id, "common_name": "www.example.test", "sans": sans}
+    refused = service.call("POST", f"/projects/{p}/certificates", json=body)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    errors = refused.json()["errors"]
+    assert any(e["field"] == "sans" and "at most 100 names in all" in e["message"] for e in errors)
+    listed = service.ok("GET", f"/projects/{p}/certificates", 200)
+    assert listed["items"] == []

@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from certautopilot.certificates.names import normalize_name
+from certautopilot.certificates.names import MAX_NAMES, normalize_name, too_many_names
 from certautopilot.errors import InvalidInput
 
 FIELD = "csr_pem"
@@ -83,4 +83,6 @@ def parse_csr(pem: str) -> CsrInfo:
             names.append(name)
     if not names:
         raise InvalidInput.field(FIELD, "the CSR names no DNS name (no CN, no SAN)")
+    if len(names) > MAX_NAMES:
+        raise InvalidInput.field(FIELD, "the CSR names too many: " + too_many_names(len(names)))
     return CsrInfo(pem=text + "\n", names=names, key_type=key_type)

@@ -9,6 +9,11 @@ repeat or skip a row that stayed put, and each page costs one index range scan
 ``not_after`` is empty until a certificate is first issued; such rows sort as if they
 expired after every date: last when ascending, first when descending (PostgreSQL's own
 order for NULLs, so its index serves both directions).
+
+Search (``q``) matches a substring of one of the certificate's names, literally: ``%``,
+``_`` and ``\\`` in ``q`` are escaped for LIKE, and the match runs over each name of the
+``names`` JSON array (``json_each`` on SQLite, ``json_array_elements_text`` on PostgreSQL),
+never over the array's JSON text, where ``"``, ``[`` or ``,`` would match every row.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Text, and_, case, cast, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from certautopilot.certificates.models import Certificate
@@ -74,6 +79,25 @@ def _decode_cursor(cursor: str, sort: str) -> tuple[Any, str]:
     return value, cert_id
 
 
+def like_literal(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, its wildcards escaped (``ESCAPE '\\'``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _names_contain(dialect: str, text: str) -> ColumnElement[bool]:
+    """Some name of the certificate contains ``text`` (lower-case) as typed."""
+    elements = (
+        func.json_array_elements_text(Certificate.names)
+        if dialect == "postgresql"
+        else func.json_each(Certificate.names)
+    ).table_valued("value")
+    name = elements.c.value
+    return exists(
+        select(literal(1)).select_from(elements).where(name.like(like_literal(text), escape="\\"))
+    )
+
+
 def _after(key: str, desc: bool, value: Any, last_id: str) -> ColumnElement[bool]:
     """Rows strictly after (value, last_id) in the sort's order (NULLs after every value)."""
     col = SORT_KEYS[key]
@@ -120,14 +144,8 @@ def list_certificates(
         stmt = stmt.where(Certificate.not_after < expiring_before)
     if expiring_after is not None:
         stmt = stmt.where(Certificate.not_after >= expiring_after)
-    if q:
-        like = f"%{q.strip().lower()}%"
-        stmt = stmt.where(
-            or_(
-                Certificate.common_name.like(like),
-                func.lower(cast(Certificate.names, Text)).like(like),
-            )
-        )
+    if q and q.strip():
+        stmt = stmt.where(_names_contain(session.get_bind().dialect.name, q.strip().lower()))
     if cursor:
         value, last_id = _decode_cursor(cursor, sort)
         stmt = stmt.where(_after(key, desc, value, last_id))

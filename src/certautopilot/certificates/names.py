@@ -8,7 +8,11 @@ import idna
 
 from certautopilot.errors import InvalidInput
 
-MAX_SANS = 100
+MAX_NAMES = 100
+"""All names of one certificate, the common name included (Let's Encrypt's limit)."""
+MAX_CN_LENGTH = 64
+"""RFC 5280 ub-common-name. A longer common name stays a name of the certificate (a SAN)
+but is left out of the subject, as Let's Encrypt does; see :func:`subject_common_name`."""
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
@@ -48,8 +52,6 @@ def normalize_names(common_name: str, sans: list[str]) -> list[str]:
             names.append(normalize_name(common_name))
         except ValueError as exc:
             errors.append(("common_name", f"{common_name!r} {exc}"))
-    if len(sans) > MAX_SANS:
-        errors.append(("sans", f"at most {MAX_SANS} names, got {len(sans)}"))
     for i, san in enumerate(sans):
         try:
             name = normalize_name(san)
@@ -58,9 +60,35 @@ def normalize_names(common_name: str, sans: list[str]) -> list[str]:
             continue
         if name not in names:
             names.append(name)
+    if len(names) > MAX_NAMES:
+        errors.append(("sans", too_many_names(len(names))))
     if errors:
         raise InvalidInput("; ".join(f"{f}: {m}" for f, m in errors), errors)
     return names
+
+
+def too_many_names(count: int) -> str:
+    return f"at most {MAX_NAMES} names in all, the common name included; got {count}"
+
+
+def subject_common_name(names: list[str]) -> str | None:
+    """The CN to put in a CSR's subject: the first name, or None when it is too long for one.
+
+    X.509 caps a CN at 64 characters; the name is still certified, as a SAN (every name is).
+    """
+    first = names[0]
+    return first if len(first) <= MAX_CN_LENGTH else None
+
+
+def long_common_name_note(names: list[str]) -> str | None:
+    """What preflight tells the user when the common name cannot go in the subject."""
+    if subject_common_name(names) is not None:
+        return None
+    return (
+        f"The common name is longer than {MAX_CN_LENGTH} characters, the most a certificate's "
+        "subject can hold: it is issued as a subject alternative name only, with an empty "
+        "subject (as Let's Encrypt does)."
+    )
 
 
 def base_name(name: str) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from certautopilot.certificates.csr import CsrInfo, parse_csr
-from certautopilot.certificates.names import normalize_names
+from certautopilot.certificates.names import long_common_name_note, normalize_names
 from certautopilot.certificates.schemas import (
     CertificateIn,
     ChallengeOut,
@@ -81,6 +81,7 @@ class Preflight:
             acme_profile=self.acme_profile,
             warnings=[PreflightWarning(**w.as_dict()) for w in self.warnings],
             challenges=[ChallengeOut.model_validate(r.as_dict()) for r in self.routes],
+            notes=[n for n in (long_common_name_note(self.names),) if n],
         )
 
 

@@ -257,6 +257,11 @@ class PreflightOut(BaseModel):
     acme_profile: str | None = None
     warnings: list[PreflightWarning]
     challenges: list[ChallengeOut] = Field(default_factory=list)
+    notes: list[str] = Field(
+        default_factory=list,
+        description="How the request will be issued where that differs from what was typed "
+        "(no override needed), e.g. a common name too long for the subject",
+    )
 
 
 class PersistServerOut(BaseModel):

@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from certautopilot.certificates.names import subject_common_name
 from certautopilot.errors import InvalidInput
 
 KEY_TYPES = ("ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096")
@@ -44,9 +45,12 @@ def key_from_pem(pem: bytes) -> PrivateKey:
 
 
 def build_csr(key: PrivateKey, names: list[str]) -> bytes:
+    """A CSR for ``names``: every name a SAN, the first also the subject CN when it fits."""
+    cn = subject_common_name(names)
+    subject = [x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn is not None else []
     builder = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+        .subject_name(x509.Name(subject))
         .add_extension(
             x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False
         )
