@@ -12,3 +12,11 @@ def field_name(loc: tuple[Any, ...]) -> str:
     for p in parts:
         out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
     return out or "body"
+
+
+MAX_INT32 = 2**31 - 1
+"""The ceiling of every integer a client sends that has no tighter natural bound (a version
+number, a uid, a provider's numeric option). Bounded integers keep a typo or a probe such as
+``9223372036854775808`` a 422/404 at the edge instead of an OverflowError in SQLite's driver
+or an integer no column holds; ``tests/unit/test_bounded_inputs.py`` walks the OpenAPI
+schema so that no unbounded integer or number input comes back."""

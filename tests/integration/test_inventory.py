@@ -363,3 +363,21 @@ def test_pkcs12_of_a_byo_csr_certificate_is_404_saying_why(
     assert r.status_code == 404, r.text
     assert r.headers["content-type"] == "application/problem+json"
     assert "own CSR" in r.json()["detail"]
+
+
+def test_huge_and_zero_integers_in_paths_and_queries_are_422(
+    service: Service, project: Project
+) -> None:
+    (cert_id,) = _seed_names(service, project, [["big.example.test"]])
+    base = f"/projects/{project.slug}/certificates"
+    for seq in ("9223372036854775808", "0", "-1", "99999999999999999999999999"):
+        r = service.call("GET", f"{base}/{cert_id}/versions/{seq}/cert.pem")
+        assert r.status_code == 422, (seq, r.text)
+        assert r.json()["errors"][0]["field"] == "seq"
+    r = service.call("GET", f"{base}/{cert_id}/versions/2147483647/cert.pem")
+    assert r.status_code == 404, r.text  # in range, no such version
+    for query in ({"limit": "9223372036854775808"}, {"limit": "0"}):
+        r = service.call("GET", base, params=query)
+        assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit", r.text
+    r = service.call("GET", f"{base}/expiry-histogram", params={"weeks": "9223372036854775808"})
+    assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weeks", r.text

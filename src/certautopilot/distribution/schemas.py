@@ -14,6 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from certautopilot.validation import MAX_INT32
+
 
 def field_of(kind: str) -> str:
     """The body field that holds a kind's settings: ``aws-acm`` → ``aws_acm``."""
@@ -54,8 +56,8 @@ class FilesSpec(BaseModel):
     )
     file_mode: str = "0644"
     key_mode: str = Field(default="0600", description="mode of files holding the key")
-    owner: int | None = Field(default=None, ge=0, description="numeric uid")
-    group: int | None = Field(default=None, ge=0, description="numeric gid")
+    owner: int | None = Field(default=None, ge=0, le=MAX_INT32, description="numeric uid")
+    group: int | None = Field(default=None, ge=0, le=MAX_INT32, description="numeric gid")
 
     @field_validator("directory")
     @classmethod

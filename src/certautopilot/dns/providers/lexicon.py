@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from certautopilot.errors import ConfigError, DNSError, InvalidInput
 from certautopilot.netguard import check_host, check_url
 from certautopilot.plugins import secret_field, secret_fields
+from certautopilot.validation import MAX_INT32
 
 _SKIPPED = frozenset({"auto"})
 _TESTED = frozenset({"powerdns", "route53"})
@@ -326,6 +327,11 @@ def _field(action: argparse.Action, *, secret: bool, required: bool) -> tuple[An
         annotation = annotation | None
     if secret:
         return annotation, secret_field(default, description=description, repr=False)
+    if action.type in (int, float):  # a timeout, a TTL, a count: never negative, never huge
+        bounds: dict[str, Any] = {"ge": 0, "le": MAX_INT32}
+        if action.type is float:
+            bounds["allow_inf_nan"] = False
+        return annotation, Field(default=default, description=description, **bounds)
     return annotation, Field(default=default, description=description)
 
 

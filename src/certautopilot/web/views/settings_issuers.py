@@ -89,7 +89,7 @@ def _int(form: dict[str, Any], key: str, errors: Errors, *, scale: int = 1) -> i
         return None
     try:
         return int(float(value) * scale)
-    except ValueError:
+    except (ValueError, OverflowError):  # "abc", "nan", "1e400"
         add(errors, key, "must be a whole number")
         return None
 
