@@ -289,12 +289,17 @@ def test_pkcs12_admin_only_audited_and_opens_with_its_password(
         ({"password": "short"}, "password"),
         ({}, "password"),
         ({"password": "long enough", "extra": 1}, "extra"),
+        ({"password": "nul\x00inside-it"}, "password"),  # OpenSSL would stop at the NUL
+        ({"password": "tab\tinside-it"}, "password"),
     ):
         r = service.call("POST", url, json=body)
         assert r.status_code == 422, r.text
         assert r.headers["content-type"] == "application/problem+json"
         assert field in [e["field"] for e in r.json()["errors"]]
         assert "short" not in r.text or field != "password"  # the password is not echoed
+        assert "inside-it" not in r.text
+        if "inside-it" in str(body):
+            assert "control characters" in r.json()["errors"][0]["message"]
     exported = [e for e in service.timeline(p, cert["id"])["events"] if e["type"] == "key.exported"]
     assert exported == []  # refusals export nothing
 

@@ -1,9 +1,18 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
 
 from certautopilot.crypto.keys import KEY_TYPES
 
@@ -200,12 +209,30 @@ class ExpiryHistogramOut(BaseModel):
     later: int = Field(description="expiring after the last week")
 
 
+CONTROL_CHARACTERS = (
+    "must not contain control characters (a NUL, a tab, a line break): "
+    "tools such as OpenSSL could not open the file with it"
+)
+
+
 class Pkcs12In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     password: SecretStr = Field(
-        min_length=8, max_length=1024, description="protects the PKCS#12 file; never stored"
+        min_length=8,
+        max_length=1024,
+        description="protects the PKCS#12 file; never stored; printable characters only",
     )
+
+    @field_validator("password")
+    @classmethod
+    def _printable(cls, value: SecretStr) -> SecretStr:
+        # OpenSSL reads the password as a C string: a NUL cuts it short and the file it
+        # protects no longer opens with what was typed. Other control characters cannot be
+        # typed at a prompt either. The message never repeats the password.
+        if any(unicodedata.category(c) == "Cc" for c in value.get_secret_value()):
+            raise ValueError(CONTROL_CHARACTERS)
+        return value
 
 
 class TimelineEvent(BaseModel):

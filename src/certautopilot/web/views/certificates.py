@@ -20,6 +20,7 @@ from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
+    CONTROL_CHARACTERS,
     REVOCATION_REASONS,
     CertificateIn,
     Pkcs12In,
@@ -587,9 +588,13 @@ def download_pkcs12(
     try:
         body = Pkcs12In.model_validate({"password": form.get("password", "")})
     except ValidationError as exc:
-        raise InvalidInput.field(
-            "password", "choose a password of at least 8 characters for the file"
-        ) from exc
+        control = any(CONTROL_CHARACTERS in e["msg"] for e in exc.errors())
+        message = (
+            CONTROL_CHARACTERS
+            if control
+            else "choose a password of at least 8 characters for the file"
+        )
+        raise InvalidInput.field("password", message) from exc
     cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
     data = lifecycle.pkcs12_download(
         session,
