@@ -51,6 +51,7 @@ from typing import Any, TextIO
 
 import httpx
 
+from certautopilot_lab import certbot as lab_certbot
 from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
 
@@ -166,6 +167,7 @@ class Service:
     log_path: Path
     port: int = 0
     token: str = ""
+    workers: int | None = None  # serve's --workers (None: its default)
     process: subprocess.Popen[bytes] | None = None
     _log: TextIO | None = None
 
@@ -183,7 +185,7 @@ class Service:
 
     def create_token(self) -> None:
         result = subprocess.run(
-            [self.cli(), "token", "create", "--email", EMAIL],
+            [self.cli(), "token", "create", "--email", EMAIL, "--instance-admin"],
             env=self.env, capture_output=True, text=True, timeout=120, check=False,
         )
         if result.returncode != 0:
@@ -196,7 +198,8 @@ class Service:
         self.port = free_port()
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(
-            [self.cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [self.cli(), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+             *(["--workers", str(self.workers)] if self.workers is not None else [])],
             env=self.env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + 120
@@ -431,44 +434,17 @@ class CertbotResult:
 
 
 def ensure_certbot_venv() -> Path:
-    python = CERTBOT_VENV / "bin" / "python"
-    certbot = CERTBOT_VENV / "bin" / "certbot"
-    probe = [str(python), "-c", "import certbot, certbot_dns_rfc2136"]
-    if certbot.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
-        return certbot
-    log(f"creating {CERTBOT_VENV} and installing certbot certbot-dns-rfc2136 (once)")
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(CERTBOT_VENV)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "certbot", "certbot-dns-rfc2136"], check=True)
-    return certbot
+    log(f"certbot: {CERTBOT_VENV} (certbot and certbot-dns-rfc2136, installed once)")
+    return lab_certbot.ensure_certbot_venv(CERTBOT_VENV)
 
 
 def run_certbot(lab: LabInfo, work: Path, n: int, run: str, log_path: Path) -> CertbotResult:
-    certbot = ensure_certbot_venv()
+    bot = lab_certbot.Certbot(lab, work, EMAIL, certbot=ensure_certbot_venv())
     result = CertbotResult(n=n)
-    result.version = subprocess.run([str(certbot), "--version"], capture_output=True, text=True,
-                                    check=False).stdout.strip()
-    work.mkdir(parents=True, exist_ok=True)
-    credentials = work / "rfc2136.ini"
-    credentials.touch(mode=0o600)
-    credentials.chmod(0o600)
-    credentials.write_text(
-        "dns_rfc2136_server = 127.0.0.1\n"
-        f"dns_rfc2136_port = {lab.dns_port}\n"
-        f"dns_rfc2136_name = {lab.tsig_name}\n"
-        f"dns_rfc2136_secret = {lab.tsig_secret}\n"
-        "dns_rfc2136_algorithm = HMAC-SHA256\n"
-    )
-    dirs = ["--config-dir", str(work / "config"), "--work-dir", str(work / "work"),
-            "--logs-dir", str(work / "logs")]
-    common = ["--non-interactive", "--agree-tos", "-m", EMAIL, "--server", lab.directory_url,
-              *dirs]
-    env = {**os.environ, "REQUESTS_CA_BUNDLE": str(lab.ca_bundle_path)}
+    result.version = bot.version()
     with log_path.open("w") as failures:
         started = time.perf_counter()
-        reg = subprocess.run([str(certbot), "register", *common], env=env, capture_output=True,
-                             text=True, check=False)
+        reg = bot.register()
         result.register_seconds = time.perf_counter() - started
         if reg.returncode != 0:
             failures.write(f"== certbot register -> {reg.returncode}\n{reg.stdout}\n{reg.stderr}\n")
@@ -477,12 +453,8 @@ def run_certbot(lab: LabInfo, work: Path, n: int, run: str, log_path: Path) -> C
         t_all = time.perf_counter()
         for i in range(n):
             name = f"c{i}-{run}.{ZONE}"
-            command = [str(certbot), "certonly", *common, "--dns-rfc2136",
-                       "--dns-rfc2136-credentials", str(credentials),
-                       "--dns-rfc2136-propagation-seconds", "0", "-d", name,
-                       "--key-type", "ecdsa", "--elliptic-curve", "secp256r1"]
             t0 = time.perf_counter()
-            proc = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+            proc = bot.certonly(name)
             elapsed = time.perf_counter() - t0
             if proc.returncode == 0:
                 result.durations.append(elapsed)

@@ -9,12 +9,14 @@ Databases: SQLite always; PostgreSQL too when CERTAUTOPILOT_TEST_DATABASE_URL is
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,17 +25,37 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from certautopilot import netguard
 from certautopilot.app import create_app
 from certautopilot.auth import service as auth
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.dns.schemas import ZoneIn
+from certautopilot_lab.a2c import A2CInfo, A2CSettings, start_a2c, stop_a2c
 from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import UNLIMITED_BUDGET_ENV, LabInfo
+from certautopilot_lab.probes import crl_serials, pebble_cert_status, pebble_roots
 
 OUTPUT = Path(os.environ.get("CERTAUTOPILOT_TEST_OUTPUT", "test-output")).resolve()
 os.environ.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _reach_before_module_fixtures() -> None:
+    """The same allow list once at the start of the session: module fixtures (a Pebble of
+    its own, checked over HTTPS as it starts) connect before any test's ``_reach`` runs."""
+    netguard.install(Settings.from_env().reach)
+
+
+@pytest.fixture(autouse=True)
+def _reach() -> None:
+    """What the app and the worker install at start, before every test: the connect-time
+    SSRF guard allows the environment's networks (127.0.0.0/8 unless set), so [::1] stays
+    refused. Per test, because ``create_app`` installs its own settings' networks
+    process-wide: a test that builds an app with other settings must not change what the
+    next test may reach."""
+    netguard.install(Settings.from_env().reach)
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +68,27 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
         stop_lab(base)
 
 
-def _backends() -> list[str]:
+@contextmanager
+def running_a2c(
+    lab: LabInfo, folder: Path, settings: A2CSettings | None = None
+) -> Iterator[A2CInfo]:
+    """acme2certifier validating through ``lab``'s BIND, stopped afterwards."""
+    info = start_a2c(folder, lab, settings)
+    try:
+        yield info
+    finally:
+        stop_a2c(folder)
+
+
+@pytest.fixture(scope="session")
+def a2c(lab: LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A2CInfo]:
+    """The session's acme2certifier (no EAB, 90-day certificates), started on first use."""
+    with running_a2c(lab, tmp_path_factory.mktemp("a2c")) as info:
+        yield info
+
+
+def backends() -> list[str]:
+    """SQLite always; PostgreSQL too when CERTAUTOPILOT_TEST_DATABASE_URL names a server."""
     return (
         ["sqlite", "postgresql"]
         if os.environ.get("CERTAUTOPILOT_TEST_DATABASE_URL")
@@ -54,23 +96,22 @@ def _backends() -> list[str]:
     )
 
 
-@pytest.fixture(scope="session", params=_backends())
-def database_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'certautopilot.db'}"
+@contextmanager
+def fresh_database(backend: str, folder: Path, prefix: str = "cap_test") -> Iterator[str]:
+    """The URL of an empty database of its own: a SQLite file in ``folder``, or a database
+    created on the PostgreSQL server and dropped afterwards."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / 'certautopilot.db'}"
         return
     server = os.environ["CERTAUTOPILOT_TEST_DATABASE_URL"]
     if server.startswith("postgresql://"):
         server = "postgresql+psycopg://" + server.removeprefix("postgresql://")
-    name = f"cap_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(server).set(database=name).render_as_string(hide_password=False)
     try:
-        yield url
+        yield sa.make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(
@@ -81,6 +122,14 @@ def database_url(
             )
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session", params=backends())
+def database_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with fresh_database(request.param, tmp_path_factory.mktemp("sqlite")) as url:
+        yield url
 
 
 @dataclass
@@ -158,13 +207,24 @@ class Service:
         pytest.fail(f"certificate stayed {body.get('status')} (wanted {statuses}): {body}")
 
     def timeline(self, project: str, cert_id: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.ok(
-            "GET", f"/projects/{project}/certificates/{cert_id}/timeline"
-        )
+        """The whole timeline, oldest first: every page, followed by its cursor."""
+        url = f"/projects/{project}/certificates/{cert_id}/timeline"
+        result: dict[str, Any] = self.ok("GET", url, params={"limit": 1000})
+        while result.get("next_cursor"):
+            page = self.ok("GET", url, params={"limit": 1000, "cursor": result["next_cursor"]})
+            result["events"] += page["events"]
+            result["next_cursor"] = page["next_cursor"]
         return result
 
 
-def _make_service(database_url: str, data_dir: Path) -> Iterator[Service]:
+def _make_service(
+    database_url: str,
+    data_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    migrate_url: str | None = None,
+) -> Iterator[Service]:
+    """A service on ``database_url``; ``migrate_url`` (PostgreSQL itself, when the service
+    reaches it through PgBouncer) runs the migrations instead."""
     env = {
         **os.environ,
         **UNLIMITED_BUDGET_ENV,  # Pebble has no rate limits; test_rate_budget sets small ones
@@ -172,12 +232,14 @@ def _make_service(database_url: str, data_dir: Path) -> Iterator[Service]:
         "CERTAUTOPILOT_DATABASE_URL": database_url,
         "CERTAUTOPILOT_EXECUTOR_ID": f"test-{uuid.uuid4().hex[:8]}",
         "CERTAUTOPILOT_LOG_LEVEL": "INFO",
+        **(extra_env or {}),
     }
     settings = Settings.from_env(env)
-    upgrade(settings)
+    upgrade(Settings.from_env({**env, "CERTAUTOPILOT_DATABASE_URL": migrate_url or database_url}))
     engine = make_engine(settings)
     with transaction(make_sessionmaker(engine)) as session:
-        admin = auth.ensure_user(session, email="admin@example.test")
+        # The operator who runs the instance: an instance admin (may create projects).
+        admin = auth.ensure_user(session, email="admin@example.test", instance_admin=True)
         token = auth.create_token(session, user=admin)
     engine.dispose()
     log_dir = data_dir / "logs"
@@ -208,16 +270,20 @@ class Project:
     slug: str
     issuer_id: str
     zone_ids: dict[str, str]
+    ca: str = "pebble"
 
 
-def add_pebble_issuer(service: Service, lab: LabInfo, slug: str) -> dict[str, Any]:
-    """An ACME issuer named ``pebble`` on the lab's Pebble (its account registered)."""
+def add_pebble_issuer(
+    service: Service, lab: LabInfo, slug: str, *, name: str = "pebble"
+) -> dict[str, Any]:
+    """An ACME issuer (named ``pebble`` by default) on the lab's Pebble, its account
+    registered."""
     issuer: dict[str, Any] = service.ok(
         "POST",
         f"/projects/{slug}/issuers",
         201,
         json={
-            "name": "pebble",
+            "name": name,
             "kind": "acme",
             "acme": {
                 "directory_url": lab.directory_url,
@@ -228,6 +294,78 @@ def add_pebble_issuer(service: Service, lab: LabInfo, slug: str) -> dict[str, An
         },
     )
     return issuer
+
+
+def add_a2c_issuer(
+    service: Service, a2c: A2CInfo, slug: str, *, name: str = "acme2certifier", **acme: Any
+) -> dict[str, Any]:
+    """An ACME issuer on the lab's acme2certifier (its account registered); ``acme`` adds
+    fields (EAB)."""
+    issuer: dict[str, Any] = service.ok(
+        "POST",
+        f"/projects/{slug}/issuers",
+        201,
+        json={
+            "name": name,
+            "kind": "acme",
+            "acme": {
+                "directory_url": a2c.directory_url,
+                "contact_email": "ops@example.test",
+                "terms_agreed": True,
+                "ca_bundle_pem": a2c.ca_bundle_path.read_text(),
+                **acme,
+            },
+        },
+    )
+    return issuer
+
+
+@dataclass(frozen=True)
+class CA:
+    """One of the ACME CAs the tests run against, as a test checks what it did."""
+
+    name: str
+    roots: Callable[[], list[str]]  # PEM of the certificates its chains end in
+    is_revoked: Callable[[str], bool]  # by serial (lowercase hex)
+
+
+def pebble_ca(lab: LabInfo) -> CA:
+    return CA(
+        "pebble",
+        lambda: pebble_roots(lab),
+        lambda serial: pebble_cert_status(lab, serial)["Status"] == "Revoked",
+    )
+
+
+def a2c_ca(info: A2CInfo) -> CA:
+    return CA(
+        "acme2certifier",
+        lambda: [info.root_path.read_text()],
+        lambda serial: int(serial, 16) in crl_serials(info.crl_path),
+    )
+
+
+ACME_CAS = ("pebble", "acme2certifier")
+
+
+@pytest.fixture(params=ACME_CAS)
+def acme_ca(request: pytest.FixtureRequest, lab: LabInfo) -> CA:
+    """Each ACME CA in turn (acme2certifier is started only when a test asks for it)."""
+    if request.param == "pebble":
+        return pebble_ca(lab)
+    return a2c_ca(request.getfixturevalue("a2c"))
+
+
+@pytest.fixture
+def ca_project(
+    request: pytest.FixtureRequest, service: Service, lab: LabInfo, acme_ca: CA
+) -> Project:
+    """A project (zones as :func:`create_project`) whose issuer is ``acme_ca``."""
+    made = create_project(service, lab)
+    if acme_ca.name == "pebble":
+        return made
+    issuer = add_a2c_issuer(service, request.getfixturevalue("a2c"), made.slug)
+    return Project(made.slug, issuer["id"], made.zone_ids, ca=acme_ca.name)
 
 
 def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) -> Project:
@@ -272,6 +410,19 @@ def create_project(service: Service, lab: LabInfo, *, manual_zone: bool = True) 
 @pytest.fixture
 def project(service: Service, lab: LabInfo) -> Project:
     return create_project(service, lab)
+
+
+def issue_one(service: Service, project: Project, name: str) -> str:
+    """The id of a certificate for ``name`` requested on ``project``'s issuer, once issued."""
+    cid: str = service.ok(
+        "POST",
+        f"/projects/{project.slug}/certificates",
+        202,
+        json={"issuer": project.issuer_id, "common_name": name},
+    )["id"]
+    body = service.wait_for(project.slug, cid, ("issued", "failed"))
+    assert body["status"] == "issued", body["error"]
+    return cid
 
 
 ProjectFactory = Callable[..., Project]
@@ -333,3 +484,29 @@ def store_zone_unchecked(service: Service, slug: str, body: ZoneIn) -> dict[str,
         engine.dispose()
     stored: dict[str, Any] = service.ok("GET", f"/projects/{slug}/zones/{zone_id}")
     return stored
+
+
+WEB_PASSWORD = "web-client-password-1"
+
+
+def sign_in_client(service: Service, email: str = "admin@example.test") -> str:
+    """Signs the service's TestClient in to the web UI as ``email`` (its password set here)
+    and returns the CSRF token of its pages. ``service.client.cookies.clear()`` signs out."""
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            auth.set_password(auth.ensure_user(session, email=email), WEB_PASSWORD)
+    finally:
+        engine.dispose()
+    client = service.client
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert csrf is not None
+    signed_in = client.post(
+        "/login",
+        data={"email": email, "password": WEB_PASSWORD, "csrf": csrf.group(1)},
+        follow_redirects=False,
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    page = re.search(r'name="csrf" value="([^"]+)"', client.get("/").text)
+    assert page is not None
+    return page.group(1)

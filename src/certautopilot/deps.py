@@ -6,8 +6,9 @@ project context live here, below ``api/`` and ``web/``, so the web UI never impo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from dns.resolver import Resolver
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
+from certautopilot.clock import utcnow
 from certautopilot.config import Settings
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import Unauthenticated
@@ -57,12 +59,32 @@ def get_session(state: State) -> Iterator[Session]:
 DbSession = Annotated[Session, Depends(get_session)]
 
 
-def get_user(request: Request, session: DbSession) -> User:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+def get_clock() -> Callable[[], datetime]:
+    """The clock of request handlers' time rules (session idle timeout, sign-in lockout):
+    a dependency so a test moves time with ``app.dependency_overrides`` instead of sleeping."""
+    return utcnow
+
+
+Clock = Annotated[Callable[[], datetime], Depends(get_clock)]
+
+
+#: What an API request without a token is told (by ``get_user`` and ``api.http_guard``).
+BEARER_HINT = "send an API token as 'Authorization: Bearer <token>'"
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("send an API token as 'Authorization: Bearer <token>'")
-    return auth.user_for_token(session, token.strip())
+        return None
+    return token.strip()
+
+
+def get_user(request: Request, session: DbSession) -> User:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
+        raise Unauthenticated(BEARER_HINT)
+    return auth.user_for_token(session, token)
 
 
 CurrentUser = Annotated[User, Depends(get_user)]

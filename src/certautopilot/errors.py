@@ -15,14 +15,18 @@ Tree::
     ├── NotFound                            404
     ├── Unauthenticated                     401
     ├── Forbidden                           403
+    ├── BodyTooLarge                        413  a request body over the server's limit
+    ├── DestinationRefused                  422  the SSRF guard refused an address (netguard)
     ├── Conflict                            409
-    │   └── IllegalTransition               409  a state machine refused a move (states.py)
+    │   ├── IllegalTransition               409  a state machine refused a move (states.py)
+    │   └── LeaseLost                       409  another renewal tick took the lease (worker)
     ├── RateLimited                         429  a new order would exceed the CA's limits
     ├── ConfigError                         500  bad settings or plugin set-up, at start
     ├── CryptoError                         500  decrypt failure, wrong KEK, tampering
     ├── IssuerError                         502  the CA said no (problem type + detail)
     │   └── TransientIssuerError            503  worth retrying (badNonce, 429, 5xx, network)
     ├── DNSError                            502  a DNS provider failed
+    │   ├── DNSUnavailable                  503  no answer / connection refused: worth retrying
     │   └── PropagationTimeout              504  a TXT record never showed up where checked
     └── NotificationError                   502  an SMTP server or webhook refused a message
 """
@@ -73,6 +77,34 @@ class Forbidden(CertAutoPilotError):
     title = "Forbidden"
 
 
+class BodyTooLarge(CertAutoPilotError):
+    """A request body over ``CERTAUTOPILOT_MAX_BODY_BYTES`` (``limit``, in bytes): refused
+    before it is read (``api.http_guard``), so a huge upload costs the server nothing."""
+
+    status = 413
+    title = "Request body too large"
+
+    def __init__(self, detail: str = "", limit: int = 0) -> None:
+        super().__init__(detail)
+        self.args = (detail, limit)
+        self.limit = limit
+
+
+class DestinationRefused(CertAutoPilotError):
+    """The SSRF guard refused to connect: ``host`` resolves to an address the operator did
+    not allow. Raised at connect time (``certautopilot.outbound``), so a redirect or a URL a
+    server handed back is refused like one a user typed; callers translate it into their
+    own error. Deliberately not an ``OSError``: HTTP libraries must not retry it."""
+
+    status = 422
+    title = "Destination refused"
+
+    def __init__(self, detail: str = "", host: str = "") -> None:
+        super().__init__(detail)
+        self.args = (detail, host)
+        self.host = host
+
+
 class Conflict(CertAutoPilotError):
     status = 409
     title = "Conflict"
@@ -92,12 +124,21 @@ class IllegalTransition(Conflict):
         self.machine, self.current, self.new = machine, current, new
 
 
+class LeaseLost(Conflict):
+    """Another renewal tick took the scheduler's lease over (``renewal/lease.py``): this one
+    stops without writing. Never reaches a client: only the worker's tick raises it."""
+
+    title = "Scheduler lease lost"
+
+
 class RateLimited(CertAutoPilotError):
-    """A new order would exceed the CA's rate limits as this service counts them.
+    """A new order would exceed the CA's rate limits as this service counts them, or a
+    sign-in is throttled (``auth.signin``).
 
     ``limit`` names the limit (``orders_per_account``, ``certs_per_domain``,
-    ``duplicate_certificates``); ``retry_at`` (RFC 3339) is when one more order fits,
-    ``retry_after`` the same in seconds from now."""
+    ``duplicate_certificates``, ``signin_account``, ``signin_address``); ``retry_at``
+    (RFC 3339) is when one more order or attempt fits, ``retry_after`` the same in seconds
+    from now."""
 
     status = 429
     title = "Rate limit"
@@ -144,9 +185,26 @@ class TransientIssuerError(IssuerError):
     title = "Certificate authority temporarily unavailable"
 
 
+class CaaForbidden(IssuerError):
+    """The names' CAA records (RFC 8659) do not allow this issuer: the CA would refuse the
+    order, so it is not placed (a fallback issuer may be allowed)."""
+
+    status = 422
+    title = "Forbidden by CAA"
+
+
 class DNSError(CertAutoPilotError):
     status = 502
     title = "DNS error"
+
+
+class DNSUnavailable(DNSError):
+    """The DNS server (or provider API) did not answer or refused the connection: an outage
+    that may end, unlike a refusal (bad key, unknown zone). Issuance waits it out for a while
+    (``workflows/outage.py``)."""
+
+    status = 503
+    title = "DNS server unavailable"
 
 
 class PropagationTimeout(DNSError):

@@ -53,3 +53,8 @@ def settings(slug: str, page: str = "", *, base: str = "", **query: str) -> str:
 
 def tokens(*, base: str = "") -> str:
     return _join(base, "tokens")
+
+
+def invitation(token: str, *, base: str = "") -> str:
+    """A one-time sign-in link (``auth.invitations``): choose a password, be signed in."""
+    return _join(base, "invite", token)

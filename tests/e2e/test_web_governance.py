@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Project, Service
-from tests.e2e.conftest import screenshot, sign_in, web_user
+from tests.e2e.conftest import go, screenshot, sign_in, web_user
 
 pytestmark = pytest.mark.lab
 
@@ -149,6 +149,14 @@ def test_request_shows_warnings_and_admin_override(
     assert "ecdsa-p384 is not allowed" in card.locator(".warn").inner_text()
     assert card.locator("[data-testid=override-reason]").inner_text() == "HSM only offers P-384"
     screenshot(other, "requests-warning-and-override")
+    # Rejecting without a comment: said next to the field, in the UI's words, the page kept.
+    go(other, card.get_by_role("button", name="Reject"))
+    card = other.locator("[data-testid=request]", has_text=name)
+    error = card.locator("[data-testid=decision-error]")
+    assert error.inner_text() == "Say why you reject it: the requester reads this comment."
+    assert other.get_by_role("link", name="Requests").count() == 1  # navigation kept
+    assert card.get_by_label("Comment").evaluate("e => e === document.activeElement")
+    screenshot(other, "requests-reject-needs-comment")
     card.get_by_label("Comment").fill("Not for this project")
     card.get_by_role("button", name="Reject").click()
     other.wait_for_url("**decided=*")

@@ -22,7 +22,7 @@ from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project as ProjectRow
 from tests.conftest import Project, Service
-from tests.e2e.conftest import screenshot, sign_in, web_user
+from tests.e2e.conftest import go, screenshot, sign_in, web_user
 
 pytestmark = pytest.mark.lab
 
@@ -39,6 +39,7 @@ ROWS = [
     ("foxtrot.example.test", "corp-ca", (38, 6), "issued"),
     ("golf.example.test", "pebble", (16, 4), "revoked"),  # not counted in the chart
     ("hotel.example.test", "pebble", None, "requested"),
+    ("india.example.test", "old-ca", (-3, 0), "issued"),  # expired 3 days ago
 ] + [(f"zz-{i:02d}.example.test", "pebble", (150, i % 20), "issued") for i in range(30)]
 CHART = {0: 2, 2: 1, 5: 3}  # week index -> count; every other week 0
 
@@ -49,9 +50,10 @@ def _seed(service: Service, project: Project) -> dict[str, str]:
         with transaction(make_sessionmaker(engine)) as session:
             pid = session.scalar(select(ProjectRow.id).where(ProjectRow.slug == project.slug))
             corp = Issuer(project_id=pid, name="corp-ca", kind="acme")
-            session.add(corp)
+            old = Issuer(project_id=pid, name="old-ca", kind="acme")
+            session.add_all([corp, old])
             session.flush()
-            ids = {"pebble": project.issuer_id, "corp-ca": corp.id}
+            ids = {"pebble": project.issuer_id, "corp-ca": corp.id, "old-ca": old.id}
             day0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
             for n, (name, issuer, when, status) in enumerate(ROWS):
                 not_after = day0 + timedelta(days=when[0], hours=when[1]) if when else None
@@ -93,8 +95,12 @@ def _names(page: Any) -> list[str]:
     ]
 
 
+WEEK_BARS = "[data-testid=expiry-chart] .bar:not([data-bar=expired]):not([data-bar=later])"
+
+
 def _bars(page: Any) -> list[int]:
-    return [int(t) for t in page.locator("[data-testid=expiry-chart] .bar .n").all_inner_texts()]
+    """The counts of the chart's week bars (between its "expired" and "later" bars)."""
+    return [int(t) for t in page.locator(f"{WEEK_BARS} .n").all_inner_texts()]
 
 
 def test_inventory_issuer_filter_sort_and_expiry_chart(
@@ -107,16 +113,42 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
 
     chart = page.locator("[data-testid=expiry-chart]")
     assert chart.is_visible()
-    assert "Expiring in the next 12 weeks" in chart.inner_text()
+    assert "When certificates expire" in chart.inner_text()
     assert _bars(page) == [CHART.get(i, 0) for i in range(12)]
-    first = chart.locator(".bar").first
-    assert first.get_attribute("aria-label") == "2 certificates expiring this week"
-    assert "30 later" in chart.inner_text()  # the zz- certificates, 150 days out
+    week0 = page.get_by_role("link", name="2 certificates expiring this week, from now")
+    assert week0.get_attribute("data-count") == "2"
+    # Expired and later are bars too: the zz- certificates, 150 days out, and india.
+    assert chart.locator(".bar[data-bar=later]").get_attribute("data-count") == "30"
+    assert chart.locator(".bar[data-bar=expired]").get_attribute("data-count") == "1"
+    # Coloured by urgency: this week red, the next three amber, then blue.
+    fills = chart.locator(".bar .fill")
+    tones = [fills.nth(i).get_attribute("class").split()[1] for i in range(14)]
+    assert tones == ["u-bad", "u-bad"] + ["u-wait"] * 3 + ["u-ok"] * 8 + ["u-later"]
+    # The counts that need attention, each a link to the inventory it counts.
+    tiles = page.locator("[data-testid=attention]")
+    counts = {
+        t: tiles.locator(f"[data-testid=tile-{t}] .n").inner_text()
+        for t in ("expired", "7", "30", "failed", "requests")
+    }
+    assert counts == {"expired": "1", "7": "2", "30": "3", "failed": "1", "requests": "0"}
     screenshot(page, "inventory-chart")
+
+    go(page, tiles.locator("[data-testid=tile-30]"))
+    assert sorted(_names(page)) == [
+        "alpha.example.test",
+        "bravo.example.test",
+        "charlie.example.test",
+    ]
+    assert "not expired yet" in page.locator("[data-testid=when-filter]").inner_text()
+    go(page, page.locator("[data-testid=tile-expired]"))
+    assert _names(page) == ["india.example.test"]
+    go(page, page.locator("[data-testid=tile-failed]"))
+    assert _names(page) == ["echo.example.test"]
+    page.goto(f"/p/{project.slug}/certificates")
 
     # Filter by issuer: only corp-ca's four, and the chart follows the filter.
     page.get_by_label("Issuer").select_option(label="corp-ca")
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     assert sorted(_names(page)) == [
         "charlie.example.test",
         "delta.example.test",
@@ -127,7 +159,7 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
 
     # Sort by expiry by clicking the column header: ascending, then descending; the
     # issuer filter stays.
-    page.get_by_role("link", name="Expires").click()
+    go(page, page.get_by_role("link", name="Expires"))
     assert _names(page) == [
         "charlie.example.test",
         "delta.example.test",
@@ -137,7 +169,7 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
     expires = page.locator("[data-testid=inventory] tbody td:nth-child(5)").all_inner_texts()
     assert expires == sorted(expires) and all(e.startswith("20") for e in expires)
     assert page.locator("th[aria-sort=ascending]").inner_text().lower().startswith("expires")
-    page.get_by_role("link", name="Expires").click()
+    go(page, page.get_by_role("link", name="Expires"))
     assert _names(page)[0] == "foxtrot.example.test"
     assert page.get_by_label("Issuer").locator("option:checked").inner_text() == "corp-ca"
     assert page.get_by_label("Sort by").locator("option:checked").inner_text() == "Expires latest"
@@ -146,7 +178,7 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
     # Sorted by name across pages (25 a page) for the other issuer.
     page.get_by_label("Issuer").select_option(label="pebble")
     page.get_by_label("Sort by").select_option(label="Name A→Z")
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     one = _names(page)
     assert len(one) == 25
     assert one[:4] == [
@@ -156,14 +188,14 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
         "hotel.example.test",
     ]
     assert one[4:] == [f"zz-{i:02d}.example.test" for i in range(21)]
-    page.get_by_role("link", name="Next page").click()
+    go(page, page.get_by_role("link", name="Next page"))
     assert _names(page) == [f"zz-{i:02d}.example.test" for i in range(21, 30)]
     assert page.get_by_label("Sort by").locator("option:checked").inner_text() == "Name A→Z"
     assert page.get_by_role("link", name="Next page").count() == 0
 
     # A bar links to the inventory of its week (revoked ones left out, like the count).
     page.goto(f"/p/{project.slug}/certificates")
-    page.locator("[data-testid=expiry-chart] .bar").nth(5).click()
+    go(page, page.locator(WEEK_BARS).nth(5))
     assert _names(page) == [
         "delta.example.test",
         "echo.example.test",
@@ -171,7 +203,7 @@ def test_inventory_issuer_filter_sort_and_expiry_chart(
     ]
     assert "revoked hidden" in page.locator("[data-testid=week-filter]").inner_text()
     page.goto(f"/p/{project.slug}/certificates")
-    page.locator("[data-testid=expiry-chart] .bar").nth(2).click()
+    go(page, page.locator(WEEK_BARS).nth(2))
     assert _names(page) == ["charlie.example.test"]  # golf, revoked that week, is hidden
     screenshot(page, "inventory-week")
 
@@ -234,7 +266,7 @@ def test_detail_distribution_status_dry_run_and_pkcs12(
     box = page.locator("[data-testid=distribution]")
     box.locator("tr[data-target=web-files][data-status=succeeded]").wait_for(timeout=90_000)
     box.locator("tr[data-target=hook-down][data-status=failed]").wait_for(timeout=60_000)
-    page.locator("#live:not([hx-get])").wait_for()  # nothing left running: polling stops
+    page.locator("#live:not([data-live-url])").wait_for()  # nothing left running: polling stops
     rows = box.locator("tbody tr")
     files_row = box.locator("tr[data-target=web-files]").inner_text()
     assert "local" in files_row and "succeeded" in files_row and "1 of 4" in files_row
@@ -258,7 +290,7 @@ def test_detail_distribution_status_dry_run_and_pkcs12(
     page.get_by_role("button", name="Redeploy").click()
     page.wait_for_url("**flash=deploy")
     assert "Redeploying" in page.locator(".flash").inner_text()
-    page.locator("#live:not([hx-get])").wait_for(timeout=60_000)
+    page.locator("#live:not([data-live-url])").wait_for(timeout=60_000)
     timeline = page.locator("[data-testid=timeline]").inner_text()
     assert "cert.deploy_requested" in timeline and "cert.deploy_dry_run" in timeline
     assert timeline.count("cert.distributed") == 2

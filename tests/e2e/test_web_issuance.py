@@ -10,8 +10,9 @@ import pytest
 
 from certautopilot.dns.providers.rfc2136 import RFC2136Config, RFC2136Provider
 from certautopilot_lab.info import LabInfo
+from certautopilot_lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
-from tests.e2e.conftest import screenshot, sign_in, web_user
+from tests.e2e.conftest import go, screenshot, sign_in, web_user
 
 pytestmark = pytest.mark.lab
 
@@ -72,20 +73,20 @@ def test_sign_in_new_certificate_issued_with_timeline(
     assert "cert.revoked" in page.locator("[data-testid=timeline]").inner_text()
     screenshot(page, "certificate-revoked")
 
-    page.get_by_role("link", name="Certificates").first.click()
+    go(page, page.get_by_role("link", name="Certificates").first)
     page.get_by_label("Name").fill(name)
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     row = page.locator("tbody tr")
     assert row.count() == 1 and "revoked" in row.inner_text()
     page.get_by_label("Status").select_option("issued")
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     assert "No certificates match" in page.locator("tbody").inner_text()
     page.get_by_label("Status").select_option("")
     page.get_by_label("Expiring within").select_option("7")
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     assert "No certificates match" in page.locator("tbody").inner_text()  # valid ~90 days
     page.get_by_label("Expiring within").select_option("90")
-    page.get_by_role("button", name="Filter").click()
+    go(page, page.get_by_role("button", name="Filter"))
     assert page.locator("tbody tr").count() == 1
     screenshot(page, "inventory")
 
@@ -174,3 +175,39 @@ def test_bring_your_own_csr(service: Service, project: Project, new_page: Any) -
     assert "(your CSR)" in page.content()
     assert page.get_by_role("link", name="Private key").count() == 0  # the service has none
     screenshot(page, "byo-csr-issued")
+
+
+def test_revoke_offers_the_earlier_versions_still_valid(
+    service: Service, project: Project, lab: LabInfo, new_page: Any
+) -> None:
+    p = project.slug
+    cid = service.ok(
+        "POST",
+        f"/projects/{p}/certificates",
+        202,
+        json={
+            "issuer": project.issuer_id,
+            "common_name": f"rv-{uuid.uuid4().hex[:6]}.example.test",
+        },
+    )["id"]
+    v1 = service.wait_for(p, cid, ("issued",))["current"]["serial"]
+    service.ok("POST", f"/projects/{p}/certificates/{cid}/renew", 202)
+    v2 = service.wait_for(p, cid, ("issued", "failed"))["current"]["serial"]
+    admin = web_user(service, f"rv-{uuid.uuid4().hex[:6]}@example.test", project=p, role="admin")
+    page = new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, admin)
+    page.goto(f"/p/{p}/certificates/{cid}")
+    offer = page.locator("[data-testid=earlier-valid]")
+    assert "1 earlier version still valid" in offer.inner_text()
+    assert v1 in page.locator("[data-testid=revoke-form]").inner_text()
+    screenshot(page, "revoke-earlier-versions")
+    page.get_by_label("Revocation reason").select_option("keyCompromise")
+    page.locator("[data-testid=revoke-all-versions]").check()
+    page.get_by_label("Yes, revoke this certificate. This cannot be undone.").check()
+    page.get_by_role("button", name="Revoke").click()
+    flash = page.locator("[data-testid=revoked-flash]")
+    flash.wait_for()
+    assert flash.inner_text().strip() == "Revoked version 2, version 1."
+    assert page.locator("[data-testid=revoke-form]").count() == 0  # nothing left to revoke
+    assert [pebble_cert_status(lab, s)["Status"] for s in (v1, v2)] == ["Revoked", "Revoked"]

@@ -9,7 +9,10 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from certautopilot.auth.models import User
+from certautopilot.db.session import make_engine, make_sessionmaker
 from certautopilot_lab.info import LabInfo
 from certautopilot_lab.probes import pebble_cert_status
 from tests.conftest import Project, Service
@@ -81,6 +84,9 @@ def test_cookie_flags_csrf_and_sign_out(service: Service, project: Project) -> N
         assert other.status_code == 404 and "no project" in other.text
 
 
+CLI = (sys.executable, "-m", "certautopilot.cli")
+
+
 def test_cli_set_password_then_sign_in(service: Service) -> None:
     email = f"cli-{uuid.uuid4().hex[:6]}@example.test"
     result = subprocess.run(
@@ -105,6 +111,26 @@ def test_cli_set_password_then_sign_in(service: Service) -> None:
     with TestClient(service.client.app) as client:
         _sign_in(client, email, "a long enough secret")
         assert client.get("/").status_code == 200
+    admin = f"cli-admin-{uuid.uuid4().hex[:6]}@example.test"
+    made = subprocess.run(
+        [*CLI, "user", "set-password", "--email", admin, "--instance-admin"],
+        input="a long enough secret\n",
+        env=service.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    engine = make_engine(service.settings)
+    try:
+        with make_sessionmaker(engine)() as session:
+            rows = session.execute(
+                select(User.email, User.is_instance_admin).where(User.email.in_([email, admin]))
+            )
+            flags = {row.email: row.is_instance_admin for row in rows}
+    finally:
+        engine.dispose()
+    assert flags == {email: False, admin: True}
 
 
 def test_inventory_pages_with_the_service_cursor(
@@ -162,8 +188,9 @@ def test_revoke_from_the_ui_reaches_the_ca(
             data={"csrf": csrf, "reason": "keyCompromise", "confirm": "yes"},
             follow_redirects=False,
         )
-        assert done.status_code == 303 and done.headers["location"].endswith("?flash=revoked")
-        assert "Certificate revoked." in client.get(done.headers["location"]).text
+        assert done.status_code == 303
+        assert done.headers["location"].endswith("?flash=revoked&revoked=1")
+        assert "Revoked version 1." in client.get(done.headers["location"]).text
     assert pebble_cert_status(lab, issued["current"]["serial"])["Status"] == "Revoked"
     event = next(
         e for e in service.timeline(p, created["id"])["events"] if e["type"] == "cert.revoked"

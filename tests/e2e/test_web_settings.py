@@ -261,6 +261,44 @@ def test_members_add_change_role_remove(service: Service, project: Project, new_
     screenshot(page, "settings-member-removed")
 
 
+def test_an_admin_removing_themselves_confirms_first(
+    service: Service, project: Project, new_page: Any, live_url: str
+) -> None:
+    p = project.slug
+    me = web_user(service, f"self-{uuid.uuid4().hex[:6]}@example.test", project=p, role="admin")
+    page = new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, me)
+    page.goto(f"/p/{p}/settings/members")
+    row = page.locator(f"[data-testid=member][data-email='{me.email}']")
+    assert row.get_by_role("button", name=f"Remove {me.email}").count() == 0
+    remove = row.get_by_role("button", name=f"Remove me ({me.email})")
+    confirm = row.locator("[data-testid=confirm-self-removal]")
+    # Unticked, the form does not go: the browser names the box that must be ticked.
+    assert confirm.evaluate("box => box.form.checkValidity()") is False
+    assert "lose access" in row.inner_text()
+    screenshot(page, "settings-member-remove-self")
+    confirm.check()
+    remove.click()
+    # Their last project: their web sessions end too (#12 item 7), so back at the sign-in.
+    page.wait_for_url(f"{live_url}/login**")
+    members = {m["email"] for m in service.ok("GET", f"/projects/{p}/members")}
+    assert me.email not in members
+    # Without the box (a script posting the form), the service refuses and keeps the member.
+    other = web_user(service, f"self2-{uuid.uuid4().hex[:6]}@example.test", project=p, role="admin")
+    page2 = new_page()
+    page2.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page2, other)
+    page2.goto(f"/p/{p}/settings/members")
+    row2 = page2.locator(f"[data-testid=member][data-email='{other.email}']")
+    row2.locator("[data-testid=confirm-self-removal]").evaluate("box => box.required = false")
+    row2.get_by_role("button", name=f"Remove me ({other.email})").click()
+    error = page2.locator(f"[data-field='row:{other.email}:role']")
+    error.wait_for()
+    assert "lose access" in error.inner_text()
+    assert other.email in {m["email"] for m in service.ok("GET", f"/projects/{p}/members")}
+
+
 def test_token_shown_once_works_on_the_api_and_is_revoked(
     service: Service, project: Project, new_page: Any, live_url: str
 ) -> None:
@@ -271,7 +309,10 @@ def test_token_shown_once_works_on_the_api_and_is_revoked(
     page.on("dialog", lambda dialog: dialog.accept())
     sign_in(page, user)
     page.get_by_role("link", name="API tokens").click()
-    page.wait_for_url("**/tokens")
+    page.wait_for_url(f"**/tokens?p={project.slug}")
+    # The project's navigation stays on the tokens page, across creating one.
+    nav = page.get_by_role("navigation", name="Project")
+    assert nav.get_by_role("link", name="Certificates").count() == 1
     assert "You have no API tokens" in page.locator("[data-testid=tokens]").inner_text()
     page.get_by_label("Name").fill("ci deploy")
     page.get_by_role("button", name="Create token").click()
@@ -281,6 +322,7 @@ def test_token_shown_once_works_on_the_api_and_is_revoked(
     assert card.get_by_role("button", name="Copy the token").is_visible()
     token = page.locator("[data-testid=new-token]").inner_text().strip()
     assert token.startswith("cap_")
+    assert nav.get_by_role("link", name="Certificates").count() == 1
     screenshot(page, "tokens-created-once")
 
     api = f"{live_url}/api/v1"
@@ -399,7 +441,7 @@ def test_wrong_eab_hmac_is_shown_at_the_eab_fields(
         form.get_by_label("CA bundle (PEM)").fill(eab_lab.ca_bundle_path.read_text())
         form.get_by_role("button", name="Register and add").click()
         page.locator("[data-testid=not-saved]").wait_for()
-        assert "the CA refused the account" in _error(page, "acme_eab_kid")
+        assert "the CA refused the account" in _error(page, "acme_eab_hmac_key")
         assert form.get_by_label("EAB key id").input_value() == "kid-1"
         assert form.get_by_label("EAB HMAC key").input_value() == ""
         screenshot(page, "settings-issuer-wrong-eab")

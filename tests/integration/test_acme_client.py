@@ -395,6 +395,24 @@ def test_wrong_txt_makes_the_authorization_invalid(client: AcmeClient, dns: Chal
     assert invalid.error_type == ERR + "unauthorized"
 
 
+def test_failed_wildcard_authorization_names_the_wildcard(
+    client: AcmeClient, dns: ChallTestSrv
+) -> None:
+    domain = fresh_domain()
+    csr_pem, _ = make_csr([f"*.{domain}"])
+    order = client.new_order(csr_pem)
+    [challenge] = client.dns01_challenges(order)
+    assert challenge.wildcard and challenge.challenge_url is not None
+    dns.set_txt(challenge.txt_name, "not-the-key-authorization")
+    try:
+        client.answer_challenge(challenge.challenge_url)
+        with pytest.raises(IssuerError) as caught:
+            client.wait_authorization(challenge.authz_url, timeout=TIMEOUT)
+    finally:
+        dns.clear_txt(challenge.txt_name)
+    assert caught.value.detail.startswith(f"authorization for *.{domain} failed:")
+
+
 def test_wait_authorization_gives_up_at_the_deadline(client: AcmeClient) -> None:
     csr_pem, _ = make_csr([fresh_domain()])
     order = client.new_order(csr_pem)

@@ -4,6 +4,7 @@ denied and picked up at once through check-ca, never waiting past the deadline."
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,9 +58,8 @@ def test_pending_then_approved_across_a_worker_sigkill(
 ) -> None:
     slug = new_project(service)
     issuer = add_issuer(service, slug, double, "ntlm", check_interval_seconds=1)
-    created = request_cert(
-        service, slug, issuer, "approve.corp.test", adcs_template="WebServerApproval"
-    )
+    name = f"approve-{uuid.uuid4().hex[:6]}.corp.test"  # the double serves the whole module
+    created = request_cert(service, slug, issuer, name, adcs_template="WebServerApproval")
     body = _awaiting(service, slug, created["id"])
     request_id = body["pending_action"]["request_id"]
     assert request_id in double.pending()
@@ -80,12 +80,12 @@ def test_pending_then_approved_across_a_worker_sigkill(
     assert body["pending_action"] is None
     fullchain = service.call("GET", f"/projects/{slug}/certificates/{created['id']}/fullchain.pem")
     leaf = verify_chain(fullchain.text, double)
-    assert dns_names(leaf) == {"approve.corp.test", "api.approve.corp.test"}
+    assert dns_names(leaf) == {name, f"api.{name}"}
     types = [e["type"] for e in _events(service, slug, created["id"])]
     assert types.count("adcs.request.pending") == 1, "no second submission after the restart"
     assert types.index("adcs.request.pending") < types.index("adcs.request.issued")
     assert "cert.issued" in types
-    assert _ca_requests(double, "approve.corp.test") == 1, "one request at the CA"
+    assert _ca_requests(double, name) == 1, "one request at the CA"
 
 
 def test_check_ca_picks_up_an_approval_at_once(service: Service, double: AdcsDouble) -> None:

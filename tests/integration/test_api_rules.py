@@ -110,9 +110,9 @@ def test_other_projects_are_invisible(service: Service, lab: LabInfo) -> None:
     ):
         assert service.call("GET", path, token=outsider).status_code == 404
     theirs_slug = "outsider-proj"
-    service.ok(
-        "POST", "/projects", 201, token=outsider, json={"slug": theirs_slug, "name": "Theirs"}
-    )
+    service.ok("POST", "/projects", 201, json={"slug": theirs_slug, "name": "Theirs"})
+    member = {"email": "outsider@example.test", "role": "admin"}
+    service.ok("POST", f"/projects/{theirs_slug}/members", 201, json=member)
     # The issuer of another project is unknown here: 422 naming the field, never a 500.
     response = service.call(
         "POST",
@@ -234,3 +234,31 @@ def test_list_filters_and_pagination(service: Service, lab: LabInfo) -> None:
     assert bad.status_code == 422 and "status" in _fields(bad)
     assert service.call("GET", base, params={"cursor": "garbage!"}).status_code == 422
     assert service.call("GET", base, params={"limit": 5000}).status_code == 422
+
+
+def test_a_nul_or_control_character_is_a_422_naming_the_field_never_a_500(
+    service: Service, project: Project
+) -> None:
+    """PostgreSQL cannot store a NUL: ids and e-mail addresses are checked at the edge, and
+    whatever still reaches the database with one is a 422 saying so, with nothing written."""
+    p = project.slug
+    attach = service.call(
+        "PUT", f"/projects/{p}/certificates/any/targets", json={"targets": ["a\u0000b"]}
+    )
+    assert attach.status_code == 422 and "targets[0]" in _fields(attach), attach.text
+    deploy = service.call(
+        "POST", f"/projects/{p}/certificates/any/deploy", json={"targets": ["ok", "x y"]}
+    )
+    assert deploy.status_code == 422 and "targets[1]" in _fields(deploy), deploy.text
+    for email in ("a\u0000@example.test", "a\n@example.test"):
+        member = service.call(
+            "POST", f"/projects/{p}/members", json={"email": email, "role": "viewer"}
+        )
+        assert member.status_code == 422 and "email" in _fields(member), member.text
+    members = service.ok("GET", f"/projects/{p}/members")
+    assert all("\u0000" not in m["email"] and "\n" not in m["email"] for m in members)
+    for path in (f"/projects/{p}/certificates/a%00b", f"/projects/{p}/targets/a%00b"):
+        assert service.call("GET", path).status_code in (404, 422)  # 422 on PostgreSQL
+    search = service.call("GET", f"/projects/{p}/certificates", params={"q": "a\u0000b"})
+    assert search.status_code in (200, 422), search.text
+    assert search.headers["content-type"].startswith("application/")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 from sqlalchemy import update
@@ -12,6 +11,8 @@ from certautopilot.clock import utcnow
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot_lab.info import LabInfo
 from tests.conftest import Service, create_project
+from tests.integration._receivers import wait_until
+from tests.integration._workflows import is_parked
 from tests.integration.test_rate_budget import _orders_logged
 
 
@@ -43,7 +44,7 @@ def test_approval_by_another_user_issues(service: Service, lab: LabInfo) -> None
     created = _submit(service, p, issuer, tokens["op"], "approve-me.example.test")
     assert created["status"] == "awaiting_approval"
     request_id = created["approval_request"]["id"]  # type: ignore[index]
-    time.sleep(0.5)
+    wait_until(lambda: is_parked(service, str(created["id"])), timeout=30)
     assert (
         service.ok("GET", f"/projects/{p}/certificates/{created['id']}")["status"]
         == "awaiting_approval"
@@ -128,7 +129,7 @@ def test_approval_wait_survives_worker_sigkill(service: Service, lab: LabInfo) -
     p, issuer, tokens = _team(service, lab)
     created = _submit(service, p, issuer, tokens["op"], "restart.example.test")
     request_id = created["approval_request"]["id"]  # type: ignore[index]
-    time.sleep(1.0)  # the worker has picked the workflow up and waits on recv
+    wait_until(lambda: is_parked(service, str(created["id"])), timeout=30)  # waits in recv
     service.kill_worker()
     service.start_worker()
     service.ok(
@@ -161,3 +162,40 @@ def test_undecided_request_expires(service: Service, lab: LabInfo) -> None:
     assert body["error"]["title"] == "Request expired"
     request = service.ok("GET", f"/projects/{p}/requests/{request_id}")
     assert request["status"] == "expired"
+
+
+def test_approving_a_request_whose_issuer_was_disabled_since_is_refused(
+    service: Service, lab: LabInfo
+) -> None:
+    """Disabling an issuer also holds the requests already waiting for it: approving one is
+    a 409 that says why (nothing ordered), rejecting still works, and once the issuer is
+    enabled again the request is approved and issues."""
+    p, issuer, tokens = _team(service, lab)
+    held = _submit(service, p, issuer, tokens["op"], "held.example.test")
+    rejected = _submit(service, p, issuer, tokens["op"], "dropped.example.test")
+    held_id = held["approval_request"]["id"]  # type: ignore[index]
+    rejected_id = rejected["approval_request"]["id"]  # type: ignore[index]
+    service.ok("PATCH", f"/projects/{p}/issuers/{issuer}", json={"enabled": False})
+
+    refused = service.call(
+        "POST", f"/projects/{p}/requests/{held_id}/approve", token=tokens["approver"], json={}
+    )
+    assert refused.status_code == 409, refused.text
+    assert "was disabled after this request was made" in refused.json()["detail"]
+    still = service.ok("GET", f"/projects/{p}/requests/{held_id}", token=tokens["approver"])
+    assert still["status"] == "pending"
+    assert _orders_logged(service, str(held["id"])) == 0
+    service.ok(
+        "POST",
+        f"/projects/{p}/requests/{rejected_id}/reject",
+        token=tokens["approver"],
+        json={"comment": "issuer retired"},
+    )
+
+    service.ok("PATCH", f"/projects/{p}/issuers/{issuer}", json={"enabled": True})
+    decided = service.ok(
+        "POST", f"/projects/{p}/requests/{held_id}/approve", token=tokens["approver"], json={}
+    )
+    assert decided["status"] == "approved"
+    issued = service.wait_for(p, str(held["id"]), ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]

@@ -30,7 +30,8 @@ def test_a_held_write_lock_gives_503_with_retry_after_then_the_request_succeeds(
     upgrade(settings)
     engine = make_engine(settings)
     with transaction(make_sessionmaker(engine)) as session:
-        token = auth.create_token(session, user=auth.ensure_user(session, email="a@example.test"))
+        admin = auth.ensure_user(session, email="a@example.test", instance_admin=True)
+        token = auth.create_token(session, user=admin)
     engine.dispose()
     headers = {"Authorization": f"Bearer {token}"}
     body = {"slug": "busy", "name": "Busy"}

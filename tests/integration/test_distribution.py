@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import stat
 import tempfile
 import time
@@ -34,6 +35,7 @@ from certautopilot.distribution.targets.vault_kv import VaultKvTarget
 from certautopilot.distribution.targets.webhook import verify
 from tests.conftest import Project, Service
 from tests.integration import distribution_servers as ds
+from tests.integration._receivers import wait_until
 
 # Targets on the service's own host (local, HAProxy's socket and file) live under the temp
 # dir; set before the session's service (and its worker) start, at collection time.
@@ -623,9 +625,38 @@ def test_targets_api_rules_and_no_secret_leaves(
         ):
             assert secret not in text, f"a credential leaked into the {where}"
 
+    # Attached to a certificate, a target cannot be deleted: the 409 names the certificate.
+    c = f"/projects/{p}/certificates/{cert['id']}"
+    refused = service.call("DELETE", f"/projects/{p}/targets/{ids['local']}")
+    assert refused.status_code == 409, refused.text
+    assert cert["id"] in refused.json()["detail"] and "disable" in refused.json()["detail"]
+    # Disabled, it keeps its attachment but receives nothing: a deploy naming it is refused,
+    # one naming none leaves it out, and a new version is not sent to it (the timeline says).
+    off = service.ok("PATCH", f"/projects/{p}/targets/{ids['local']}", json={"enabled": False})
+    assert off["enabled"] is False
+    named = service.call("POST", f"{c}/deploy", json={"targets": [ids["local"]], "dry_run": True})
+    assert named.status_code == 422, named.text
+    assert named.json()["errors"][0]["field"] == "targets[0]" and "disabled" in named.text
+    preview = service.ok("POST", f"{c}/deploy", json={"dry_run": True})
+    assert ids["local"] not in [r["target"]["id"] for r in preview["results"]]
+    attached = service.ok("GET", f"{c}/targets")
+    assert {t["id"]: t["enabled"] for t in attached}[ids["local"]] is False
+    service.ok("POST", f"{c}/renew", 202)
+    assert service.wait_for(p, cert["id"], ("issued", "failed"))["status"] == "issued"
+
+    def skipped() -> list[dict[str, Any]]:
+        events = service.timeline(p, cert["id"])["events"]
+        return [e for e in events if e["type"] == "distribution.skipped"]
+
+    wait_until(skipped)
+    local = service.ok("GET", f"/projects/{p}/targets/{ids['local']}")["name"]
+    assert skipped()[-1]["detail"]["targets"] == [local]
+    # Detached, it can go.
+    others = [t["id"] for t in attached if t["id"] != ids["local"]]
+    service.ok("PUT", f"{c}/targets", json={"targets": others})
     gone = service.call("DELETE", f"/projects/{p}/targets/{ids['local']}")
     assert gone.status_code == 204
-    left = service.ok("GET", f"/projects/{p}/certificates/{cert['id']}/targets")
+    left = service.ok("GET", f"{c}/targets")
     assert ids["local"] not in [t["id"] for t in left]
 
 
@@ -798,3 +829,68 @@ def test_sigkill_after_deploying_recovers_and_records_once(
     hooks = [h for h in s.receiver.deliveries if h["path"] == f"/hook/{tag}"]
     assert len(hooks) in (1, 2)  # 2 when it was paused after delivering
     assert len({h["headers"]["x-certautopilot-delivery"] for h in hooks}) == 1
+
+
+def test_target_test_runs_the_real_check_and_writes_nothing(
+    service: Service, project: Project, servers: Servers
+) -> None:
+    p, tag = project.slug, unique("probe")
+    bodies = target_bodies(servers, tag)
+    directory = servers.base / f"local-{tag}"
+    good = service.ok("POST", f"/projects/{p}/targets", 201, json=bodies["local"])
+    passed = service.ok("POST", f"/projects/{p}/targets/{good['id']}/test", 200)
+    assert passed["ok"] is True
+    assert [(s["step"], s["ok"]) for s in passed["steps"]] == [
+        ("directory", True),
+        ("writable", True),
+    ]
+    assert any("combined.pem" in w for w in passed["would"])
+    assert list(directory.iterdir()) == []  # a test deploys nothing
+
+    gone = servers.base / f"local-gone-{tag}"
+    gone.mkdir()
+    body = {
+        "name": f"gone-{tag}",
+        "kind": "local",
+        "local": {"files": {"directory": str(gone)}},
+    }
+    bad = service.ok("POST", f"/projects/{p}/targets", 201, json=body)
+    gone.rmdir()
+    failed = service.ok("POST", f"/projects/{p}/targets/{bad['id']}/test", 200)
+    assert failed["ok"] is False
+    assert failed["steps"] == [{"step": "directory", "ok": False, "detail": f"{gone} missing"}]
+
+    # With a post-deploy check: a TLS handshake with its host (the webhook receiver answers
+    # TLS), and in words when nothing listens there.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()
+    for name, port, ok in (("tls", servers.webhook_port, True), ("dead", closed_port, False)):
+        checked = service.ok(
+            "POST",
+            f"/projects/{p}/targets",
+            201,
+            json={
+                **bodies["local"],
+                "name": f"{name}-{tag}",
+                "post_deploy_check": {"host": "127.0.0.1", "port": port},
+            },
+        )
+        out = service.ok("POST", f"/projects/{p}/targets/{checked['id']}/test", 200)
+        step = out["steps"][-1]
+        assert (out["ok"], step["step"], step["ok"]) == (ok, "post-deploy check", ok), out
+        assert (
+            f"127.0.0.1:{port} answers TLS" if ok else f"no TLS handshake with 127.0.0.1:{port}"
+        ) in step["detail"]
+
+    hook = service.ok("POST", f"/projects/{p}/targets", 201, json=bodies["webhook"])
+    tested = service.call("POST", f"/projects/{p}/targets/{hook['id']}/test")
+    assert tested.status_code == 200 and WEBHOOK_SECRET not in tested.text
+
+    operator = f"op-probe-{tag}@example.test"
+    service.ok("POST", f"/projects/{p}/members", 201, json={"email": operator, "role": "operator"})
+    forbidden = service.call(
+        "POST", f"/projects/{p}/targets/{good['id']}/test", token=service.token_for(operator)
+    )
+    assert forbidden.status_code == 403

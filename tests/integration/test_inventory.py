@@ -197,8 +197,21 @@ def _seed_names(service: Service, project: Project, names: list[list[str]]) -> l
         engine.dispose()
 
 
+@pytest.fixture(params=["sparse", "dense"])
+def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """SQLite reads few FTS matches by key and checks each row when there are many
+    (``FTS_DENSE``): "dense" lowers the threshold so these tests take that path too."""
+    from certautopilot.certificates import inventory
+
+    if request.param == "dense":
+        monkeypatch.setattr(inventory, "FTS_DENSE", 1)
+    return str(request.param)
+
+
+@pytest.mark.usefixtures("search_path")
 def test_search_matches_names_literally(service: Service, project: Project) -> None:
-    """``q`` is a substring of one name, as typed: no LIKE wildcard, no JSON syntax matches."""
+    """``q`` is a substring of one name, as typed: no LIKE wildcard, no JSON syntax matches;
+    under 3 characters, the start of the common name."""
     pair, dash, under = _seed_names(
         service,
         project,
@@ -216,10 +229,14 @@ def test_search_matches_names_literally(service: Service, project: Project) -> N
     assert found("example.test") == {pair, dash, under}
     assert found("API.example") == {pair}  # names are lower-case; so is the search
     assert found("x-1") == {dash}
-    assert found("_") == {under}
-    for nothing in ("%", '"', "[", "]", ",", "\\", 'test","api', "www%api", "a_c", "x_1"):
+    assert found("_b.") == {under}
+    for nothing in ("%", '"', "[", "]", ",", "\\", 'test","api', "www%api", "a_c", "x_1", "%a%"):
         assert found(nothing) == set(), nothing
     assert found("   ") == {pair, dash, under}  # blank: no filter
+    # Shorter than 3 characters: the start of the common name (trigrams need 3).
+    assert found("a_") == {under}
+    assert found("ww") == found("W") == {pair}
+    assert found("_") == found("ap") == found("1.") == found("%") == set()
 
 
 def test_expiry_histogram_counts_each_week(
@@ -386,3 +403,66 @@ def test_huge_and_zero_integers_in_paths_and_queries_are_422(
         assert r.status_code == 422 and r.json()["errors"][0]["field"] == "limit", r.text
     r = service.call("GET", f"{base}/expiry-histogram", params={"weeks": "9223372036854775808"})
     assert r.status_code == 422 and r.json()["errors"][0]["field"] == "weeks", r.text
+
+
+@pytest.mark.parametrize("q", ["api.example", "x_1"])
+def test_search_reads_its_index(service: Service, project: Project, q: str) -> None:
+    """The search expression is the one migration 0011 indexed: PostgreSQL's plan reads the
+    trigram index (sequential scans off, so a tiny table does not hide a mismatch), and
+    SQLite's reads the FTS5 trigram table."""
+    from sqlalchemy import text
+
+    from certautopilot.certificates import inventory
+
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            dialect = engine.dialect.name
+            query = (
+                select(Certificate.id).where(inventory._names_contain(dialect, q))
+                if dialect == "postgresql"
+                else inventory.fts_ids_query(q)
+            )
+            compiled = query.compile(engine)
+            conn = session.connection()
+            if dialect == "postgresql":
+                session.execute(text("SET LOCAL enable_seqscan = off"))
+                explain, index = "EXPLAIN", "ix_certificates_names_trgm"
+            else:
+                explain, index = "EXPLAIN QUERY PLAN", "certificate_names_fts VIRTUAL TABLE INDEX"
+            params: Any = compiled.params
+            if compiled.positional:  # SQLite: ? placeholders
+                params = tuple(params[name] for name in compiled.positiontup or ())
+            rows = conn.exec_driver_sql(f"{explain} {compiled}", params).all()
+            plan = "\n".join(str(row[-1]) for row in rows)
+    finally:
+        engine.dispose()
+    assert index in plan, plan
+
+
+def test_search_follows_renamed_and_deleted_certificates(
+    service: Service, project: Project
+) -> None:
+    """The search index is kept by the database: a rename or delete made in SQL shows."""
+    from sqlalchemy import delete, update
+
+    kept, gone = _seed_names(service, project, [["old-name.example.test"], ["bye.example.test"]])
+
+    def found(q: str) -> set[str]:
+        page = service.ok("GET", f"/projects/{project.slug}/certificates", params={"q": q})
+        return {c["id"] for c in page["items"]}
+
+    assert found("old-name") == {kept} and found("bye.ex") == {gone}
+    engine = make_engine(service.settings)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            session.execute(
+                update(Certificate)
+                .where(Certificate.id == kept)
+                .values(names=["new-name.example.test", "alt.example.test"])
+            )
+            session.execute(delete(Certificate).where(Certificate.id == gone))
+    finally:
+        engine.dispose()
+    assert found("old-name") == set() and found("bye.ex") == set()
+    assert found("new-name") == found("alt.ex") == {kept}

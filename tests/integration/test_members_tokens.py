@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from certautopilot.app import create_app
 from certautopilot.audit.models import AuditEvent
 from certautopilot.auth import service as auth
+from certautopilot.config import ProjectCreators
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.errors import NotFound, Unauthenticated
 from tests.conftest import Service
@@ -62,6 +66,41 @@ def test_the_last_admin_can_neither_step_down_nor_be_removed(service: Service) -
     service.ok("POST", f"/projects/{slug}/members", 201, json=me)  # now someone else is admin
     roles = {m["email"]: m["role"] for m in service.ok("GET", f"/projects/{slug}/members")}
     assert roles == {"admin@example.test": "viewer", other: "admin"}
+
+
+def test_only_instance_admins_create_projects_unless_the_instance_says_everyone(
+    service: Service,
+) -> None:
+    slug = f"p-{uuid.uuid4().hex[:10]}"
+    viewer = service.token_for(f"v-{uuid.uuid4().hex[:6]}@example.test")
+    refused = service.call("POST", "/projects", token=viewer, json={"slug": slug, "name": "x"})
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert "CERTAUTOPILOT_PROJECT_CREATORS" in refused.json()["detail"]
+    assert service.call("GET", f"/projects/{slug}").status_code == 404  # nothing created
+
+    settings = dataclasses.replace(service.settings, project_creators=ProjectCreators.EVERYONE)
+    with TestClient(create_app(settings)) as client:
+        everyone = dataclasses.replace(service, client=client)
+        made = everyone.ok("POST", "/projects", 201, token=viewer, json={"slug": slug, "name": "x"})
+    assert made["slug"] == slug
+    members = service.ok("GET", f"/projects/{slug}/members", token=viewer)
+    assert [m["role"] for m in members] == ["admin"]  # the creator is its admin
+
+
+def test_an_admin_removing_themselves_must_confirm(service: Service) -> None:
+    slug = _project(service)
+    me = f"adm-{uuid.uuid4().hex[:6]}@example.test"
+    service.ok("POST", f"/projects/{slug}/members", 201, json={"email": me, "role": "admin"})
+    token = service.token_for(me)
+    unconfirmed = service.call("DELETE", f"/projects/{slug}/members/{me}", token=token)
+    assert unconfirmed.status_code == 422, unconfirmed.text
+    assert unconfirmed.json()["errors"][0]["field"] == "confirm"
+    assert "lose access" in unconfirmed.json()["errors"][0]["message"]
+    assert service.call("GET", f"/projects/{slug}", token=token).status_code == 200  # still in
+    url = f"/projects/{slug}/members/{me}"
+    assert service.call("DELETE", url, token=token, params={"confirm": "true"}).status_code == 204
+    assert service.call("GET", f"/projects/{slug}", token=token).status_code == 404
 
 
 def test_tokens_are_listed_and_revoked_with_audit(service: Service) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -157,15 +158,17 @@ def test_failure_links_open_the_certificate(
     _channels(service, slug, smtp_port, hook_port)
     # A zone whose TSIG key BIND refuses: issuance fails and the requester is told.
     add_refused_zone(service, lab, slug, "refused.example.test")
+    # A name of this test's own: the module's mail receiver also holds other runs' mail.
+    name = f"broken-{uuid.uuid4().hex[:6]}.refused.example.test"
     cert = service.ok(
         "POST",
         f"/projects/{slug}/certificates",
         202,
-        json={"issuer": project.issuer_id, "common_name": "broken.refused.example.test"},
+        json={"issuer": project.issuer_id, "common_name": name},
     )
     assert service.wait_for(slug, cert["id"], ("failed",))["status"] == "failed"
-    text = _mail_to(inbox, "admin@example.test", "broken.refused.example.test failed")
+    text = _mail_to(inbox, "admin@example.test", f"{name} failed")
     links = _links(text, _hook(received, "cert.failed", cert["id"]))
     assert any(urlsplit(u).path == f"/p/{slug}/certificates/{cert['id']}" for u in links), links
     web = _browser_for(service, slug, f"viewer@{slug}.test")
-    _follow(service, web, links, shows="broken.refused.example.test")
+    _follow(service, web, links, shows=name)

@@ -35,7 +35,8 @@ settings = Settings.from_env()
 upgrade(settings)
 engine = make_engine(settings)
 with transaction(make_sessionmaker(engine)) as session:
-    token = auth.create_token(session, user=auth.ensure_user(session, email="a@example.test"))
+    admin = auth.ensure_user(session, email="a@example.test", instance_admin=True)
+    token = auth.create_token(session, user=admin)
 engine.dispose()
 h = {"Authorization": f"Bearer {token}"}
 out = {}

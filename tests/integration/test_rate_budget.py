@@ -26,7 +26,7 @@ from certautopilot.issuers.models import Issuer
 from certautopilot.renewal import orders
 from certautopilot.renewal.budget import Limits
 from certautopilot.renewal.models import OrderLog
-from tests.conftest import Project, Service
+from tests.conftest import Project, Service, issue_one
 
 # Small duplicate and account limits; the per-domain one out of reach, because the whole
 # session's other tests issue under example.test in the same database.
@@ -56,18 +56,6 @@ def _orders_logged(service: Service, cert_id: str) -> int:
         engine.dispose()
 
 
-def _issue(service: Service, p: Project, name: str) -> str:
-    cid: str = service.ok(
-        "POST",
-        f"/projects/{p.slug}/certificates",
-        202,
-        json={"issuer": p.issuer_id, "common_name": name},
-    )["id"]
-    body = service.wait_for(p.slug, cid, ("issued", "failed"))
-    assert body["status"] == "issued", body["error"]
-    return cid
-
-
 def _renew(service: Service, p: Project, cid: str) -> None:
     service.ok("POST", f"/projects/{p.slug}/certificates/{cid}/renew", 202)
     body = service.wait_for(p.slug, cid, ("issued", "failed"))
@@ -76,7 +64,7 @@ def _renew(service: Service, p: Project, cid: str) -> None:
 
 def test_a_small_budget_refuses_the_next_manual_renewal(small: Service, project: Project) -> None:
     service, p = small, project
-    cid = _issue(service, p, "budget.example.test")
+    cid = issue_one(service, p, "budget.example.test")
     assert _orders_logged(service, cid) == 1  # the first issuance counts (once, not twice)
     _renew(service, p, cid)
     assert _orders_logged(service, cid) == 2
@@ -98,7 +86,7 @@ def test_a_small_budget_refuses_the_next_manual_renewal(small: Service, project:
     assert _orders_logged(service, cid) == 2
 
     # other names on the same ACME account: orders 3 and 4 fit, the 5th is refused
-    other = _issue(service, p, "budget2.example.test")
+    other = issue_one(service, p, "budget2.example.test")
     _renew(service, p, other)
     response = service.call(
         "POST",

@@ -1,7 +1,7 @@
 """Renewal on its own: a lab issuing 2-minute certificates, two workers, an injected clock.
 
 The workers run with ``CERTAUTOPILOT_CLOCK_OFFSET_SECONDS`` so the scheduler sees the
-renewal time (one third of the lifetime left) a few seconds after issuance, and a 1-second
+renewal time (half of the lifetime left: short-lived) a few seconds after issuance, a 1-second
 tick. Both workers run the schedule; each tick runs once, and each certificate version is
 renewed at most once (``cert.renewal_started`` names the version it replaces).
 """
@@ -23,11 +23,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from dbos import DBOSClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.clock import utcnow
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.notifications.models import Notification
+from certautopilot.renewal import lease
+from certautopilot.renewal.models import SchedulerLease
 from certautopilot.workflows.launcher import APP_NAME
 from certautopilot.workflows.renewal import WORKFLOW_NAME
 from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
@@ -36,11 +39,15 @@ from certautopilot_lab.tls import tls_files
 from tests.conftest import Project, Service, add_refused_zone, create_project
 from tests.integration.acme_limit_proxy import LimitProxy
 
+# Two workers ticking every second with 2-minute certificates: timing-sensitive, so run alone.
+pytestmark = pytest.mark.serial
+
 VALIDITY = 120
 WORKER_ENV = {
     "CERTAUTOPILOT_RENEWAL_TICK_SECONDS": "1",
-    # due at 2/3 of 120 s = 80 s after issuance (minus <= 2.4 s jitter): seen ~5 s after
-    "CERTAUTOPILOT_CLOCK_OFFSET_SECONDS": "75",
+    # a 2-minute certificate is short-lived: due at half of 120 s = 60 s after issuance
+    # (minus <= 2.4 s jitter), seen ~5 s after with the clock 55 s ahead
+    "CERTAUTOPILOT_CLOCK_OFFSET_SECONDS": "55",
     "CERTAUTOPILOT_RENEWAL_BACKOFF_BASE_SECONDS": "1",
     "CERTAUTOPILOT_RENEWAL_MAX_ATTEMPTS": "2",
 }
@@ -253,7 +260,7 @@ def test_failed_renewal_leaves_the_valid_certificate_current(
     assert body["renewal"] is None  # attempts spent: no more automatic tries
     pem = service.call("GET", f"/projects/{p}/certificates/{cid}/cert.pem")
     assert pem.status_code == 200 and _serial(pem.text) == serial
-    time.sleep(2.5)  # a few more ticks: nothing more is started
+    _two_more_full_ticks(service)  # ticks that ran in full: nothing more was started
     again = [e["type"] for e in _events(service, p, cid)]
     assert again.count("cert.renewal_started") == 2
     engine = make_engine(service.settings)
@@ -335,11 +342,11 @@ def test_rate_limited_renewal_honours_retry_after(
         wait = datetime.fromisoformat(retry["detail"]["next_at"]) - datetime.fromisoformat(
             started["at"]
         )
-        assert wait >= timedelta(seconds=3600 + 75 - 5), wait  # scheduler clock is 75 s ahead
+        assert wait >= timedelta(seconds=3600 + 55 - 5), wait  # scheduler clock is 55 s ahead
         body = service.ok("GET", f"/projects/{p}/certificates/{cid}")
         assert body["current"]["serial"] == issued["current"]["serial"]
         assert body["status"] == "issued" and body["error"]["retry_after"] == 3600
-        time.sleep(3)  # more ticks: nothing asks the CA again
+        _two_more_full_ticks(service)  # ticks that ran in full: nothing asked the CA again
         assert proxy.refused == 1 and proxy.orders == 2
     finally:
         proxy.close()
@@ -370,9 +377,94 @@ def test_byo_csr_certificate_is_warned_about_not_renewed(
     issued = service.wait_for(p, created["id"], ("issued", "failed"))
     assert issued["status"] == "issued", issued["error"]
     _wait_events(service, p, created["id"], "cert.expiry_warning", 1, timeout=20)
-    time.sleep(2.5)  # more ticks
+    _two_more_full_ticks(service)  # ticks that ran in full: no second warning
     events = _events(service, p, created["id"])
     warnings = [e for e in events if e["type"] == "cert.expiry_warning"]
     assert len(warnings) == 1 and warnings[0]["detail"]["days"] == 1
     assert warnings[0]["actor"] == "scheduler"
     assert not any(e["type"] == "cert.renewal_started" for e in events)
+
+
+def _ticks_since(service: Service, since_ms: int) -> list[list[str]]:
+    """The steps of each renewal tick that was created after ``since_ms`` and has ended."""
+    engine = make_engine(service.settings)
+    client = DBOSClient(system_database_engine=engine, application_name=APP_NAME)
+    try:
+        ticks = client.list_workflows(name=WORKFLOW_NAME, limit=50, sort_desc=True)
+        return [
+            [step["function_name"] for step in client.list_workflow_steps(t.workflow_id)]
+            for t in ticks
+            if t.status == "SUCCESS" and (t.created_at or 0) > since_ms
+        ]
+    finally:
+        client.destroy()
+        engine.dispose()
+
+
+def _two_more_full_ticks(service: Service) -> None:
+    """Waits until two renewal ticks created from now on have run every step (not ended at
+    the lease because another held it): what "nothing more happened" is asserted after."""
+    mark = int(time.time() * 1000)
+    _wait_ticks(
+        service,
+        mark,
+        lambda ticks: sum("renewal.due" in steps for steps in ticks) >= 2,
+        "two full renewal ticks",
+    )
+
+
+def _wait_ticks(
+    service: Service, since_ms: int, enough: Any, what: str, timeout: float = 60
+) -> list[list[str]]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ticks = _ticks_since(service, since_ms)
+        if enough(ticks):
+            return ticks
+        time.sleep(0.3)
+    pytest.fail(f"no {what} after the mark: {_ticks_since(service, since_ms)}")
+
+
+def test_ticks_take_turns_and_a_dead_ticks_lease_expires(two_workers: Service) -> None:
+    """While a tick holds the scheduler's lease (here the test holds it, as a long tick
+    would), the ticks the two workers fire end at their first step and touch nothing; a lease
+    whose holder stopped renewing it (a worker that died mid-tick) is taken over once it has
+    expired, and ticks run in full again."""
+    engine = make_engine(two_workers.settings)
+    sessions = make_sessionmaker(engine)
+    held = lease.Lease(lease.RENEWAL_TICK, "test-long-tick", timedelta(minutes=10))
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # a real tick may hold it for a moment: take it between two ticks
+            with transaction(sessions) as session:
+                if lease.acquire(session, held, wall=utcnow()):
+                    break
+            assert time.monotonic() < deadline, "the lease was never free"
+            time.sleep(0.2)
+        try:
+            mark = int(time.time() * 1000)
+            ticks = _wait_ticks(two_workers, mark, lambda t: len(t) >= 3, "three ticks")
+            assert all(steps == ["renewal.lease"] for steps in ticks), ticks
+        finally:
+            with transaction(sessions) as session:
+                lease.release(session, held)
+
+        # A holder that died: its lease ran out a second ago and nothing renews it.
+        with transaction(sessions) as session:
+            session.execute(
+                update(SchedulerLease)
+                .where(SchedulerLease.name == lease.RENEWAL_TICK)
+                .values(holder="a-dead-tick", expires_at=utcnow() - timedelta(seconds=1))
+            )
+        mark = int(time.time() * 1000)
+        ticks = _wait_ticks(
+            two_workers,
+            mark,
+            lambda t: any("renewal.due" in steps for steps in t),
+            "full tick",
+        )
+        with transaction(sessions) as session:
+            row = session.get(SchedulerLease, lease.RENEWAL_TICK)
+            assert row is not None and row.holder != "a-dead-tick"
+    finally:
+        engine.dispose()

@@ -9,7 +9,10 @@ import base64
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -17,9 +20,10 @@ from cryptography.hazmat.primitives import serialization
 
 from certautopilot.crypto.models import StoredSecret
 from certautopilot.db.session import make_engine, make_sessionmaker
+from certautopilot_lab.a2c import A2CSettings
 from certautopilot_lab.core import start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import LabInfo
-from tests.conftest import Project, Service
+from tests.conftest import ACME_CAS, Project, Service, running_a2c
 
 
 def _everything_in_database(service: Service) -> str:
@@ -184,39 +188,65 @@ def _fresh_client(service: Service):  # type: ignore[no-untyped-def]
     return client
 
 
-@pytest.fixture(scope="module")
-def eab_lab(tmp_path_factory: pytest.TempPathFactory) -> LabInfo:
+@dataclass(frozen=True)
+class EabCA:
+    """A CA that requires External Account Binding, with the one key it knows."""
+
+    name: str
+    directory_url: str
+    ca_bundle_pem: str
+    hmac: str
+
+
+@pytest.fixture(scope="module", params=ACME_CAS)
+def eab_ca(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, lab: LabInfo
+) -> Iterator[EabCA]:
     hmac = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
-    base = tmp_path_factory.mktemp("eablab")
-    info = start_lab_on_free_ports(base, eab_keys={"kid-1": hmac}, eab_required=True)
-    yield info  # type: ignore[misc]
-    stop_lab(base)
+    base = tmp_path_factory.mktemp("eab")
+    if request.param == "pebble":
+        info = start_lab_on_free_ports(base, eab_keys={"kid-1": hmac}, eab_required=True)
+        try:
+            yield EabCA("pebble", info.directory_url, info.ca_bundle_path.read_text(), hmac)
+        finally:
+            stop_lab(base)
+        return
+    settings = A2CSettings(eab_required=True, eab_keys=(("kid-1", hmac),))
+    with running_a2c(lab, base, settings) as a2c:
+        yield EabCA("acme2certifier", a2c.directory_url, a2c.ca_bundle_path.read_text(), hmac)
 
 
-def test_eab_issuer(service: Service, eab_lab: LabInfo) -> None:
-    slug = "eab-project"
+def _refused_fields(service: Service, slug: str, acme: dict[str, Any]) -> list[str]:
+    refused = service.call(
+        "POST", f"/projects/{slug}/issuers", json={"name": "refused", "kind": "acme", "acme": acme}
+    )
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    return sorted(e["field"] for e in refused.json()["errors"])
+
+
+def test_eab_required_wrong_and_right(service: Service, eab_ca: EabCA) -> None:
+    """Each refusal names the field the CA found wrong: the kid when it says the kid is
+    unknown, the HMAC key when the binding's signature failed; a CA that does not say
+    which (acme2certifier: "invalid eab credentials") gets both marked."""
+    slug = f"eab-{eab_ca.name}"
     service.ok("POST", "/projects", 201, json={"slug": slug, "name": "EAB"})
-    hmac = dict(eab_lab.eab_keys)["kid-1"]
     acme = {
-        "directory_url": eab_lab.directory_url,
+        "directory_url": eab_ca.directory_url,
+        "contact_email": "ops@example.test",  # acme2certifier requires one
         "terms_agreed": True,
-        "ca_bundle_pem": eab_lab.ca_bundle_path.read_text(),
+        "ca_bundle_pem": eab_ca.ca_bundle_pem,
     }
-    missing = service.call(
-        "POST", f"/projects/{slug}/issuers", json={"name": "no-eab", "kind": "acme", "acme": acme}
-    )
-    assert missing.status_code == 422, missing.text
-    assert "externalAccountRequired" in missing.text or "external" in missing.text.lower()
-    wrong = service.call(
-        "POST",
-        f"/projects/{slug}/issuers",
-        json={
-            "name": "bad-eab",
-            "kind": "acme",
-            "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": "A" * 43},
-        },
-    )
-    assert wrong.status_code == 422, wrong.text
+    both = ["acme.eab_hmac_key", "acme.eab_kid"]
+    assert _refused_fields(service, slug, acme) == both  # required, none sent
+    wrong_kid = {**acme, "eab_kid": "kid-unknown", "eab_hmac_key": eab_ca.hmac}
+    wrong_hmac = {**acme, "eab_kid": "kid-1", "eab_hmac_key": "A" * 43}
+    if eab_ca.name == "pebble":
+        assert _refused_fields(service, slug, wrong_kid) == ["acme.eab_kid"]
+        assert _refused_fields(service, slug, wrong_hmac) == ["acme.eab_hmac_key"]
+    else:
+        assert _refused_fields(service, slug, wrong_kid) == both
+        assert _refused_fields(service, slug, wrong_hmac) == both
     good = service.ok(
         "POST",
         f"/projects/{slug}/issuers",
@@ -224,10 +254,10 @@ def test_eab_issuer(service: Service, eab_lab: LabInfo) -> None:
         json={
             "name": "eab",
             "kind": "acme",
-            "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": hmac},
+            "acme": {**acme, "eab_kid": "kid-1", "eab_hmac_key": eab_ca.hmac},
         },
     )
     assert good["acme"]["account_url"].startswith("https://127.0.0.1")
     assert good["acme"]["eab_kid"] == "kid-1"
     listing = service.call("GET", f"/projects/{slug}/issuers").text
-    assert hmac not in listing and hmac not in str(good)
+    assert eab_ca.hmac not in listing and eab_ca.hmac not in str(good)

@@ -14,7 +14,7 @@ from tests.conftest import Service, create_project
 @pytest.fixture(scope="module")
 def flaky_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabInfo]:
     base = tmp_path_factory.mktemp("flakylab")
-    info = start_lab_on_free_ports(base, nonce_reject_percent=40)
+    info = start_lab_on_free_ports(base, nonce_reject_percent=50)
     try:
         yield info
     finally:

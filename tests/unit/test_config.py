@@ -39,6 +39,7 @@ def test_defaults_with_an_empty_environment(tmp_path: Path) -> None:
     assert s.renewal_backoff == BackoffPolicy()
     assert s.clock_offset_seconds == 0.0
     assert s.fault_pause is None and s.fault_marker is None
+    assert s.max_body_bytes == 1024 * 1024
 
 
 def test_empty_values_mean_the_default() -> None:
@@ -70,6 +71,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
         CLOCK_OFFSET_SECONDS="-86400.5",
         FAULT_PAUSE="after_order",
         FAULT_MARKER=str(marker),
+        MAX_BODY_BYTES="200000",
     )
     assert s.database_url == "postgresql+psycopg://cap@db.internal/cap" and not s.is_sqlite
     assert s.kek_b64 == "a2Vr" and s.kek_previous_b64 == ("b2xk", "b2xkZXI=")
@@ -92,6 +94,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     assert s.renewal_backoff == BackoffPolicy(base_seconds=1, cap_seconds=60, max_attempts=2)
     assert s.clock_offset_seconds == -86400.5
     assert s.fault_pause == "after_order" and s.fault_marker == marker
+    assert s.max_body_bytes == 200_000
 
 
 def test_rate_limits() -> None:
@@ -139,6 +142,8 @@ def test_secrets_stay_out_of_the_repr() -> None:
         ("RENEWAL_ORDERS_PER_ACCOUNT", "lots", "whole number"),
         ("RENEWAL_DOMAIN_WINDOW_SECONDS", "0", "at least 1"),
         ("RENEWAL_BUDGET_SHARE", "1.5", "at most 1"),
+        ("MAX_BODY_BYTES", "1MB", "whole number"),
+        ("MAX_BODY_BYTES", "1000", "at least 65536"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(
@@ -174,3 +179,41 @@ def test_the_grep_finds_what_it_is_meant_to() -> None:
     for line in ('x = os.environ.get("A")', "os.getenv('A')", "from os import environ"):
         assert ENVIRON.search(line)
     assert not ENVIRON.search("settings.environment_name")
+
+
+def test_operations_settings(tmp_path: Path) -> None:
+    from certautopilot.config import LogFormat
+
+    s = load(DATA_DIR=str(tmp_path))
+    assert s.log_format == LogFormat.TEXT
+    assert s.worker_heartbeat_seconds == 10.0 and s.worker_stale_seconds == 30.0
+    assert s.metrics_dir == tmp_path.resolve() / "metrics"
+    assert s.metrics_token is None and s.metrics_address is None
+    s = load(
+        DATA_DIR=str(tmp_path),
+        LOG_FORMAT="JSON",
+        WORKER_HEARTBEAT_SECONDS="2",
+        METRICS_DIR=str(tmp_path / "m"),
+        METRICS_TOKEN="scrape-me",
+        METRICS_ADDRESS="[::1]:9464",
+    )
+    assert s.log_format == LogFormat.JSON
+    assert s.worker_heartbeat_seconds == 2.0 and s.worker_stale_seconds == 6.0
+    assert s.metrics_dir == tmp_path.resolve() / "m"
+    assert s.metrics_token == "scrape-me" and "scrape-me" not in repr(s)
+    assert s.metrics_address == ("::1", 9464)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LOG_FORMAT", "yaml"),
+        ("WORKER_HEARTBEAT_SECONDS", "0"),
+        ("WORKER_STALE_SECONDS", "1"),  # shorter than the heartbeat: every worker stale
+        ("METRICS_ADDRESS", "9464"),
+        ("METRICS_ADDRESS", "host:99999"),
+    ],
+)
+def test_bad_operations_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=P + name):
+        load(**{name: value})

@@ -34,3 +34,22 @@ def test_loopback_needs_the_operator() -> None:
     with pytest.raises(InvalidInput, match="non-public address"):
         check_host("127.0.0.1", field="rfc2136.server", reach=_reach("").reach)
     check_host("127.0.0.1", field="rfc2136.server", reach=_reach("127.0.0.0/8").reach)
+
+
+@pytest.mark.parametrize("url", ["https://ops:s3cret@ca.example/dir", "https://token@ca.example/"])
+def test_credentials_in_a_url_are_refused_without_echoing_them(url: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_url(url, field="webhook.url", require_https=False)
+    assert caught.value.errors[0][0] == "webhook.url"
+    assert "credentials" in caught.value.errors[0][1]
+    assert "s3cret" not in str(caught.value) and "token" not in str(caught.value)
+
+
+def test_a_name_with_one_refused_address_among_public_ones_is_refused() -> None:
+    from certautopilot.netguard import refusal
+
+    allowed = _reach("127.0.0.0/8").reach
+    assert refusal("mixed.test", ["93.184.216.34", "127.0.0.1"], allowed) is None
+    why = refusal("mixed.test", ["93.184.216.34", "169.254.169.254"], allowed)
+    assert why is not None and "169.254.169.254" in why and "mixed.test is refused" in why
+    assert refusal("fe80::1%eth0", ["fe80::1%eth0"], allowed) is not None

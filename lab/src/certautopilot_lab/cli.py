@@ -10,6 +10,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from certautopilot.errors import ConfigError
+from certautopilot_lab.a2c_cli import a2c_app
 from certautopilot_lab.adcs_cli import adcs_app
 from certautopilot_lab.core import lab_status, start_lab, start_lab_on_free_ports, stop_lab
 from certautopilot_lab.info import LabInfo
@@ -20,6 +21,7 @@ lab_app = typer.Typer(
     no_args_is_help=True,
 )
 lab_app.add_typer(adcs_app)  # certautopilot lab adcs: the AD CS Web Enrollment double
+lab_app.add_typer(a2c_app)  # certautopilot lab a2c: acme2certifier, a second ACME CA
 
 
 def default_lab_dir() -> Path:

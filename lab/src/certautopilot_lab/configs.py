@@ -123,7 +123,8 @@ def _zone_block(paths: NamedPaths, zone: str) -> str:
     # BIND would accept (and never serve) a TXT below a delegation in the parent zone;
     # refusing it makes an update sent to the wrong zone fail loudly.
     rules = [f"deny {TSIG_NAME} subdomain {child}. ANY;" for child in _DELEGATIONS.get(zone, ())]
-    rules.append(f"grant {TSIG_NAME} subdomain {zone}. TXT;")
+    # TXT for challenges; CAA so tests can publish the records preflight reads (RFC 8659).
+    rules.append(f"grant {TSIG_NAME} subdomain {zone}. TXT CAA;")
     return f"""
 zone "{zone}" {{
     type primary;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -131,15 +132,51 @@ def _token(env: dict[str, str]) -> str:
     return out.stdout.strip()
 
 
+def _invite(env: dict[str, str]) -> str:
+    """A one-time sign-in link for the demo's admin (``certautopilot user invite``)."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "certautopilot.cli",
+            "user",
+            "invite",
+            "--email",
+            ADMIN_EMAIL,
+            "--instance-admin",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip()
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether something listens on ``host:port`` already: the demo would otherwise wait
+    for, and talk to, whatever answers there instead of the service it started."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
+
+
 def demo(
     host: str = typer.Option("127.0.0.1", help="Address for the service."),
-    port: int = typer.Option(8000, help="Port for the service."),
+    port: int = typer.Option(8000, help="Port for the service (make demo PORT=8001)."),
 ) -> None:
     """Start the local ACME lab and the service, issue one real certificate, keep serving."""
     run_demo(host, port)
 
 
 def run_demo(host: str, port: int) -> None:
+    if port_taken(host, port):
+        raise typer.Exit(
+            _fail(
+                f"Something already answers on {host}:{port}; the demo will not talk to it.\n"
+                f"Stop it, or choose another port: make demo PORT={port + 1}"
+            )
+        )
     settings = Settings.from_env()
     lab_dir = settings.data_dir / "lab"
     typer.echo(f"Starting the local ACME lab (Pebble + BIND 9) in {lab_dir} ...")
@@ -148,6 +185,7 @@ def run_demo(host: str, port: int) -> None:
     env.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
     env.setdefault("CERTAUTOPILOT_PUBLIC_URL", f"http://{host}:{port}")
     token = _token(env)
+    invite = _invite(env)
     typer.echo(
         f"Starting the service on http://{host}:{port} (SQLite under {settings.data_dir}) ..."
     )
@@ -176,7 +214,7 @@ def run_demo(host: str, port: int) -> None:
             )
             typer.echo(f"Requested {name} (+ api.example.test); waiting for Pebble ...")
             body = _wait_issued(client, slug, cert["id"])
-        _summary(base, token, slug, body, lab)
+        _summary(base, token, invite, slug, body, lab)
         server.wait()
     except KeyboardInterrupt:
         pass
@@ -211,7 +249,9 @@ def _wait_issued(client: httpx.Client, slug: str, cert_id: str) -> dict[str, Any
     raise typer.Exit(_fail("the certificate was not issued within 120 s"))
 
 
-def _summary(base: str, token: str, slug: str, body: dict[str, Any], lab: LabInfo) -> None:
+def _summary(
+    base: str, token: str, invite: str, slug: str, body: dict[str, Any], lab: LabInfo
+) -> None:
     path = f"/api/v1/projects/{slug}/certificates/{body['id']}"
     typer.secho("\nIssued a real certificate from Pebble through BIND.", fg="green", bold=True)
     typer.echo(f"""
@@ -230,8 +270,10 @@ Try:
   curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/timeline | python3 -m json.tool
   curl -s -H "Authorization: Bearer $TOKEN" {base}{path}/fullchain.pem | openssl x509 -noout -text
 
-Web UI: {base}/ (sign in as {ADMIN_EMAIL} after setting a password:
-  certautopilot user set-password --email {ADMIN_EMAIL}   (same CERTAUTOPILOT_DATA_DIR)
+Web UI: open this one-time sign-in link, choose a password for {ADMIN_EMAIL}:
+  {invite}
+  (it works once, for 7 days; then sign in at {base}/login. A new link:
+   .venv/bin/certautopilot user invite --email {ADMIN_EMAIL})
 
 Lab: ACME directory {lab.directory_url}, DNS 127.0.0.1:{lab.dns_port}.
 The service keeps running; press Ctrl-C to stop it and the lab.

@@ -117,3 +117,20 @@ def axfr_txt(info: LabInfo, zone: str) -> list[tuple[str, str]]:
 def _keyring(info: LabInfo) -> dict[dns.name.Name, dns.tsig.Key]:
     name = dns.name.from_text(info.tsig_name)
     return {name: dns.tsig.Key(name, info.tsig_secret, info.tsig_algorithm)}
+
+
+def crl_serials(path: Path) -> set[int]:
+    """The serial numbers a CRL file (PEM or DER) lists as revoked; empty when there is none
+    yet (acme2certifier writes its CRL on the first revocation)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return set()
+    from cryptography import x509
+
+    crl = (
+        x509.load_pem_x509_crl(data)
+        if data.lstrip().startswith(b"-----")
+        else x509.load_der_x509_crl(data)
+    )
+    return {entry.serial_number for entry in crl}

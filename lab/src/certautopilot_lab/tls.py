@@ -43,7 +43,7 @@ def ensure_tls(tls_dir: Path) -> TLSFiles:
     ca_cert = (
         _base(ca_name, ca_name, ca_key.public_key(), now)
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_usage(), critical=True)
+        .add_extension(ca_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -85,7 +85,8 @@ def _base(
     )
 
 
-def _ca_usage() -> x509.KeyUsage:
+def ca_usage() -> x509.KeyUsage:
+    """What a lab CA certificate may do: sign certificates and CRLs (critical)."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from certautopilot.errors import CertAutoPilotError, InvalidInput, RateLimited
@@ -59,9 +60,10 @@ def install(app: FastAPI) -> None:
         return problem(exc.status_code, str(exc.detail), str(exc.detail))
 
     @app.exception_handler(OperationalError)
-    async def _database_unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+    @app.exception_handler(PoolTimeout)  # every connection of the pool stayed busy
+    async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
         # The request's transaction was rolled back: nothing was half-written.
-        log.warning("database unavailable: %s", exc.orig)
+        log.warning("database unavailable: %s", getattr(exc, "orig", None) or exc)
         response = problem(
             503,
             "Database busy",
@@ -70,6 +72,19 @@ def install(app: FastAPI) -> None:
         )
         response.headers["Retry-After"] = "2"
         return response
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_: Request, exc: DataError) -> JSONResponse:
+        # A value a check at the edge let through (a NUL in text PostgreSQL cannot store, a
+        # number out of a column's range): the client's doing, and nothing was written. The
+        # statement's parameters may hold secrets: only the driver's error class is logged.
+        log.warning("database refused a value: %s", type(exc.orig).__name__)
+        return problem(
+            422,
+            "Invalid input",
+            "A value cannot be stored: text must not contain a NUL character and numbers "
+            "must be within range. Nothing was changed.",
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

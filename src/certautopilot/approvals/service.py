@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot import links
@@ -25,6 +25,7 @@ from certautopilot.certificates.schemas import CertificateError
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
 from certautopilot.certificates.states import transition as cert_transition
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certautopilot.issuers.models import Issuer, IssuerStatus
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.service import NotificationLauncher
 from certautopilot.projects.models import Project
@@ -129,6 +130,14 @@ def list_requests(
     return list(session.scalars(stmt.order_by(ApprovalRequest.created_at.desc()).limit(500)))
 
 
+def count_pending(session: Session, *, project_id: str) -> int:
+    """How many requests wait for an approver (the inventory's dashboard)."""
+    stmt = select(func.count()).where(
+        ApprovalRequest.project_id == project_id, ApprovalRequest.status == RequestStatus.PENDING
+    )
+    return int(session.scalar(stmt) or 0)
+
+
 def decide(
     session: Session,
     *,
@@ -153,6 +162,12 @@ def decide(
         raise InvalidInput.field("comment", "is required to reject: say why")
     cert = session.get(Certificate, row.certificate_id)
     assert cert is not None
+    issuer = session.get(Issuer, cert.issuer_id) if approve else None
+    if issuer is not None and issuer.status == IssuerStatus.DISABLED:
+        raise Conflict(
+            f"issuer {issuer.name} was disabled after this request was made: enable the "
+            "issuer, or reject the request"
+        )
     row.status = transition(
         row.status, RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
@@ -22,12 +25,20 @@ from certautopilot.certificates.states import (
 from certautopilot.clock import utcnow
 from certautopilot.crypto import keys
 from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.db.base import new_id
 from certautopilot.distribution import service as distribution
-from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.errors import CertAutoPilotError, Conflict, InvalidInput, NotFound
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
 
 DOWNLOADS = ("fullchain", "chain", "cert", "key")
+
+#: How long a revocation's claim holds. Past it, the request that took the claim is taken
+#: to have died between the claim and the record (its process killed while the CA was
+#: asked) and another request may revoke; a CA that did revoke answers ``alreadyRevoked``,
+#: which counts as success. Far longer than any CA call may take.
+REVOCATION_CLAIM_TTL = timedelta(minutes=5)
+ALREADY_REVOKING = "the certificate is revoked already, or another request is revoking it right now"
 
 
 def issued_version(session: Session, cert: Certificate) -> CertificateVersion:
@@ -126,6 +137,13 @@ class Revocation:
     code: int
     leaf_pem: str | None = None
     ca: issuer_port.CertificateAuthority | None = None
+    #: Set by :func:`claim_revocation`: this request's hold on the version.
+    claim: str | None = None
+    #: The certificate's current version (its revocation revokes the certificate); an
+    #: earlier version still valid is revoked on its own.
+    current: bool = True
+    seq: int = 0
+    serial: str | None = None
 
     @property
     def record_only(self) -> bool:
@@ -156,7 +174,9 @@ def prepare_revocation(
     if cert.status == CertStatus.REVOKED:
         raise Conflict("the certificate is revoked already")
     version = issued_version(session, cert)
-    issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=cert.issuer_id)
+    # the CA that issued this version: a fallback issuer's, when one was used
+    issuer_id = version.issuer_id or cert.issuer_id
+    issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=issuer_id)
     if not issuers.has(issuer, issuer_port.REVOKE):
         if not record_only:
             raise Conflict(
@@ -165,25 +185,214 @@ def prepare_revocation(
                 f"{version.serial} {code}). Once done, record it here with "
                 '{"reason": "...", "record_only": true}.'
             )
-        return Revocation(cert.id, version.id, reason, code)
+        return Revocation(cert.id, version.id, reason, code, seq=version.seq, serial=version.serial)
     if record_only:
         raise InvalidInput.field(
             "record_only", "is for AD CS certificates; this service revokes ACME ones at the CA"
         )
     leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
     ca = issuers.connect(session, kek, issuer)  # the issuer's plugin (secrets revealed here)
-    return Revocation(cert.id, version.id, reason, code, leaf_pem=leaf, ca=ca)
+    return Revocation(
+        cert.id,
+        version.id,
+        reason,
+        code,
+        leaf_pem=leaf,
+        ca=ca,
+        seq=version.seq,
+        serial=version.serial,
+    )
+
+
+def still_valid_earlier_versions(
+    session: Session, cert: Certificate, *, now: datetime
+) -> list[CertificateVersion]:
+    """Versions other than the current one that are issued, not revoked and not expired:
+    a renewal leaves the previous certificate valid until it expires, and revoking only
+    the current one would leave it usable (say, after a key compromise)."""
+    return list(
+        session.scalars(
+            select(CertificateVersion)
+            .where(
+                CertificateVersion.certificate_id == cert.id,
+                CertificateVersion.id != cert.current_version_id,
+                CertificateVersion.status == VersionStatus.ISSUED,
+                CertificateVersion.not_after > now,
+            )
+            .order_by(CertificateVersion.seq.desc())
+        )
+    )
+
+
+def prepare_revocations(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    reason: str,
+    actor: Actor,
+    now: datetime,
+    record_only: bool = False,
+    all_versions: bool = False,
+) -> list[Revocation]:
+    """The current version's revocation (:func:`prepare_revocation`) and, with
+    ``all_versions``, one for each earlier version still valid, newest first. A certificate
+    revoked already is 409, unless ``all_versions`` finds earlier versions to revoke."""
+    if not cert.managed and not record_only:
+        raise Conflict(
+            "an imported certificate was issued elsewhere: revoke it at its CA, or record the"
+            " revocation only (record_only)"
+        )
+    earlier = still_valid_earlier_versions(session, cert, now=now) if all_versions else []
+    revocations: list[Revocation] = []
+    if cert.status == CertStatus.REVOKED and earlier:
+        require(actor, "admin", "Revoking a certificate")  # the current one is revoked already
+    else:  # 409 when the certificate is revoked already and nothing earlier is valid
+        revocations.append(
+            prepare_revocation(
+                session, kek, cert=cert, reason=reason, actor=actor, record_only=record_only
+            )
+        )
+    revocations += [
+        _prepare_earlier(session, kek, cert=cert, version=v, reason=reason, record_only=record_only)
+        for v in earlier
+    ]
+    return revocations
+
+
+def _prepare_earlier(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    cert: Certificate,
+    version: CertificateVersion,
+    reason: str,
+    record_only: bool,
+) -> Revocation:
+    """An earlier version's revocation, told to the CA that issued it (a fallback's too)."""
+    code = reason_code(reason)
+    issuer_id = version.issuer_id or cert.issuer_id
+    issuer = issuers.get_issuer(session, project_id=cert.project_id, issuer_id=issuer_id)
+    earlier = Revocation(
+        cert.id, version.id, reason, code, current=False, seq=version.seq, serial=version.serial
+    )
+    if not issuers.has(issuer, issuer_port.REVOKE):
+        if not record_only:
+            raise Conflict(
+                "AD CS Web Enrollment offers no revocation: revoke each version on the CA "
+                f"(certutil -revoke {version.serial} {code}), then record it here with "
+                '{"reason": "...", "record_only": true, "all_versions": true}.'
+            )
+        return earlier
+    leaf = keys.split_pem_chain(material.chain_pem(session, kek, version))[0]
+    return replace(earlier, leaf_pem=leaf, ca=issuers.connect(session, kek, issuer))
+
+
+def claim_revocation(session: Session, revocation: Revocation, *, now: datetime) -> Revocation:
+    """Takes the version's revocation for this request before the CA is called, so that of
+    several requests at once (in any number of API processes) exactly one tells the CA and
+    records ``cert.revoked``; the others get :class:`Conflict`.
+
+    A compare-and-set on the version row (``UPDATE ... WHERE status = 'issued' AND no live
+    claim``): on PostgreSQL a second request waits for the first one's row lock and then
+    finds the claim taken; SQLite serializes writers (``db/sqlite_writes``). The caller
+    commits at once, then calls the CA, then :func:`record_revocation` (or, when the CA
+    refused, :func:`release_revocation`)."""
+    claim = new_id()
+    taken = session.execute(
+        update(CertificateVersion)
+        .where(
+            CertificateVersion.id == revocation.version_id,
+            CertificateVersion.status == VersionStatus.ISSUED,
+            or_(
+                CertificateVersion.revocation_claim.is_(None),
+                CertificateVersion.revocation_claimed_at < now - REVOCATION_CLAIM_TTL,
+            ),
+        )
+        .values(revocation_claim=claim, revocation_claimed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(ALREADY_REVOKING)
+    return replace(revocation, claim=claim)
+
+
+def release_revocation(session: Session, revocation: Revocation) -> None:
+    """The CA refused the revocation: let go of the claim so it may be tried again (only
+    this request's own claim). The caller commits."""
+    session.execute(
+        update(CertificateVersion)
+        .where(
+            CertificateVersion.id == revocation.version_id,
+            CertificateVersion.revocation_claim == revocation.claim,
+        )
+        .values(revocation_claim=None, revocation_claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def record_revocation(session: Session, revocation: Revocation, *, actor: Actor) -> Certificate:
-    """Records a revocation the CA accepted (or an operator made). The caller commits."""
+    """Records a revocation the CA accepted (or an operator made), once: only while this
+    request still holds the claim of :func:`claim_revocation`. The caller commits."""
+    released = session.execute(
+        update(CertificateVersion)
+        .where(
+            CertificateVersion.id == revocation.version_id,
+            CertificateVersion.status == VersionStatus.ISSUED,
+            CertificateVersion.revocation_claim == revocation.claim,
+        )
+        .values(revocation_claim=None, revocation_claimed_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    if released.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(ALREADY_REVOKING)
     cert = session.get(Certificate, revocation.certificate_id)
     version = session.get(CertificateVersion, revocation.version_id)
     if cert is None or version is None:
         raise NotFound("the certificate was removed meanwhile")
+    session.refresh(cert)  # a renewal may have moved it while the CA was asked
+    set_committed_value(version, "status", VersionStatus.ISSUED)
+    set_committed_value(version, "revocation_claim", None)
+    set_committed_value(version, "revocation_claimed_at", None)
     extra: dict[str, Any] = {"record_only": True} if revocation.record_only else {}
-    _record_revocation(session, cert, version, revocation.reason, actor, extra)
+    _record_revocation(
+        session, cert, version, revocation.reason, actor, extra, current=revocation.current
+    )
     return cert
+
+
+#: RFC 8555 §7.6: the CA does not accept this reason code (acme2certifier: aACompromise).
+BAD_REVOCATION_REASON = "urn:ietf:params:acme:error:badRevocationReason"
+
+
+def refused_revocation(
+    session: Session, revocation: Revocation, exc: CertAutoPilotError, *, actor: Actor
+) -> CertAutoPilotError:
+    """Records the attempt the CA refused on the timeline (``cert.revocation_refused``,
+    with the CA's words) and answers the error to raise: a refused reason code is the
+    caller's input, a 422 on ``reason``; anything else stays the CA's error. The caller
+    commits."""
+    problem = getattr(exc, "problem_type", None)
+    cert = session.get(Certificate, revocation.certificate_id)
+    if cert is not None:
+        audit.record(
+            session,
+            type=EventType.CERT_REVOCATION_REFUSED,
+            actor=actor.email,
+            project_id=cert.project_id,
+            subject_type="certificate",
+            subject_id=cert.id,
+            detail={
+                "reason": revocation.reason,
+                "version": revocation.seq,
+                "serial": revocation.serial,
+                "error": exc.detail,
+                **({"problem_type": problem} if problem else {}),
+            },
+        )
+    if problem == BAD_REVOCATION_REASON:
+        return InvalidInput.field("reason", f"the CA refused the reason: {exc.detail}")
+    return exc
 
 
 def _record_revocation(
@@ -193,13 +402,20 @@ def _record_revocation(
     reason: str,
     actor: Actor,
     extra: dict[str, Any],
+    *,
+    current: bool = True,
 ) -> None:
+    """The version revoked; the certificate too when it is its current version (an earlier
+    version's revocation leaves the certificate's status to its current one)."""
     version.status = transition_version(version.status, VersionStatus.REVOKED)
     version.revoked_at = utcnow()
     version.revocation_reason = reason
-    cert.status = transition(cert.status, CertStatus.REVOKED)
-    cert.next_renewal_at = None
-    cert.step = None
+    if current:
+        cert.status = transition(cert.status, CertStatus.REVOKED)
+        cert.next_renewal_at = None
+        cert.step = None
+    else:
+        extra = {**extra, "earlier_version": True}
     audit.record(
         session,
         type=EventType.CERT_REVOKED,

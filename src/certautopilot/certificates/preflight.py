@@ -2,10 +2,12 @@
 
 Hard errors (unknown issuer, bad names, names outside every zone, a CNAME loop, a broken
 CSR) raise InvalidInput. Policy violations and a broken CNAME delegation
-(``dns.delegation_broken``) come back as warnings; ``create_certificate`` refuses them for
-operators and accepts an admin's complete override. ``strict=False`` (the preflight endpoint
-and the live form) reports a name with no zone to write to as a ``dns.no_zone`` warning with
-the CNAME to create instead, so the answer can show it; creation stays strict.
+(``dns.delegation_broken``) and CAA records that do not allow the issuer
+(``caa.not_allowed``, see ``caa_check``) come back as warnings; ``create_certificate``
+refuses them for operators and accepts an admin's complete override. ``strict=False`` (the
+preflight endpoint and the live form) reports a name with no zone to write to as a
+``dns.no_zone`` warning with the CNAME to create instead, so the answer can show it;
+creation stays strict.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from certautopilot.certificates import caa_check, fallbacks
 from certautopilot.certificates.csr import CsrInfo, parse_csr
 from certautopilot.certificates.names import long_common_name_note, normalize_names
 from certautopilot.certificates.schemas import (
+    CaaCheckOut,
     CertificateIn,
     ChallengeOut,
     PreflightOut,
@@ -30,11 +34,12 @@ from certautopilot.certificates.zones import (
     cname_lookup_for,
     route_challenges,
 )
-from certautopilot.dns import delegation
+from certautopilot.dns import caa, delegation
 from certautopilot.dns import service as dns_zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import InvalidInput
 from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import learned_limits
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
@@ -67,10 +72,14 @@ class Preflight:
     adcs_template: str | None = None
     acme_profile: str | None = None
     routes: tuple[ChallengeRoute, ...] = ()
+    caa: tuple[caa_check.CaaCheck, ...] = ()
+    fallbacks: tuple[Issuer, ...] = ()
+    fallback_notes: tuple[str, ...] = ()
 
     def out(self) -> PreflightOut:
         return PreflightOut(
             issuer=self.issuer.id,
+            fallback_issuers=[i.id for i in self.fallbacks],
             common_name=self.names[0],
             sans=self.names,
             key_type=self.key_type,
@@ -81,7 +90,12 @@ class Preflight:
             acme_profile=self.acme_profile,
             warnings=[PreflightWarning(**w.as_dict()) for w in self.warnings],
             challenges=[ChallengeOut.model_validate(r.as_dict()) for r in self.routes],
-            notes=[n for n in (long_common_name_note(self.names),) if n],
+            notes=[
+                *(n for n in (long_common_name_note(self.names),) if n),
+                *(c.detail for c in self.caa if c.allowed is None),
+                *self.fallback_notes,
+            ],
+            caa=[CaaCheckOut.model_validate(c.as_dict()) for c in self.caa],
         )
 
 
@@ -89,6 +103,7 @@ def _issuer_of(session: Session, project_id: str, issuer_id: str) -> Issuer:
     issuer = session.get(Issuer, issuer_id)
     if issuer is None or issuer.project_id != project_id:
         raise InvalidInput.field("issuer", f"no issuer {issuer_id!r} in this project")
+    issuers.require_enabled(issuer, field="issuer")
     return issuer
 
 
@@ -112,6 +127,7 @@ def preflight(
     body: CertificateIn,
     strict: bool = True,
     lookup: delegation.CnameLookup | None = None,
+    caa_ask: caa.Asker | None = None,
 ) -> Preflight:
     issuer = _issuer_of(session, project_id, body.issuer)
     csr = parse_csr(body.csr_pem) if body.csr_pem is not None else None
@@ -152,8 +168,32 @@ def preflight(
         auto_renew=auto_renew,
         key_field="csr_pem" if csr else "key_type",
         names_field="csr_pem" if csr else "sans",
+        acme_profile=body.acme_profile,
     )
-    warnings = dns_warnings + warnings
+    chain = fallbacks.resolve(
+        session, project_id=project_id, primary=issuer, refs=body.fallback_issuers, rules=rules
+    )
+    checks: list[caa_check.CaaCheck] = []
+    if not adcs_template:  # DNS lookups, before the request's first write
+        checks = caa_check.check_names(issuer, names, zones, ask=caa_ask)
+    caa_warnings = [
+        policy.PolicyWarning(caa_check.NOT_ALLOWED, "issuer", f"{c.name}: {c.detail}")
+        for c in checks
+        if c.allowed is False
+    ]
+    fallback_notes: tuple[str, ...] = ()
+    if caa_warnings and chain:  # a fallback CAA allows will be used: a note, not a warning
+        taker = _caa_fallback(chain, names, zones, caa_ask)
+        if taker is not None:
+            fallback_notes = tuple(
+                f"{w.message}; the fallback issuer {taker.name!r} is allowed and will be used"
+                for w in caa_warnings
+            )
+            caa_warnings = []
+    warnings = dns_warnings + caa_warnings + warnings
+    limit = learned_limits.warning_for(issuer, names)
+    if limit is not None:
+        warnings.append(limit)
     return Preflight(
         issuer=issuer,
         names=names,
@@ -168,7 +208,21 @@ def preflight(
         adcs_template=adcs_template,
         acme_profile=body.acme_profile,
         routes=routes,
+        caa=tuple(checks),
+        fallbacks=tuple(chain),
+        fallback_notes=fallback_notes,
     )
+
+
+def _caa_fallback(
+    chain: list[Issuer], names: list[str], zones: list[DnsZone], ask: caa.Asker | None
+) -> Issuer | None:
+    """The first fallback issuer the names' CAA records allow (DNS lookups)."""
+    for candidate in chain:
+        found = caa_check.check_names(candidate, names, zones, ask=ask)
+        if all(c.allowed is not False for c in found):
+            return candidate
+    return None
 
 
 def _adcs_template(issuer: Issuer, body: CertificateIn) -> str | None:

@@ -15,6 +15,7 @@ from pydantic import (
 )
 
 from certautopilot.crypto.keys import KEY_TYPES
+from certautopilot.renewal.windows import SHORT_LIVED
 
 KeyType = Literal["ecdsa-p256", "ecdsa-p384", "rsa-2048", "rsa-3072", "rsa-4096"]
 assert set(KEY_TYPES) == set(KeyType.__args__)  # type: ignore[attr-defined]
@@ -92,6 +93,12 @@ class CertificateIn(BaseModel):
         max_length=64,
         description="ACME issuers: a profile the CA's directory advertises (renewals keep it)",
     )
+    fallback_issuers: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=10,
+        description="Issuer ids (or names), in order, used when ``issuer`` cannot issue; "
+        "null: the project policy's fallback_issuers; []: none",
+    )
 
 
 class RevokeIn(BaseModel):
@@ -102,6 +109,11 @@ class RevokeIn(BaseModel):
         default=False,
         description="AD CS: record a revocation an operator already made on the CA",
     )
+    all_versions: bool = Field(
+        default=False,
+        description="also revoke every earlier version that is still valid (issued, not "
+        "expired): a renewal leaves the previous certificate usable until it expires",
+    )
 
 
 class VersionSummary(BaseModel):
@@ -109,6 +121,24 @@ class VersionSummary(BaseModel):
     not_before: datetime
     not_after: datetime
     fingerprint_sha256: str
+    lifetime_seconds: int = Field(
+        default=0,
+        description="the certificate's real lifetime (not_after - not_before), whatever "
+        "profile was asked for; under ten days it is short-lived and renews at half of it",
+    )
+    short_lived: bool = False
+    issuer: str | None = Field(
+        default=None,
+        description="the issuer that issued this version: the certificate's own, or a "
+        "fallback issuer when its own could not issue",
+    )
+
+    @model_validator(mode="after")
+    def _lifetime(self) -> VersionSummary:
+        lifetime = self.not_after - self.not_before
+        self.lifetime_seconds = int(lifetime.total_seconds())
+        self.short_lived = lifetime < SHORT_LIVED
+        return self
 
 
 class PendingRecord(BaseModel):
@@ -187,6 +217,20 @@ class CertificateOut(BaseModel):
     acme_profile: str | None = Field(
         default=None, description="the ACME profile every order for it asks for (renewals too)"
     )
+    fallback_issuers: list[str] | None = Field(
+        default=None,
+        description="its own ordered fallback issuer ids; null: the project policy's",
+    )
+    managed: bool = Field(
+        default=True,
+        description="false: imported; watched for expiry, never renewed until adopted",
+    )
+    import_source: str | None = Field(
+        default=None, description="pem, pkcs12, certbot, acme.sh or upload when imported"
+    )
+    imported_from: dict[str, Any] | None = Field(
+        default=None, description="what the tool it came from said of it (ACME server, ...)"
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -245,6 +289,7 @@ class TimelineEvent(BaseModel):
 class Timeline(BaseModel):
     step: str | None
     events: list[TimelineEvent]
+    next_cursor: str | None = None
 
 
 class PreflightWarning(BaseModel):
@@ -270,10 +315,24 @@ class ChallengeOut(BaseModel):
     delegate: DelegateHint | None = None
 
 
+class CaaCheckOut(BaseModel):
+    """What a name's CAA records (RFC 8659, RFC 8657) say about the chosen issuer."""
+
+    name: str
+    found_at: str | None = Field(description="the name holding the relevant CAA records")
+    records: list[str] = Field(description="those records, as zone-file RDATA")
+    allowed: bool | None = Field(description="null when the records could not be read")
+    detail: str
+
+
 class PreflightOut(BaseModel):
     """The request as the service would issue it, and what project policy says about it."""
 
     issuer: str
+    fallback_issuers: list[str] = Field(
+        default_factory=list,
+        description="the fallback issuer ids, in order, used when the issuer cannot issue",
+    )
     common_name: str
     sans: list[str]
     key_type: str
@@ -288,6 +347,9 @@ class PreflightOut(BaseModel):
         default_factory=list,
         description="How the request will be issued where that differs from what was typed "
         "(no override needed), e.g. a common name too long for the subject",
+    )
+    caa: list[CaaCheckOut] = Field(
+        default_factory=list, description="per name: what its CAA records say about the issuer"
     )
 
 
@@ -319,3 +381,69 @@ class PersistRecordOut(BaseModel):
 
 class PersistRecordList(BaseModel):
     items: list[PersistRecordOut]
+
+
+class VersionRef(BaseModel):
+    version: int
+    serial: str | None
+
+
+class RevokeOut(CertificateOut):
+    """The certificate after a revocation, the versions it revoked, and the earlier
+    versions still valid (revoke again with ``all_versions`` to revoke those)."""
+
+    revoked_versions: list[VersionRef]
+    still_valid_versions: list[VersionRef]
+
+
+class ImportFile(BaseModel):
+    """One file of an import, base64-encoded: PEM, DER, PKCS#12 or a tarball of them."""
+
+    name: str = Field(max_length=300)
+    content_base64: str = Field(max_length=24 * 1024 * 1024)
+    password: SecretStr | None = Field(
+        default=None,
+        max_length=1024,
+        description="the PKCS#12 (or encrypted key's) password; never stored",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+            raise ValueError("control characters and lone surrogates are not allowed")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _printable(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and any(
+            unicodedata.category(c) in ("Cc", "Cs") for c in value.get_secret_value()
+        ):
+            raise ValueError(CONTROL_CHARACTERS)
+        return value
+
+
+class ImportLineage(BaseModel):
+    """What certbot or acme.sh said of one lineage (the CLI reads their files)."""
+
+    tool: Literal["certbot", "acme.sh"]
+    name: str = Field(max_length=253, pattern=r"^[A-Za-z0-9*._-]*$")
+    names: list[Annotated[str, Field(max_length=253, pattern=r"^[A-Za-z0-9*._-]*$")]] = Field(
+        default_factory=list, max_length=100
+    )
+    acme_server: str | None = Field(default=None, max_length=500, pattern=r"^[\x21-\x7e]*$")
+    authenticator: str | None = Field(default=None, max_length=100, pattern=r"^[\x21-\x7e]*$")
+    key_type: str | None = Field(default=None, max_length=32, pattern=r"^[\x21-\x7e]*$")
+
+
+class ImportIn(BaseModel):
+    files: list[ImportFile] = Field(max_length=500)
+    source: Literal["pem", "pkcs12", "certbot", "acme.sh", "upload"] = "upload"
+    lineages: list[ImportLineage] = Field(default_factory=list, max_length=1000)
+
+
+class ImportOut(BaseModel):
+    imported: list[dict[str, Any]]
+    merged: list[dict[str, Any]]
+    refused: list[dict[str, str]]

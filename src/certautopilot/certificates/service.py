@@ -10,8 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
@@ -30,13 +31,16 @@ from certautopilot.certificates.schemas import (
     pending_action_of,
 )
 from certautopilot.certificates.states import CertStatus, transition
+from certautopilot.clock import utcnow
 from certautopilot.distribution import service as distribution
 from certautopilot.distribution.models import DistributionTarget
-from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.errors import Conflict, InvalidInput, NotFound, RateLimited
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.policy import service as policy
 from certautopilot.renewal import budget, orders, profiles
+from certautopilot.renewal.models import RenewalState
 
 ACTIVE = states.ACTIVE
 DEFAULT_LIMITS = budget.Limits()
@@ -84,11 +88,14 @@ def create_certificate(
         pre.warnings, body.override.model_dump() if body.override else None, actor
     )
     targets = _check_targets(session, project_id, body, pre)
-    orders.require_budget(session, issuer=pre.issuer, names=pre.names, now=now, limits=limits)
+    taker, out_of_budget = _budget_taker(session, pre, now, limits)
     names = pre.names
     cert = Certificate(
         project_id=project_id,
         issuer_id=pre.issuer.id,
+        fallback_issuer_ids=(
+            [i.id for i in pre.fallbacks] if body.fallback_issuers is not None else None
+        ),
         common_name=names[0],
         names=names,
         key_type=pre.key_type,
@@ -144,7 +151,25 @@ def create_certificate(
         launcher=launcher,
         csr_pem=pre.csr.pem if pre.csr else None,
         approval=approval,
+        issuer_id=taker.id if taker is not None else None,
     )
+    if taker is not None and out_of_budget is not None:
+        _event(
+            session,
+            cert,
+            actor,
+            EventType.CERT_ISSUER_FALLBACK,
+            {
+                "version": version.seq,
+                "reason": "budget",
+                "detail": str(out_of_budget),
+                "from": pre.issuer.id,
+                "from_issuer": pre.issuer.name,
+                "to": taker.id,
+                "to_issuer": taker.name,
+                "at_request": True,
+            },
+        )
     if approval:
         approvals.create_request(
             session,
@@ -166,8 +191,31 @@ def create_certificate(
     return cert
 
 
+def _budget_taker(
+    session: Session, pre: Preflight, now: datetime, limits: budget.Limits
+) -> tuple[Issuer | None, RateLimited | None]:
+    """The issuer's budget is checked (429 when the order would exceed it); when it is
+    spent, the first fallback issuer with budget left takes the order instead (and the
+    refusal, for the timeline). ``(None, None)``: the issuer itself has budget."""
+    try:
+        orders.require_budget(session, issuer=pre.issuer, names=pre.names, now=now, limits=limits)
+        return None, None
+    except RateLimited as exc:
+        for issuer in pre.fallbacks:
+            try:
+                orders.require_budget(
+                    session, issuer=issuer, names=pre.names, now=now, limits=limits
+                )
+            except RateLimited:
+                continue
+            return issuer, exc
+        raise
+
+
 def _count_order(session: Session, cert: Certificate, version_id: str, now: datetime) -> None:
-    issuer = session.get(Issuer, cert.issuer_id)
+    version = session.get(CertificateVersion, version_id)
+    issuer_id = version.issuer_id if version is not None and version.issuer_id else None
+    issuer = session.get(Issuer, issuer_id or cert.issuer_id)
     if issuer is not None:
         orders.record_order(
             session,
@@ -201,6 +249,7 @@ def _new_version(
     launcher: IssuanceLauncher,
     csr_pem: str | None = None,
     approval: bool = False,
+    issuer_id: str | None = None,
 ) -> CertificateVersion:
     seq = (
         session.scalar(
@@ -210,7 +259,9 @@ def _new_version(
         )
         or 0
     ) + 1
-    version = CertificateVersion(certificate_id=cert.id, seq=seq, reason=reason, csr_pem=csr_pem)
+    version = CertificateVersion(
+        certificate_id=cert.id, seq=seq, reason=reason, csr_pem=csr_pem, issuer_id=issuer_id
+    )
     session.add(version)
     session.flush()
     cert.status = transition(cert.status, CertStatus.REQUESTED)
@@ -233,13 +284,32 @@ def renew_certificate(
 ) -> CertificateVersion:
     """A new version by hand; refused (429) when its order would exceed the CA's limits."""
     require(actor, "operator", "Renewing a certificate")
+    if not cert.managed:
+        raise Conflict(
+            "an imported certificate is not managed by CertAutoPilot: adopt it (choose its "
+            "issuer) before renewing it"
+        )
     if cert.status in ACTIVE:
         raise Conflict(f"the certificate is being issued already (status {cert.status})")
     if cert.status in (CertStatus.REVOKED, CertStatus.REJECTED, CertStatus.AWAITING_APPROVAL):
         raise Conflict(f"a {cert.status} certificate cannot be renewed; request a new one")
     issuer = session.get(Issuer, cert.issuer_id)
     if issuer is not None:
-        orders.require_budget(session, issuer=issuer, names=cert.names, now=now, limits=limits)
+        issuers.require_enabled(issuer)
+        orders.require_budget(
+            session,
+            issuer=issuer,
+            names=cert.names,
+            now=now,
+            limits=limits,
+            ari_renewal=_replaces_through_ari(session, cert),
+        )
+    claim_status(
+        session,
+        cert,
+        CertStatus.REQUESTED,
+        conflict="the certificate is being renewed already (another request started it)",
+    )
     audit.record(
         session,
         type=EventType.CERT_RENEWAL_REQUESTED,
@@ -253,6 +323,36 @@ def renew_certificate(
     version = _new_version(session, cert, reason="renew", launcher=launcher, csr_pem=csr_pem)
     _count_order(session, cert, version.id, now)
     return version
+
+
+def _replaces_through_ari(session: Session, cert: Certificate) -> bool:
+    """The renewal's order will carry ARI ``replaces``: the CA answered renewalInfo for it."""
+    state = session.get(RenewalState, cert.id)
+    return (
+        state is not None and state.ari_window is not None and cert.current_version_id is not None
+    )
+
+
+def claim_status(session: Session, cert: Certificate, new: CertStatus, *, conflict: str) -> None:
+    """Moves ``cert`` to ``new`` only if its row still has the status this request read.
+
+    A compare-and-set in the database (``UPDATE ... WHERE id = ? AND status = <read>``), so
+    that of several requests that read the same status at once, in any number of API
+    processes, exactly one moves it: on PostgreSQL the others wait for the winner's row
+    lock and then find the status changed; on SQLite writers are serialized (see
+    ``db/sqlite_writes``) and see the winner's commit. A loser gets :class:`Conflict`
+    (``conflict`` says why) and its transaction writes nothing. The caller commits."""
+    seen = cert.status
+    target = transition(seen, new)
+    taken = session.execute(
+        update(Certificate)
+        .where(Certificate.id == cert.id, Certificate.status == seen)
+        .values(status=target, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict(conflict)
+    set_committed_value(cert, "status", target)
 
 
 def reason_code(reason: str) -> int:
@@ -341,6 +441,7 @@ def _out(
             not_before=version.not_before,
             not_after=version.not_after,
             fingerprint_sha256=version.fingerprint_sha256 or "",
+            issuer=version.issuer_id or cert.issuer_id,
         )
     return CertificateOut(
         id=cert.id,
@@ -359,6 +460,10 @@ def _out(
         approval_request=request,
         csr_provided=cert.csr_provided,
         acme_profile=acme_profile,
+        fallback_issuers=cert.fallback_issuer_ids,
+        managed=cert.managed,
+        import_source=cert.import_source,
+        imported_from=cert.import_meta,
         created_at=cert.created_at,
         updated_at=cert.updated_at,
     )

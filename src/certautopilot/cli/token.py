@@ -1,11 +1,11 @@
+"""``certautopilot token create``: an API token for a user, on this instance's database."""
+
 from __future__ import annotations
 
 import typer
 
-from certautopilot.auth import service as auth
+from certautopilot.cli.local_db import local_session
 from certautopilot.config import Settings
-from certautopilot.db.migrate import upgrade
-from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 
 app = typer.Typer(help="API tokens.", no_args_is_help=True)
 
@@ -19,13 +19,9 @@ def create(
     name: str = typer.Option("", help="A label for the token."),
 ) -> None:
     """Print one new API token, alone, on stdout."""
-    settings = Settings.from_env()
-    upgrade(settings)
-    engine = make_engine(settings)
-    try:
-        with transaction(make_sessionmaker(engine)) as session:
-            user = auth.ensure_user(session, email=email, instance_admin=instance_admin)
-            token = auth.create_token(session, user=user, name=name)
-    finally:
-        engine.dispose()
+    from certautopilot.auth import service as auth
+
+    with local_session(Settings.from_env()) as session:
+        user = auth.ensure_user(session, email=email, instance_admin=instance_admin)
+        token = auth.create_token(session, user=user, name=name)
     typer.echo(token)

@@ -94,3 +94,20 @@ def rewrap_all(session: Session, old: KeyEncryptionKey, new: KeyEncryptionKey) -
         row.kek_id = new.key_id
         count += 1
     return count
+
+
+def check_unwraps(session: Session, kek: KeyEncryptionKey) -> int:
+    """Unwraps every secret's data key (no secret is decrypted): how many. A CryptoError
+    names the first secret ``kek`` cannot open (a restore with the wrong key file)."""
+    count = 0
+    for row in session.scalars(select(StoredSecret)):
+        aad = _aad(row.owner_table, row.owner_id, row.purpose, row.id)
+        try:
+            kek.unwrap(row.kek_id, row.wrapped_dek, aad)
+        except CryptoError as exc:
+            raise CryptoError(
+                f"the KEK cannot unwrap secret {row.id} (wrapped by key {row.kek_id}): use the"
+                " key file or CERTAUTOPILOT_KEK of the instance that was backed up"
+            ) from exc
+        count += 1
+    return count

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from certautopilot.validation import MAX_INT32
+from certautopilot.validation import MAX_INT32, ObjectId
 
 
 def field_of(kind: str) -> str:
@@ -166,6 +166,11 @@ class TargetPatch(BaseModel):
     kind: str | None = Field(default=None, description="if given, must be the target's kind")
     post_deploy_check: PostDeployCheck | None = None
     retry: RetryPolicy | None = None
+    enabled: bool | None = Field(
+        default=None,
+        description="false: disabled, receives no deployment (settings and attached "
+        "certificates kept); true: enabled again",
+    )
 
     def blocks(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -179,6 +184,7 @@ class TargetOut(BaseModel):
     credentials: list[str] = Field(description="names of the stored (never shown) credentials")
     post_deploy_check: PostDeployCheck | None
     retry: RetryPolicy
+    enabled: bool
     created_at: datetime
     updated_at: datetime
 
@@ -186,13 +192,13 @@ class TargetOut(BaseModel):
 class AttachIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    targets: list[str] = Field(max_length=1000)
+    targets: list[ObjectId] = Field(max_length=1000)
 
 
 class DeployIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    targets: list[str] | None = Field(
+    targets: list[ObjectId] | None = Field(
         default=None, max_length=1000, description="default: every attached target"
     )
     dry_run: bool = False
@@ -202,6 +208,7 @@ class TargetRef(BaseModel):
     id: str
     name: str
     kind: str
+    enabled: bool = True
 
 
 class DeploymentOut(BaseModel):
@@ -232,6 +239,22 @@ class TargetDeployments(BaseModel):
 class DeploymentsOut(BaseModel):
     items: list[TargetDeployments]
     history: list[DeploymentOut]
+
+
+class TargetTestStep(BaseModel):
+    step: str
+    ok: bool
+    detail: str
+
+
+class TargetTestOut(BaseModel):
+    """A target's Test: each step of its own check, in plain words; nothing was written."""
+
+    ok: bool
+    steps: list[TargetTestStep]
+    would: list[str] = Field(
+        default_factory=list, description="what a deployment would write and run"
+    )
 
 
 class DryRunItem(BaseModel):

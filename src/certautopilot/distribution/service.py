@@ -27,7 +27,7 @@ from certautopilot.certificates.states import CertStatus
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.db.base import new_id
-from certautopilot.distribution import states
+from certautopilot.distribution import probe, states
 from certautopilot.distribution import targets as plugins
 from certautopilot.distribution.check import verify_served
 from certautopilot.distribution.guard import check_remote_host
@@ -51,6 +51,8 @@ from certautopilot.distribution.schemas import (
     TargetOut,
     TargetPatch,
     TargetRef,
+    TargetTestOut,
+    TargetTestStep,
     field_of,
 )
 from certautopilot.distribution.states import DeployStatus
@@ -104,6 +106,7 @@ def parse_config(kind: str, raw: dict[str, Any] | None, field: str) -> BaseModel
             )
             for e in exc.errors(include_url=False, include_input=False)
         ]
+        errors = list(dict.fromkeys(errors))  # a union's branches can repeat one error
         raise InvalidInput("; ".join(f"{f}: {m}" for f, m in errors), errors) from None
 
 
@@ -250,6 +253,9 @@ def update_target(
         changed.append("retry")
     if check != before.check:
         changed.append("post_deploy_check")
+    if body.enabled is not None and body.enabled != target.enabled:
+        changed.append("enabled")
+        target.enabled = body.enabled
     if body.name is not None and body.name != target.name:
         _name_free(session, target.project_id, body.name, target.id)
         changed.append("name")
@@ -285,6 +291,17 @@ def list_targets(session: Session, *, project_id: str) -> list[DistributionTarge
     return list(session.scalars(stmt))
 
 
+def attached_counts(session: Session, *, project_id: str) -> dict[str, int]:
+    """How many certificates each of the project's targets is attached to (unused: absent)."""
+    stmt = (
+        select(CertificateTarget.target_id, func.count())
+        .join(DistributionTarget, DistributionTarget.id == CertificateTarget.target_id)
+        .where(DistributionTarget.project_id == project_id)
+        .group_by(CertificateTarget.target_id)
+    )
+    return {target_id: int(n) for target_id, n in session.execute(stmt)}
+
+
 def get_target(session: Session, *, project_id: str, target_id: str) -> DistributionTarget:
     target = session.get(DistributionTarget, target_id)
     if target is None or target.project_id != project_id:
@@ -292,14 +309,32 @@ def get_target(session: Session, *, project_id: str, target_id: str) -> Distribu
     return target
 
 
+def certificates_attached(session: Session, target: DistributionTarget) -> list[tuple[str, str]]:
+    """(id, common name) of the certificates ``target`` is attached to."""
+    rows = session.execute(
+        select(Certificate.id, Certificate.common_name)
+        .join(CertificateTarget, CertificateTarget.certificate_id == Certificate.id)
+        .where(CertificateTarget.target_id == target.id)
+        .order_by(Certificate.common_name, Certificate.id)
+    ).all()
+    return [(cert_id, cn) for cert_id, cn in rows]
+
+
 def delete_target(session: Session, *, target: DistributionTarget, actor: Actor) -> None:
+    """Deletes a target no certificate is attached to (409 naming them otherwise), with its
+    credentials and its deployment history. The caller commits."""
     require(actor, "admin", "Removing a distribution target")
+    users = certificates_attached(session, target)
+    if users:
+        shown = ", ".join(f"{cert_id} ({cn})" for cert_id, cn in users[:20])
+        more = f" and {len(users) - 20} more" if len(users) > 20 else ""
+        raise Conflict(
+            f"target {target.name} is attached to {len(users)} certificate(s): {shown}{more}; "
+            "detach it from them first, or disable the target instead (nothing is deployed "
+            "to it, settings kept)"
+        )
     for dep in session.scalars(select(Deployment).where(Deployment.target_id == target.id)):
         session.delete(dep)
-    for link in session.scalars(
-        select(CertificateTarget).where(CertificateTarget.target_id == target.id)
-    ):
-        session.delete(link)
     audit.record(
         session,
         type=EventType.TARGET_DELETED,
@@ -323,13 +358,14 @@ def to_out(target: DistributionTarget) -> TargetOut:
         credentials=list(cfg.get("credentials", [])),
         post_deploy_check=PostDeployCheck.model_validate(check) if check else None,
         retry=RetryPolicy.model_validate(cfg.get("retry") or {}),
+        enabled=target.enabled,
         created_at=target.created_at,
         updated_at=target.updated_at,
     )
 
 
 def ref(target: DistributionTarget) -> TargetRef:
-    return TargetRef(id=target.id, name=target.name, kind=target.kind)
+    return TargetRef(id=target.id, name=target.name, kind=target.kind, enabled=target.enabled)
 
 
 def load_settings(session: Session, kek: KeyEncryptionKey, target: DistributionTarget) -> Settings:
@@ -429,6 +465,35 @@ def set_targets(
         detail={"targets": [t.name for t in targets]},
     )
     return targets
+
+
+def detach_everywhere(session: Session, *, target: DistributionTarget, actor: Actor) -> int:
+    """Detaches ``target`` from every certificate it is attached to (each certificate's
+    timeline records its new target list); returns how many. Files already deployed stay
+    on the target. The caller commits."""
+    require(actor, "admin", "Detaching a distribution target from its certificates")
+    links = list(
+        session.scalars(select(CertificateTarget).where(CertificateTarget.target_id == target.id))
+    )
+    for link in links:
+        session.delete(link)
+    session.flush()
+    for link in links:
+        cert = session.get(Certificate, link.certificate_id)
+        assert cert is not None
+        audit.record(
+            session,
+            type=EventType.CERT_TARGETS_CHANGED,
+            actor=actor.email,
+            project_id=cert.project_id,
+            subject_type="certificate",
+            subject_id=cert.id,
+            detail={
+                "targets": [t.name for t in attached_targets(session, cert.id)],
+                "detached": target.name,
+            },
+        )
+    return len(links)
 
 
 def attached_targets(session: Session, cert_id: str) -> list[DistributionTarget]:
@@ -620,7 +685,12 @@ def prepare_deploy(
         raise Conflict("the certificate has not been issued yet: nothing to deploy")
     attached = attached_targets(session, cert.id)
     if target_ids is None:
-        targets = attached
+        targets = [t for t in attached if t.enabled]
+        if attached and not targets:
+            raise Conflict(
+                "every target attached to this certificate is disabled: enable one in "
+                "Settings → Targets first"
+            )
     else:
         targets = check_target_ids(
             session, project_id=cert.project_id, ids=target_ids, field="targets"
@@ -630,6 +700,10 @@ def prepare_deploy(
             if t.id not in ids:
                 raise InvalidInput.field(
                     f"targets[{i}]", f"target {t.name!r} is not attached to this certificate"
+                )
+            if not t.enabled:
+                raise InvalidInput.field(
+                    f"targets[{i}]", f"target {t.name!r} is disabled: enable it first"
                 )
     if not targets:
         raise Conflict("the certificate has no distribution target to deploy to")
@@ -659,6 +733,44 @@ def dry_run(
         DryRunItem(target=ref(t), **report.as_dict())
         for (t, _, _), report in zip(jobs, reports, strict=True)
     ]
+
+
+def prepare_test(
+    session: Session,
+    kek: KeyEncryptionKey,
+    *,
+    project_id: str,
+    target_id: str,
+    actor: Actor,
+) -> Settings:
+    """The settings a target's Test runs with (admins only: it uses the credentials)."""
+    require(actor, "admin", "Testing a distribution target")
+    target = get_target(session, project_id=project_id, target_id=target_id)
+    return load_settings(session, kek, target)
+
+
+def run_target_test(settings: Settings) -> TargetTestOut:
+    """The target's own check (its ``dry_run`` with a throwaway certificate: connects,
+    checks access, writes nothing), then the post-deploy check's TLS handshake. Network
+    I/O: call it with no transaction open."""
+
+    async def run() -> TargetTestOut:
+        throwaway = probe.probe_material()
+        report = await _dry_one(settings, throwaway, {})
+        steps = [TargetTestStep(step=c.name, ok=c.ok, detail=c.detail) for c in report.checks]
+        if not steps:
+            steps.append(TargetTestStep(step="check", ok=True, detail="nothing to check"))
+        if settings.check is not None:
+            steps.append(await probe.handshake_step(settings.check))
+        would = [
+            w.replace(f"serial {throwaway.serial}", "the new certificate").replace(
+                probe.PROBE_NAME, "the certificate"
+            )
+            for w in report.would
+        ]
+        return TargetTestOut(ok=all(s.ok for s in steps), steps=steps, would=would)
+
+    return asyncio.run(run())
 
 
 def record_dry_run(

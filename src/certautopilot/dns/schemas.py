@@ -104,3 +104,27 @@ class ZoneSuggestion(BaseModel):
         default=None, description="the zone apex found by walking up SOA records"
     )
     detail: str = ""
+
+
+class ZoneCaaIssuerOut(BaseModel):
+    """Whether the zone's own CAA records (at its apex) allow one of the project's issuers."""
+
+    issuer_id: str
+    issuer: str
+    caa_identity: str | None
+    account_url: str | None
+    allowed: bool | None = Field(description="null when the records could not be read")
+    detail: str
+
+
+class ZoneCaaOut(BaseModel):
+    """The CAA records that govern the zone's apex (RFC 8659: its own or its closest
+    parent's), what they say about each ACME issuer of the project, and the records that
+    would allow them all (``issue`` and ``issuewild``, bound to the account and DNS-01)."""
+
+    zone: str
+    found_at: str | None
+    records: list[str]
+    error: str | None
+    issuers: list[ZoneCaaIssuerOut]
+    suggested: list[str]

@@ -12,6 +12,9 @@ protocol. Both protocols fit one shape::
     finalize(order)     ACME: finalize, poll, download; AD CS: download certificate and chain
     revoke(cert)        ACME: revokeCert; AD CS: Web Enrollment cannot (``RevocationUnsupported``)
     renewal_info(cert)  ACME: ARI (RFC 9773) when the directory offers it; AD CS: None
+    check()             the Test button: each step of reaching the CA with these settings
+                        (ACME: directory, nonce, the account; AD CS: sign-in, templates,
+                        CA chain), orders nothing
 
 A plugin states what it can do in ``capabilities`` (:data:`DNS01`, :data:`ARI`, …) and the
 core asks those flags, never the plugin's name. Every value crossing the port is public and
@@ -117,8 +120,10 @@ class Order:
     ref: str
     state: OrderState
     challenges: tuple[Challenge, ...] = ()
-    replaces: str | None = None
+    replaces: str | None = None  # ARI id the CA acknowledged replacing (RFC 9773 §5)
     detail: str | None = None  # the CA's words on the state (AD CS disposition)
+    replaces_sent: str | None = None  # ARI id the client sent, acknowledged or not
+    profile: str | None = None  # the ACME profile the CA's order names, when it says
 
 
 class RequestDenied(IssuerError):
@@ -150,6 +155,16 @@ class RevocationUnsupported(IssuerError):
 
     status = 409
     title = "Revocation is an operator action on this CA"
+
+
+@dataclass(frozen=True)
+class CheckStep:
+    """One step of :meth:`CertificateAuthority.check`: what was tried, whether it worked,
+    and the CA's words (never a secret)."""
+
+    step: str
+    ok: bool
+    detail: str
 
 
 @runtime_checkable
@@ -185,6 +200,11 @@ class CertificateAuthority(Protocol):
 
     def profiles(self) -> dict[str, str]:
         """Profiles (name -> description) an order may ask for; empty when none."""
+        ...
+
+    def check(self) -> list[CheckStep]:
+        """Reaches the CA as an order would, step by step, and stops at the first step that
+        fails (its ``ok`` False); orders and changes nothing. Errors are steps, not raised."""
         ...
 
 

@@ -166,6 +166,10 @@ class MemoryAuthority:
     def profiles(self) -> dict[str, str]:
         return dict(self.profiles_offered)
 
+    def check(self) -> list[port.CheckStep]:
+        offered = ", ".join(sorted(self.profiles_offered)) or "none"
+        return [port.CheckStep("ca", True, f"in memory; profiles {offered}")]
+
     # -- inside ------------------------------------------------------------------------
 
     def _get(self, ref: str) -> _Request:

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -24,14 +24,23 @@ from certautopilot.errors import (
     TransientIssuerError,
 )
 from certautopilot.issuers.acme.client import AcmeClient
+from certautopilot.issuers.acme.eab_refusal import eab_fields
 from certautopilot.issuers.acme.keys import generate_account_key
 from certautopilot.issuers.adcs import service as adcs_service
 from certautopilot.issuers.adcs.schemas import AdcsIssuerIn
 from certautopilot.issuers.interfaces import CertificateAuthority
-from certautopilot.issuers.models import Issuer
-from certautopilot.issuers.schemas import AcmeIssuerOut, IssuerIn, IssuerOut, IssuerPatch
-from certautopilot.netguard import check_url
+from certautopilot.issuers.models import Issuer, IssuerStatus
+from certautopilot.issuers.schemas import (
+    AcmeIssuerOut,
+    AcmeIssuerPatch,
+    IssuerIn,
+    IssuerOut,
+    IssuerPatch,
+)
+from certautopilot.netguard import REFUSED_PROBLEM, check_url
 from certautopilot.plugins import Family, Plugin, registry
+from certautopilot.renewal import issuer_limits
+from certautopilot.renewal.budget import Limits
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,40 @@ class RegisteredAccount:
     issuer_id: str
     account_url: str
     account_key_pem: bytes
+    #: The directory's ``meta.caaIdentities`` (RFC 8555 §7.1.1), as the CA sent them.
+    caa_identities: tuple[str, ...] = ()
+
+
+#: CAA identities of well-known ACME CAs whose directory may not list them.
+KNOWN_CAA_IDENTITIES = (
+    ("api.letsencrypt.org", "letsencrypt.org"),
+    ("acme.zerossl.com", "sectigo.com"),
+    (".pki.goog", "pki.goog"),
+)
+
+
+def derived_caa_identity(directory_url: str, caa_identities: tuple[str, ...] = ()) -> str | None:
+    """The CAA issuer domain name (RFC 8659) an ACME issuer has when none was set: the
+    first of the directory's ``meta.caaIdentities``, else the known CA of the URL."""
+    if caa_identities:
+        return caa_identities[0].lower()
+    url = directory_url.lower()
+    return next((ident for host, ident in KNOWN_CAA_IDENTITIES if host in url), None)
+
+
+def caa_identity(issuer: Issuer) -> str | None:
+    """The issuer's CAA identity: the one set on it, else the derived one (None: unknown)."""
+    cfg = issuer.config
+    if issuer.kind != "acme":
+        return cfg.get("caa_identity")
+    return cfg.get("caa_identity") or derived_caa_identity(
+        str(cfg.get("directory_url", "")), tuple(cfg.get("caa_identities") or ())
+    )
+
+
+def rate_limits(issuer: Issuer, default: Limits) -> issuer_limits.IssuerLimits:
+    """The rate limits in force for ``issuer`` (``default``: the service settings)."""
+    return issuer_limits.resolve(issuer.config.get("rate_limits"), default=default)
 
 
 def register_acme_account(body: IssuerIn) -> RegisteredAccount:
@@ -58,14 +101,32 @@ def register_acme_account(body: IssuerIn) -> RegisteredAccount:
     except TransientIssuerError:
         raise
     except IssuerError as exc:
-        field = (
-            "acme.eab_kid"
-            if "externalAccount" in (exc.problem_type or "")
-            or (acme.eab_kid and "unauthorized" in (exc.problem_type or ""))
-            else "acme"
-        )
-        raise InvalidInput.field(field, f"the CA refused the account: {exc}") from exc
-    return RegisteredAccount(issuer_id=new_id(), account_url=url, account_key_pem=pem)
+        if exc.problem_type == REFUSED_PROBLEM:
+            # The directory redirected, or listed a URL, to an address the guard refuses.
+            raise InvalidInput.field("acme.directory_url", str(exc)) from exc
+        message = f"the CA refused the account: {exc}"
+        fields = eab_fields(exc.problem_type, str(exc), eab_sent=bool(acme.eab_kid))
+        if not fields:
+            raise InvalidInput.field("acme", message) from exc
+        raise InvalidInput(message, [(f, message) for f in fields]) from exc
+    return RegisteredAccount(
+        issuer_id=new_id(),
+        account_url=url,
+        account_key_pem=pem,
+        caa_identities=_directory_caa_identities(acme.directory_url, acme.ca_bundle_pem),
+    )
+
+
+def _directory_caa_identities(directory_url: str, ca_bundle_pem: str | None) -> tuple[str, ...]:
+    """``meta.caaIdentities`` of the (cached) directory; none when it cannot be read."""
+    from certautopilot.issuers.acme import info
+
+    try:
+        meta = info.directory(directory_url, ca_bundle_pem).get("meta") or {}
+    except IssuerError:
+        return ()
+    found = meta.get("caaIdentities") if isinstance(meta, dict) else None
+    return tuple(str(i) for i in found) if isinstance(found, list) else ()
 
 
 def create_acme_issuer(
@@ -95,6 +156,9 @@ def create_acme_issuer(
             "eab_kid": acme.eab_kid,
             "ca_bundle_pem": acme.ca_bundle_pem,
             "account_url": account.account_url,
+            "caa_identities": list(account.caa_identities),
+            "caa_identity": acme.caa_identity,
+            "rate_limits": acme.rate_limits.stored() if acme.rate_limits else None,
         },
     )
     issuer.account_key_secret_id = secrets.store_secret(
@@ -135,7 +199,13 @@ def get_issuer(session: Session, *, project_id: str, issuer_id: str) -> Issuer:
 
 
 def list_issuers(session: Session, *, project_id: str) -> list[Issuer]:
-    stmt = select(Issuer).where(Issuer.project_id == project_id).order_by(Issuer.name)
+    # The ``external`` issuer holds imported certificates (``certificates.imports``); nobody
+    # orders from it, so it is never listed.
+    stmt = (
+        select(Issuer)
+        .where(Issuer.project_id == project_id, Issuer.kind != "external")
+        .order_by(Issuer.name)
+    )
     return list(session.scalars(stmt))
 
 
@@ -152,22 +222,31 @@ def account_key_pem(session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> 
     )
 
 
-def to_out(issuer: Issuer) -> IssuerOut:
+def to_out(issuer: Issuer, *, default_limits: Limits | None = None) -> IssuerOut:
+    """The issuer as the API shows it; ``default_limits`` are the service settings (the
+    limits of an issuer that names none)."""
     cfg = issuer.config
     acme = None
     if issuer.kind == "acme":
+        limits = rate_limits(issuer, default_limits or Limits())
+        stored_limits = cfg.get("rate_limits") or {}
         acme = AcmeIssuerOut(
             directory_url=cfg["directory_url"],
             account_url=cfg.get("account_url"),
             contact_email=cfg.get("contact_email"),
             eab_kid=cfg.get("eab_kid"),
             has_ca_bundle=bool(cfg.get("ca_bundle_pem")),
+            rate_limits=issuer_limits.describe(limits),
+            rate_limits_preset=stored_limits.get("preset"),
+            caa_identity=caa_identity(issuer),
+            caa_identity_derived=not cfg.get("caa_identity"),
         )
     return IssuerOut(
         id=issuer.id,
         name=issuer.name,
         kind=issuer.kind,
         status=issuer.status,
+        enabled=issuer.status != IssuerStatus.DISABLED,
         acme=acme,
         adcs=adcs_service.to_out(issuer) if issuer.kind == "adcs" else None,
     )
@@ -235,9 +314,45 @@ def edited_settings(
     """The issuer's settings with ``patch`` applied, to check at the CA before storing."""
     require(actor, "admin", "Editing an issuer")
     issuer = get_issuer(session, project_id=project_id, issuer_id=issuer_id)
-    if issuer.kind != "adcs":
-        raise Conflict("only AD CS issuers can be edited; add a new ACME issuer instead")
+    if issuer.kind != "adcs" or patch.adcs is None:
+        raise Conflict(
+            f"a {issuer.kind} issuer takes an '{issuer.kind}' edit"
+            + ("; add a new ACME issuer for another CA or account" if issuer.kind == "acme" else "")
+        )
     return adcs_service.merged(session, kek, issuer, patch.adcs)
+
+
+def update_acme_issuer(
+    session: Session, *, project_id: str, issuer_id: str, patch: AcmeIssuerPatch, actor: Actor
+) -> Issuer:
+    """Stores an ACME issuer's new limits or CAA identity (nothing to check at the CA: the
+    account stays as it is) and audits which fields changed. The caller commits."""
+    require(actor, "admin", "Editing an issuer")
+    issuer = get_issuer(session, project_id=project_id, issuer_id=issuer_id)
+    if issuer.kind != "acme":
+        raise Conflict(f"a {issuer.kind} issuer takes an '{issuer.kind}' edit")
+    given = patch.model_fields_set
+    config = dict(issuer.config)
+    if "rate_limits" in given:
+        config["rate_limits"] = patch.rate_limits.stored() if patch.rate_limits else None
+    if "caa_identity" in given:
+        config["caa_identity"] = patch.caa_identity
+    issuer.config = config
+    audit.record(
+        session,
+        type=EventType.ISSUER_UPDATED,
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="issuer",
+        subject_id=issuer.id,
+        detail={
+            "kind": "acme",
+            "changed": sorted(given),
+            "rate_limits": config.get("rate_limits"),
+            "caa_identity": config.get("caa_identity"),
+        },
+    )
+    return issuer
 
 
 def check_edited_issuer(settings: AdcsIssuerIn, *, issuer_id: str) -> adcs_service.Verified:
@@ -265,9 +380,131 @@ def update_issuer(
         issuer=issuer,
         body=settings,
         verified=verified,
-        changed=list(patch.adcs.model_dump(exclude_unset=True)),
+        changed=list(patch.adcs.model_dump(exclude_unset=True)) if patch.adcs else [],
         actor=actor,
     )
+
+
+# -- disabling and deleting --------------------------------------------------------------
+
+
+def disabled_ids() -> Select[str]:
+    """The disabled issuers' ids, as a subquery (the scheduler leaves their certificates
+    out of renewals and in the expiry warnings)."""
+    return select(Issuer.id).where(Issuer.status == IssuerStatus.DISABLED)
+
+
+def require_enabled(issuer: Issuer, *, field: str | None = None) -> None:
+    """A 422 on ``field`` (a 409 without one) when ``issuer`` is disabled."""
+    if issuer.status != IssuerStatus.DISABLED:
+        return
+    message = (
+        f"issuer {issuer.name!r} is disabled: an admin can enable it again in "
+        "Settings → Issuers; or choose another issuer"
+    )
+    if field is not None:
+        raise InvalidInput.field(field, message)
+    raise Conflict(message)
+
+
+def set_enabled(
+    session: Session, *, project_id: str, issuer_id: str, enabled: bool, actor: Actor
+) -> Issuer:
+    """Disables (no new orders) or enables the issuer, audited. The caller commits."""
+    require(actor, "admin", "Disabling or enabling an issuer")
+    issuer = get_issuer(session, project_id=project_id, issuer_id=issuer_id)
+    wanted = IssuerStatus.ACTIVE if enabled else IssuerStatus.DISABLED
+    if issuer.status == wanted:
+        return issuer
+    issuer.status = wanted
+    audit.record(
+        session,
+        type=EventType.ISSUER_UPDATED,
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="issuer",
+        subject_id=issuer.id,
+        detail={"kind": issuer.kind, "changed": ["enabled"], "enabled": enabled},
+    )
+    return issuer
+
+
+def certificates_using(session: Session, issuer: Issuer) -> list[tuple[str, str]]:
+    """(id, common name) of the certificates that order from ``issuer``: as their own
+    issuer, as one of their fallbacks, or for a version a fallback took."""
+    from certautopilot.certificates.models import Certificate, CertificateVersion
+
+    took = set(
+        session.scalars(
+            select(CertificateVersion.certificate_id).where(
+                CertificateVersion.issuer_id == issuer.id
+            )
+        )
+    )
+    rows = session.execute(
+        select(
+            Certificate.id,
+            Certificate.common_name,
+            Certificate.issuer_id,
+            Certificate.fallback_issuer_ids,
+        )
+        .where(
+            Certificate.project_id == issuer.project_id,
+            or_(
+                Certificate.issuer_id == issuer.id,
+                Certificate.id.in_(took),
+                Certificate.fallback_issuer_ids.is_not(None),
+            ),
+        )
+        .order_by(Certificate.common_name, Certificate.id)
+    ).all()
+    return [
+        (cert_id, cn)
+        for cert_id, cn, own, fallbacks in rows
+        if own == issuer.id or cert_id in took or issuer.id in (fallbacks or [])
+    ]
+
+
+def delete_issuer(session: Session, *, project_id: str, issuer_id: str, actor: Actor) -> None:
+    """Deletes an issuer no certificate and no policy uses (409 naming them otherwise),
+    with its secrets (the ACME account key, EAB, AD CS credentials). The ACME account
+    stays at the CA. The caller commits."""
+    from certautopilot.crypto.models import StoredSecret
+    from certautopilot.policy import service as policy
+
+    require(actor, "admin", "Deleting an issuer")
+    issuer = get_issuer(session, project_id=project_id, issuer_id=issuer_id)
+    users = certificates_using(session, issuer)
+    if users:
+        shown = ", ".join(f"{cert_id} ({cn})" for cert_id, cn in users[:20])
+        more = f" and {len(users) - 20} more" if len(users) > 20 else ""
+        raise Conflict(
+            f"issuer {issuer.name} is still used by {len(users)} certificate(s): {shown}{more}; "
+            "delete them or disable the issuer instead (no new orders, certificates kept)"
+        )
+    listed = policy.rules_of(session, project_id).fallback_issuers or []
+    if issuer.id in listed or issuer.name in listed:
+        raise Conflict(
+            f"the project policy lists issuer {issuer.name} in fallback_issuers: "
+            "take it out of the policy first"
+        )
+    owned = select(StoredSecret).where(
+        StoredSecret.owner_table == "issuers", StoredSecret.owner_id == issuer.id
+    )
+    for row in session.scalars(owned):
+        secrets.delete_secret(
+            session, row.id, owner_table="issuers", owner_id=issuer.id, purpose=row.purpose
+        )
+    audit.record(
+        session,
+        type=EventType.ISSUER_DELETED,
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="issuer",
+        subject_id=issuer.id,
+        detail={"name": issuer.name, "kind": issuer.kind},
+    )
+    session.delete(issuer)
 
 
 # -- the issuer port: plugins, connections, capabilities ---------------------------------
@@ -297,7 +534,8 @@ def fingerprint(issuer: Issuer) -> str:
     secret row replaces an edited one). Keys the worker's cache of connected clients."""
     data = {
         "kind": issuer.kind,
-        "config": issuer.config,
+        # what the CA taught about its limits (``learned_limits``) is no edit of the issuer
+        "config": {k: v for k, v in (issuer.config or {}).items() if k != "learned_limits"},
         "account_key": issuer.account_key_secret_id,
         "eab": issuer.eab_hmac_secret_id,
     }

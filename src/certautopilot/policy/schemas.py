@@ -3,7 +3,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -46,10 +46,25 @@ class PolicyRules(BaseModel):
     allowed_issuers: list[str] | None = Field(
         default=None, description="Issuer ids (or names) of this project that may be used."
     )
+    fallback_issuers: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None,
+        max_length=10,
+        description="Issuer ids (or names), in order, tried when a certificate's own issuer "
+        "cannot issue (unreachable, out of its rate-limit budget, a long Retry-After, "
+        "forbidden by CAA), for certificates that name no fallback issuers of their own. "
+        "A fallback must pass the issuer rules above (allowed_issuers, "
+        "denied_acme_directories).",
+    )
     denied_acme_directories: list[str] = Field(
         default_factory=list,
         description="Glob patterns of ACME directory URLs that may not be used, "
         "e.g. '*acme-staging*' to ban Let's Encrypt staging.",
+    )
+    allowed_acme_profiles: list[str] | None = Field(
+        default=None,
+        description="ACME profiles (draft-ietf-acme-profiles) a certificate may ask for, e.g. "
+        "['tlsserver']; null: any the CA offers. A request naming no profile (the CA's "
+        "default) is always allowed.",
     )
     allowed_key_types: list[KeyType] | None = None
     min_rsa_bits: int | None = Field(default=None, ge=2048, le=4096)
@@ -65,6 +80,17 @@ class PolicyRules(BaseModel):
     mandatory_auto_renew: bool = False
     approval_required: bool = False
     request_expiry_days: int = Field(default=14, ge=1, le=365)
+
+    @field_validator("allowed_acme_profiles")
+    @classmethod
+    def _profiles(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        cleaned = [v.strip() for v in value if v.strip()]
+        for v in cleaned:
+            if len(v) > 64:
+                raise ValueError(f"{v[:20]!r}...: a profile name has at most 64 characters")
+        return cleaned
 
     @field_validator("required_san_suffixes", "allowed_name_suffixes")
     @classmethod

@@ -91,16 +91,11 @@ def _key_bits(key_type: str) -> tuple[str, int]:
     return family, bits
 
 
-def evaluate(
-    rules: PolicyRules,
-    *,
-    issuer: Issuer,
-    names: list[str],
-    key_type: str,
-    auto_renew: bool,
-    key_field: str = "key_type",
-    names_field: str = "sans",
+def issuer_warnings(
+    rules: PolicyRules, issuer: Issuer, field: str = "issuer"
 ) -> list[PolicyWarning]:
+    """The issuer rules (``allowed_issuers``, ``denied_acme_directories``): for the chosen
+    issuer and for each fallback issuer alike."""
     warnings: list[PolicyWarning] = []
     if rules.allowed_issuers is not None and not (
         {issuer.id, issuer.name} & set(rules.allowed_issuers)
@@ -108,7 +103,7 @@ def evaluate(
         warnings.append(
             PolicyWarning(
                 "issuer_not_allowed",
-                "issuer",
+                field,
                 f"Project policy does not allow the issuer {issuer.name!r}.",
             )
         )
@@ -118,12 +113,42 @@ def evaluate(
             warnings.append(
                 PolicyWarning(
                     "acme_directory_denied",
-                    "issuer",
+                    field,
                     f"The issuer {issuer.name!r} uses {directory}, which project policy bans "
                     f"({pattern}).",
                 )
             )
             break
+    return warnings
+
+
+def evaluate(
+    rules: PolicyRules,
+    *,
+    issuer: Issuer,
+    names: list[str],
+    key_type: str,
+    auto_renew: bool,
+    key_field: str = "key_type",
+    names_field: str = "sans",
+    acme_profile: str | None = None,
+) -> list[PolicyWarning]:
+    warnings: list[PolicyWarning] = []
+    if (
+        acme_profile is not None
+        and rules.allowed_acme_profiles is not None
+        and acme_profile not in rules.allowed_acme_profiles
+    ):
+        allowed = ", ".join(rules.allowed_acme_profiles) or "none (the CA's default only)"
+        warnings.append(
+            PolicyWarning(
+                "acme_profile_not_allowed",
+                "acme_profile",
+                f"Project policy does not allow the ACME profile {acme_profile!r} "
+                f"(allowed: {allowed}).",
+            )
+        )
+    warnings += issuer_warnings(rules, issuer)
     if rules.allowed_key_types is not None and key_type not in rules.allowed_key_types:
         warnings.append(
             PolicyWarning(

@@ -9,13 +9,27 @@ from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import User
-from certautopilot.errors import Conflict, InvalidInput, NotFound
+from certautopilot.config import ProjectCreators
+from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
 from certautopilot.projects.models import Project
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
 
 
-def create_project(session: Session, *, slug: str, name: str, creator: User) -> Project:
+def create_project(
+    session: Session,
+    *,
+    slug: str,
+    name: str,
+    creator: User,
+    creators: ProjectCreators = ProjectCreators.ADMINS,
+) -> Project:
+    """A new project with ``creator`` as its admin, if this instance lets them create one."""
+    if creators is ProjectCreators.ADMINS and not creator.is_instance_admin:
+        raise Forbidden(
+            "Only instance admins may create projects on this instance "
+            "(CERTAUTOPILOT_PROJECT_CREATORS=admins); ask one to create it and add you"
+        )
     errors = []
     if not SLUG.match(slug or ""):
         errors.append(("slug", "use 1-64 lower-case letters, digits and inner hyphens"))

@@ -84,10 +84,17 @@ def parse_renewal_info(body: dict[str, Any], retry_after: str | None = None) -> 
     )
 
 
-def choose_renewal_time(info: RenewalInfo, *, now: datetime, unit: float) -> datetime:
+def choose_renewal_time(
+    info: RenewalInfo, *, now: datetime, unit: float, not_before: datetime | None = None
+) -> datetime:
     """A uniformly random point in the window (``unit`` in [0, 1)); a window that has
-    already passed means "now" (RFC 9773 4.2)."""
+    already passed means "now" (RFC 9773 4.2). So does an open window that began before the
+    certificate was even issued (``not_before``): the CA asks for this certificate to be
+    replaced at once (an incident, acme2certifier's ``renewal_force``), not for a renewal
+    spread over the rest of its window."""
     if info.end <= now:
+        return now
+    if not_before is not None and info.start <= min(now, not_before):
         return now
     start = max(info.start, now)
     return start + timedelta(seconds=(info.end - start).total_seconds() * unit)

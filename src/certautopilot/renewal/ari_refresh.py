@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from certautopilot.audit import service as audit
@@ -29,12 +29,25 @@ from certautopilot.errors import CertAutoPilotError
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.interfaces import ARI
 from certautopilot.issuers.models import Issuer
-from certautopilot.renewal import acme_info
+from certautopilot.renewal import acme_info, windows
 from certautopilot.renewal.ari import RenewalInfo, cert_id, choose_renewal_time, serial_octets
 from certautopilot.renewal.models import RenewalState
+from certautopilot.renewal.state_rows import ensure_state
 
 NO_ARI_RECHECK = timedelta(days=1)
 ERROR_RECHECK = timedelta(hours=1)
+#: A short-lived certificate's window is asked again after at most this part of its
+#: lifetime, whatever the CA's Retry-After (a 6-day certificate: every 12 hours at most).
+SHORT_LIVED_RECHECK_FRACTION = 1 / 12
+
+
+def recheck_after(retry_after_seconds: float, lifetime_seconds: float | None) -> timedelta:
+    """When to ask for the window again: the CA's Retry-After (RFC 9773 §4.3), capped for a
+    short-lived certificate so that a window the CA moves is seen in time."""
+    wait = timedelta(seconds=retry_after_seconds)
+    if lifetime_seconds is not None and windows.is_short_lived(timedelta(seconds=lifetime_seconds)):
+        wait = min(wait, timedelta(seconds=lifetime_seconds * SHORT_LIVED_RECHECK_FRACTION))
+    return wait
 
 
 @dataclass(frozen=True)
@@ -44,33 +57,47 @@ class Target:
     directory_url: str
     ca_bundle_pem: str | None
     ari_cert_id: str | None
+    not_before: datetime | None = None
+    lifetime_seconds: float | None = None
 
 
 def candidates(session: Session, *, now: datetime, limit: int) -> list[str]:
-    """ACME certificates renewed automatically, idle, whose ARI check is due."""
-    stmt = (
+    """ACME certificates renewed automatically, idle, whose ARI check is due: first those
+    never asked (a new version), then the longest overdue.
+
+    Both reads go down ``ix_renewal_states_ari_check`` (``version_id``, then
+    ``ari_next_check_at``) and stop at ``limit``: at a million certificates, ordering every
+    issued certificate to find the few whose check is due took 1.9 s a tick. Every issued
+    certificate of an ARI issuer has its state row (``workflows/issued.py``)."""
+    never = _due_states(RenewalState.ari_next_check_at.is_(None), RenewalState.certificate_id)
+    found = list(session.scalars(never.limit(limit)))
+    if len(found) < limit:
+        overdue = _due_states(
+            RenewalState.ari_next_check_at <= now,
+            RenewalState.ari_next_check_at,
+            RenewalState.certificate_id,
+        )
+        found += session.scalars(overdue.limit(limit - len(found)))
+    return found
+
+
+def _due_states(when: ColumnElement[bool], *order: Any) -> Select[str]:
+    return (
         select(Certificate.id)
+        .select_from(RenewalState)
+        .join(Certificate, Certificate.id == RenewalState.certificate_id)
         .join(Issuer, Issuer.id == Certificate.issuer_id)
-        .outerjoin(RenewalState, RenewalState.certificate_id == Certificate.id)
         .where(
+            RenewalState.version_id.is_(None),
+            when,
             Issuer.kind.in_(issuers.kinds_with(ARI)),
             Certificate.auto_renew.is_(True),
             Certificate.status == CertStatus.ISSUED,
             Certificate.current_version_id.is_not(None),
             Certificate.next_renewal_at.is_not(None),
-            (RenewalState.certificate_id.is_(None))
-            | (
-                RenewalState.version_id.is_(None)
-                & (
-                    RenewalState.ari_next_check_at.is_(None)
-                    | (RenewalState.ari_next_check_at <= now)
-                )
-            ),
         )
-        .order_by(Certificate.next_renewal_at, Certificate.id)
-        .limit(limit)
+        .order_by(*order)
     )
-    return list(session.scalars(stmt))
 
 
 def ari_cert_id_of(cert_pem: str) -> str | None:
@@ -88,9 +115,12 @@ def target(session: Session, kek: KeyEncryptionKey, certificate_id: str) -> Targ
     cert = session.get(Certificate, certificate_id)
     if cert is None or cert.current_version_id is None:
         return None
-    issuer = session.get(Issuer, cert.issuer_id)
     version = session.get(CertificateVersion, cert.current_version_id)
-    if issuer is None or not issuers.has(issuer, ARI) or version is None:
+    if version is None:
+        return None
+    # the CA that issued the current version (a fallback issuer's, when one was used)
+    issuer = session.get(Issuer, version.issuer_id or cert.issuer_id)
+    if issuer is None or not issuers.has(issuer, ARI):
         return None
     leaf = material.chain_pem(session, kek, version)  # public; never leaves this process
     return Target(
@@ -99,6 +129,10 @@ def target(session: Session, kek: KeyEncryptionKey, certificate_id: str) -> Targ
         directory_url=issuer.config["directory_url"],
         ca_bundle_pem=issuer.config.get("ca_bundle_pem"),
         ari_cert_id=ari_cert_id_of(leaf),
+        not_before=version.not_before,
+        lifetime_seconds=(version.not_after - version.not_before).total_seconds()
+        if version.not_after is not None and version.not_before is not None
+        else None,
     )
 
 
@@ -132,14 +166,11 @@ def apply(
     cert = session.get(Certificate, t.certificate_id)
     if cert is None:
         return None
-    state = session.get(RenewalState, cert.id)
-    if state is None:
-        state = RenewalState(certificate_id=cert.id, attempts=0, warnings_sent=[])
-        session.add(state)
+    state = ensure_state(session, cert.id)
     if not isinstance(outcome, RenewalInfo):
         state.ari_next_check_at = now + (NO_ARI_RECHECK if outcome == "no-ari" else ERROR_RECHECK)
         return None
-    state.ari_next_check_at = now + timedelta(seconds=outcome.retry_after_seconds)
+    state.ari_next_check_at = now + recheck_after(outcome.retry_after_seconds, t.lifetime_seconds)
     idle = (
         cert.current_version_id == t.version_id
         and cert.status == CertStatus.ISSUED
@@ -151,7 +182,7 @@ def apply(
     if not idle or state.ari_window == window:
         return None  # same window as last time: keep the point chosen in it
     state.ari_window = window
-    at = choose_renewal_time(outcome, now=now, unit=unit)
+    at = choose_renewal_time(outcome, now=now, unit=unit, not_before=t.not_before)
     cert.next_renewal_at = at
     audit.record(
         session,

@@ -70,6 +70,13 @@ class Verdict:
     window: timedelta | None = None
 
 
+def deferral_is_news(deferred_at: datetime | None, *, now: datetime, window: timedelta) -> bool:
+    """Whether deferring a renewal at ``now`` is worth a ``renewal.deferred`` event: a
+    certificate that keeps waiting for the same budget is recorded once per budget window
+    (when it was first deferred, then again only a whole ``window`` later), not per tick."""
+    return deferred_at is None or deferred_at <= now - window
+
+
 def cap(limit: int, share: float) -> int:
     """How many orders of ``limit`` a caller with ``share`` of it may place."""
     return max(1, int(limit * share))

@@ -8,6 +8,7 @@ CA's last suggested renewal window (ARI) with when to ask again.
 ones), one row per order and registered domain, for the rate-limit budget: per ACME account
 (issuer), per registered domain and per exact set of names at the same CA (``ca_key``).
 ``version_id`` makes counting idempotent: one order per certificate version.
+``SchedulerLease`` is the row a renewal tick holds while it runs (``renewal/lease.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ from certautopilot.db.base import Base, new_id
 
 class RenewalState(Base):
     __tablename__ = "renewal_states"
+    __table_args__ = (
+        # version_id first: the reconcile (renewals under way) and the ARI check's due rows
+        # (idle: version_id IS NULL, by ari_next_check_at)
+        Index("ix_renewal_states_ari_check", "version_id", "ari_next_check_at"),
+        # the backlog's "held back by the budget" count, read on every inventory page
+        Index("ix_renewal_states_deferred_at", "deferred_at"),
+    )
 
     certificate_id: Mapped[str] = mapped_column(
         ForeignKey("certificates.id", ondelete="CASCADE"), primary_key=True
@@ -37,6 +45,8 @@ class RenewalState(Base):
     acme_profile: Mapped[str | None] = mapped_column(String(64), default=None)
     ari_window: Mapped[dict[str, Any] | None] = mapped_column(default=None)
     ari_next_check_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the budget last deferred it: one ``renewal.deferred`` per budget window.
+    deferred_at: Mapped[datetime | None] = mapped_column(default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
@@ -60,3 +70,13 @@ class OrderLog(Base):
     version_id: Mapped[str | None] = mapped_column(String(32), default=None)
     names_key: Mapped[str | None] = mapped_column(String(64), default=None)
     ca_key: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class SchedulerLease(Base):
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # The DBOS workflow id of the tick holding it; None: free.
+    holder: Mapped[str | None] = mapped_column(String(200), default=None)
+    acquired_at: Mapped[datetime | None] = mapped_column(default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -15,6 +15,9 @@ the step finds the API's row): an existence check, backed by a unique index.
 the names fall under and those for the exact same names (both at the same CA), then asks
 :func:`budget.check`. :func:`require_budget` is the check of a person's request: it raises
 :class:`RateLimited` (HTTP 429) instead of sending the CA an order it would refuse.
+The limits are the issuer's (``issuer_limits``: a preset, numbers, or the service settings
+when it names none); an ARI renewal the CA exempts is not checked, but still counted (the
+safe side: a CA that stopped exempting finds the count right).
 
 Check and count happen in the caller's transaction. :func:`verdict` first takes a lock
 held until the caller commits, so concurrent requests and workers check one after the
@@ -36,7 +39,7 @@ from certautopilot.errors import RateLimited
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
-from certautopilot.renewal import budget
+from certautopilot.renewal import budget, issuer_limits
 from certautopilot.renewal.models import OrderLog
 
 
@@ -104,12 +107,21 @@ def verdict(
     now: datetime,
     limits: budget.Limits,
     share: float | None = None,
+    ari_renewal: bool = False,
 ) -> budget.Verdict:
     """Whether one more order for ``names`` on ``issuer`` fits the budget at ``now``.
+
+    ``limits`` are the service settings; the issuer's own (``issuer_limits``) replace them
+    when it names any. No limits, or an ARI renewal (``ari_renewal``: the order will carry
+    ``replaces``) the issuer's CA exempts: always allowed.
 
     Reads at most the newest ``cap`` orders of each limit (all :func:`budget.check` needs:
     the cap-th newest says when the limit frees up), through the log's indexes, so a long
     log costs no more than a short one."""
+    found = issuer_limits.resolve(issuer.config.get("rate_limits"), default=limits)
+    if found.limits is None or not found.applies(ari_renewal=ari_renewal):
+        return budget.Verdict(True)
+    limits = found.limits
     _lock_account(session, issuer.id)
     share = limits.share if share is None else share
     domains = domains_of(names)
@@ -167,12 +179,21 @@ def require_budget(
     names: Sequence[str],
     now: datetime,
     limits: budget.Limits,
+    ari_renewal: bool = False,
 ) -> None:
     """A person's request may use the whole of each limit; over it: :class:`RateLimited`
     naming the limit and when it frees up. Not ACME: nothing to check."""
     if not issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         return
-    found = verdict(session, issuer=issuer, names=names, now=now, limits=limits, share=1.0)
+    found = verdict(
+        session,
+        issuer=issuer,
+        names=names,
+        now=now,
+        limits=limits,
+        share=1.0,
+        ari_renewal=ari_renewal,
+    )
     if found.allowed:
         return
     retry_at = found.retry_at or now

@@ -25,13 +25,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from certautopilot import links
 from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
+from certautopilot.certificates import fallbacks
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition
@@ -40,14 +41,14 @@ from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
-from certautopilot.renewal import budget, orders
+from certautopilot.renewal import budget, orders, state_rows, windows
 from certautopilot.renewal.backoff import BackoffPolicy, next_attempt_at
 from certautopilot.renewal.models import RenewalState
 
 log = logging.getLogger(__name__)
 ACTOR = "scheduler"
 RENEWABLE = (CertStatus.ISSUED, CertStatus.FAILED)
-WARNING_DAYS = (30, 14, 7, 1)
+WARNING_DAYS = windows.WARNING_DAYS
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 RATE_LIMITED_FLOOR_SECONDS = 3600.0
 
@@ -73,11 +74,7 @@ def _event(session: Session, cert: Certificate, type: EventType, detail: dict[st
 
 
 def state_of(session: Session, cert_id: str) -> RenewalState:
-    state = session.get(RenewalState, cert_id)
-    if state is None:
-        state = RenewalState(certificate_id=cert_id, attempts=0, warnings_sent=[])
-        session.add(state)
-    return state
+    return state_rows.ensure_state(session, cert_id)
 
 
 def _notify(
@@ -116,11 +113,21 @@ def reconcile(
     launcher: notifications.NotificationLauncher,
     config: Config,
 ) -> int:
+    """One batch (at most ``config.batch``) of ended renewals, their certificates locked in
+    id order; the caller repeats while a full batch came back (handled rows drop out: their
+    ``version_id`` is cleared)."""
     rows = session.execute(
         select(RenewalState, CertificateVersion, Certificate)
         .join(CertificateVersion, CertificateVersion.id == RenewalState.version_id)
         .join(Certificate, Certificate.id == RenewalState.certificate_id)
-        .where(CertificateVersion.status.in_((VersionStatus.ISSUED, VersionStatus.FAILED)))
+        .where(
+            RenewalState.version_id.is_not(None),
+            CertificateVersion.status.in_((VersionStatus.ISSUED, VersionStatus.FAILED)),
+        )
+        .order_by(RenewalState.certificate_id)
+        .limit(config.batch)
+        # the certificate first, then its state: the order start_renewal takes them in
+        .with_for_update(of=Certificate)
     ).all()
     for state, version, cert in rows:
         state.version_id = None
@@ -195,21 +202,42 @@ def _after_failure(
 
 
 # -- 2. renewals that are due ------------------------------------------------------------
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    # ``= true`` rather than ``IS TRUE``: an equality PostgreSQL can take from the front of
+    # ``ix_certificates_due``
+    return (
+        Certificate.auto_renew == true(),
+        Certificate.csr_provided == false(),
+        Certificate.status.in_(RENEWABLE),
+        Certificate.current_version_id.is_not(None),
+        Certificate.next_renewal_at.is_not(None),
+        Certificate.next_renewal_at <= now,
+        # a disabled issuer orders nothing: its certificates wait (and are warned about)
+        Certificate.issuer_id.not_in(issuers.disabled_ids()),
+    )
+
+
 def due_certificates(session: Session, *, now: datetime, limit: int) -> list[str]:
     stmt = (
         select(Certificate.id)
-        .where(
-            Certificate.auto_renew.is_(True),
-            Certificate.csr_provided.is_(False),
-            Certificate.status.in_(RENEWABLE),
-            Certificate.current_version_id.is_not(None),
-            Certificate.next_renewal_at.is_not(None),
-            Certificate.next_renewal_at <= now,
-        )
-        .order_by(Certificate.next_renewal_at, Certificate.id)
+        .where(*_due(now))
+        .order_by(Certificate.not_after, Certificate.next_renewal_at, Certificate.id)
         .limit(limit)
     )
     return list(session.scalars(stmt))
+
+
+def backlog(session: Session, *, now: datetime) -> int:
+    """How many certificates are due for renewal and not started yet (the metric
+    ``certautopilot_renewal_backlog``): a range count on ``ix_certificates_next_renewal``."""
+    return session.scalar(select(func.count()).select_from(Certificate).where(*_due(now))) or 0
+
+
+def ari_renewal(session: Session, cert_id: str) -> bool:
+    """Whether the certificate's renewal replaces it through ARI: the CA answered
+    renewalInfo for it (so its directory offers ARI and the order carries ``replaces``)."""
+    state = session.get(RenewalState, cert_id)
+    return state is not None and state.ari_window is not None
 
 
 def start_renewal(
@@ -227,11 +255,29 @@ def start_renewal(
         return None
     due_at = cert.next_renewal_at
     issuer = session.get(Issuer, cert.issuer_id)
+    budget_refusal: dict[str, Any] | None = None
     if issuer is not None and issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         verdict = orders.verdict(
-            session, issuer=issuer, names=cert.names, now=now, limits=config.limits
+            session,
+            issuer=issuer,
+            names=cert.names,
+            now=now,
+            limits=config.limits,
+            ari_renewal=ari_renewal(session, cert.id),
         )
-        if not verdict.allowed:
+        taker = None if verdict.allowed else _budget_fallback(session, cert, now, config)
+        if taker is not None:
+            budget_refusal = {
+                "reason": "budget",
+                "detail": verdict.reason,
+                "from": issuer.id,
+                "from_issuer": issuer.name,
+                "to": taker.id,
+                "to_issuer": taker.name,
+                "at_request": True,
+            }
+            issuer = taker
+        elif not verdict.allowed:
             later = verdict.retry_at or now + timedelta(hours=1)
             taken = session.execute(
                 update(Certificate)
@@ -241,16 +287,21 @@ def start_renewal(
             )
             if taken.rowcount == 1:  # type: ignore[attr-defined]
                 session.refresh(cert)
-                _event(
-                    session,
-                    cert,
-                    EventType.RENEWAL_DEFERRED,
-                    {
-                        "reason": verdict.reason,
-                        "limit": verdict.limit,
-                        "next_at": later.isoformat(),
-                    },
-                )
+                state = state_of(session, cert.id)
+                window = verdict.window or timedelta(hours=1)
+                if budget.deferral_is_news(state.deferred_at, now=now, window=window):
+                    # once per budget window: a certificate waiting on it is not news
+                    state.deferred_at = now
+                    _event(
+                        session,
+                        cert,
+                        EventType.RENEWAL_DEFERRED,
+                        {
+                            "reason": verdict.reason,
+                            "limit": verdict.limit,
+                            "next_at": later.isoformat(),
+                        },
+                    )
             return None
     taken = session.execute(
         update(Certificate)
@@ -267,11 +318,25 @@ def start_renewal(
         return None
     session.refresh(cert)
     state = state_of(session, cert.id)
+    state.deferred_at = None  # released: a later deferral is a new one
     from_version = cert.current_version_id
     if state.from_version_id is not None and state.from_version_id != from_version:
         # a new certificate since the failures counted (renewed by hand): start afresh
         state.attempts, state.gave_up_at = 0, None
-    version = certificates._new_version(session, cert, reason="renew", launcher=launcher)
+    version = certificates._new_version(
+        session,
+        cert,
+        reason="renew",
+        launcher=launcher,
+        issuer_id=issuer.id if budget_refusal is not None and issuer is not None else None,
+    )
+    if budget_refusal is not None:  # the first issuer's budget is spent: a fallback's is not
+        _event(
+            session,
+            cert,
+            EventType.CERT_ISSUER_FALLBACK,
+            {"version": version.seq, **budget_refusal},
+        )
     state.version_id = version.id
     state.from_version_id = from_version
     if issuer is not None:  # counted now: the next certificate of this tick sees it
@@ -297,10 +362,37 @@ def start_renewal(
     return version.id
 
 
+def _budget_fallback(
+    session: Session, cert: Certificate, now: datetime, config: Config
+) -> Issuer | None:
+    """The first fallback issuer (``certificates.fallbacks``) policy allows and whose own
+    budget has room for this renewal, when the certificate's issuer has none."""
+    for issuer_id in fallbacks.chain_ids(session, cert)[1:]:
+        candidate = session.get(Issuer, issuer_id)
+        if candidate is None or fallbacks.allowed_now(session, cert, candidate) is not None:
+            continue
+        found = orders.verdict(
+            session, issuer=candidate, names=cert.names, now=now, limits=config.limits
+        )
+        if found.allowed:
+            return candidate
+    return None
+
+
 # -- 3. expiry warnings ------------------------------------------------------------------
 def thresholds_crossed(not_after: datetime, now: datetime) -> list[int]:
+    """The usual day thresholds crossed (a certificate of 10 days or more)."""
     left = not_after - now
     return [d for d in WARNING_DAYS if left <= timedelta(days=d)]
+
+
+def warnings_due(
+    not_before: datetime | None, not_after: datetime, now: datetime
+) -> list[timedelta]:
+    """The thresholds of this certificate's lifetime crossed at ``now`` (``windows``)."""
+    lifetime = not_after - not_before if not_before is not None else timedelta(days=90)
+    left = not_after - now
+    return [t for t in windows.warning_thresholds(lifetime) if left <= t]
 
 
 def expiry_warnings(
@@ -309,46 +401,70 @@ def expiry_warnings(
     now: datetime,
     launcher: notifications.NotificationLauncher,
     config: Config,
-) -> int:
-    rows = session.execute(
+    after: str | None = None,
+) -> tuple[int, str | None]:
+    """One batch (at most ``config.batch`` certificates, id order after ``after``) of the
+    certificates nobody renews automatically that expire within the warning window; the
+    filter is SQL, so auto-renewed certificates are never read. Returns the warnings sent
+    and the id to continue after (None when this was the last batch)."""
+    gave_up = and_(RenewalState.gave_up_at.is_not(None), Certificate.next_renewal_at.is_(None))
+    stmt = (
         select(Certificate, CertificateVersion, RenewalState)
         .join(CertificateVersion, CertificateVersion.id == Certificate.current_version_id)
         .outerjoin(RenewalState, RenewalState.certificate_id == Certificate.id)
         .where(
             Certificate.status.in_(RENEWABLE),
-            CertificateVersion.not_after.is_not(None),
-            CertificateVersion.not_after > now,
-            CertificateVersion.not_after <= now + timedelta(days=max(WARNING_DAYS)),
+            Certificate.managed.is_(True),  # imported ones are in the daily digest only
+            or_(
+                Certificate.auto_renew.is_(False),
+                gave_up,
+                Certificate.issuer_id.in_(issuers.disabled_ids()),
+            ),
+            # the certificate's copy of its current version's not_after: filtered before the
+            # join, where the rows nobody renews are found by index (a million versions are
+            # not read to find the few expiring)
+            Certificate.not_after > now,
+            Certificate.not_after <= now + timedelta(days=max(WARNING_DAYS)),
             CertificateVersion.revoked_at.is_(None),
         )
-    ).all()
+        .order_by(Certificate.id)
+        .limit(config.batch)
+    )
+    if after is not None:
+        stmt = stmt.where(Certificate.id > after)
+    rows = session.execute(stmt).all()
     sent = 0
     for cert, version, state in rows:
-        gave_up = (
+        gave_up_now = (
             state is not None and state.gave_up_at is not None and cert.next_renewal_at is None
         )
-        if cert.auto_renew and not gave_up:
-            continue
         assert version.not_after is not None
-        crossed = thresholds_crossed(version.not_after, now)
+        crossed = warnings_due(version.not_before, version.not_after, now)
         state = state or state_of(session, cert.id)
         done = set(state.warnings_sent or [])
-        new = [d for d in crossed if f"{version.id}:{d}" not in done]
+        keys = {t: f"{version.id}:{windows.threshold_key(t)}" for t in crossed}
+        new = [t for t in crossed if keys[t] not in done]
         if not new:
             continue
-        days = min(new)
-        state.warnings_sent = sorted(done | {f"{version.id}:{d}" for d in crossed})
+        nearest = min(new)
+        days = max(1, int(nearest.total_seconds() // 86400))
+        state.warnings_sent = sorted(done | set(keys.values()))
         why = cert.auto_renew_disabled_reason or (
-            "automatic renewal gave up" if gave_up else "automatic renewal is off"
+            "automatic renewal gave up" if gave_up_now else "automatic renewal is off"
         )
-        detail = {"days": days, "not_after": version.not_after.isoformat(), "version": version.seq}
+        detail = {
+            "days": days,
+            "within": windows.human(nearest),
+            "not_after": version.not_after.isoformat(),
+            "version": version.seq,
+        }
         _event(session, cert, EventType.CERT_EXPIRY_WARNING, detail)
         _notify(
             session,
             launcher,
             cert,
             event=EventType.CERT_EXPIRY_WARNING,
-            subject=f"Certificate for {cert.common_name} expires within {days} day(s)",
+            subject=f"Certificate for {cert.common_name} expires within {windows.human(nearest)}",
             text=(
                 f"The certificate for {cert.common_name} expires at "
                 f"{version.not_after.isoformat()} and is not renewed automatically ({why}). "
@@ -357,4 +473,5 @@ def expiry_warnings(
             public_url=config.public_url,
         )
         sent += 1
-    return sent
+    last = rows[-1][0].id if len(rows) == config.batch else None
+    return sent, last

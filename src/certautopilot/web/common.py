@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -16,9 +18,10 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 
 from certautopilot import links
+from certautopilot.auth import sessions as web_sessions
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
-from certautopilot.deps import DbSession, ProjectContext, get_state
+from certautopilot.deps import Clock, DbSession, ProjectContext, get_state
 from certautopilot.errors import CertAutoPilotError, Unauthenticated
 from certautopilot.projects import service as projects
 from certautopilot.projects.models import Project
@@ -49,6 +52,29 @@ STATUS_TONE = {
 templates.env.globals["status_tone"] = lambda s: STATUS_TONE.get(s, "muted")
 templates.env.globals["links"] = links  # every page URL comes from certautopilot.links
 templates.env.filters["human"] = lambda s: str(s).replace("_", " ")
+
+#: Signs of a library's own error text (a Python exception's message), not words for people.
+RAW_ERROR = re.compile(
+    r"ConnectionPool|Max retries|Errno|Traceback|object at 0x|\w+Error\(|urllib3|ssl\.c:|<[a-z_.]+ "
+)
+
+
+def split_error(text: object) -> tuple[str, str]:
+    """(what to say, the raw text for a "Details" disclosure, or ""). Raw exception text
+    (an ``HTTPSConnectionPool(...)`` message) is shown only behind "Details"."""
+    raw = str(text or "")
+    found = RAW_ERROR.search(raw)
+    if not found:
+        return raw, ""
+    before = raw[: found.start()].rsplit("(", 1)[0]
+    if before and not before[-1].isspace():  # the match began inside a word: drop the word
+        before = re.sub(r"\S*$", "", before)
+    before = before.strip(" :;,(")
+    said = before if len(before) >= 10 else "The connection or the remote service failed"
+    return said.rstrip(".") + ".", raw
+
+
+templates.env.globals["split_error"] = split_error
 
 
 class CsrfError(CertAutoPilotError):
@@ -108,6 +134,7 @@ class Web:
     user: User
     csrf: str
     projects: list[Project]
+    session_id: str = ""
     project: Project | None = None
     actor: Actor | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -130,14 +157,21 @@ def session_key(request: Request) -> bytes:
     return websession.secret_key(get_state(request).settings)
 
 
-def get_web(request: Request, session: DbSession) -> Web:
-    ws = websession.read(request, session_key(request))
-    if ws is None or ws.user_id is None:
+def get_web(request: Request, session: DbSession, clock: Clock) -> Web:
+    """The signed-in user of the request's session cookie. Resolving the session may move
+    its last-seen time (at most once a minute) or delete it when it ran out: committed here,
+    before the view, which then starts a transaction of its own."""
+    token = websession.read_token(request)
+    if token is None:
         raise Unauthenticated("sign in first")
-    user = session.get(User, ws.user_id)
-    if user is None or websession.password_fingerprint(user.password_hash) != ws.fingerprint:
+    idle = timedelta(minutes=get_state(request).settings.session_idle_minutes)
+    row = web_sessions.resolve(session, token, now=clock(), idle=idle)
+    session.commit()
+    user = session.get(User, row.user_id) if row is not None else None
+    if row is None or user is None:
         raise Unauthenticated("sign in again")
-    return Web(request, user, ws.csrf, projects.projects_of(session, user=user))
+    csrf = websession.csrf_for(session_key(request), token)
+    return Web(request, user, csrf, projects.projects_of(session, user=user), session_id=row.id)
 
 
 SignedIn = Annotated[Web, Depends(get_web)]

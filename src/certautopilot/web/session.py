@@ -1,10 +1,18 @@
-"""Signed session cookies and session-bound CSRF tokens for the web UI.
+"""The web UI's cookies and session-bound CSRF tokens.
 
-The cookie holds ``{"u": user id or None, "c": csrf token, "t": issued at, "h": a
-fingerprint of the password hash}``, base64url JSON plus an HMAC-SHA256 signature. The
-signing key is ``CERTAUTOPILOT_SESSION_SECRET`` or, when unset, a random key kept in
-``<data dir>/web-session.key`` (0600) so several server processes on one data dir agree.
-Changing a user's password changes the fingerprint, which ends every session of that user.
+Two cookies, both ``HttpOnly; SameSite=Lax`` (and ``Secure`` over https):
+
+- ``cap_session``: a signed-in session's random token. The session itself lives in the
+  database (``auth.sessions``, which stores only the token's SHA-256), so signing out, an
+  admin or a password change ends it for every copy of the cookie.
+- ``cap_signin``: the sign-in form's CSRF token for a visitor not signed in, as
+  ``{"c": csrf, "t": issued at}`` base64url JSON plus an HMAC-SHA256 signature, so
+  anonymous visitors cost no database row.
+
+The signing key is ``CERTAUTOPILOT_SESSION_SECRET`` or, when unset, a random key kept in
+``<data dir>/web-session.key`` (0600) so several server processes on one data dir agree. A
+signed-in page's CSRF token is the HMAC of the session token under that key: bound to the
+session, and nothing to store.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ from fastapi import Request, Response
 from certautopilot.config import Settings
 
 COOKIE = "cap_session"
-MAX_AGE = 12 * 3600
+SIGNIN_COOKIE = "cap_signin"
+MAX_AGE = 12 * 3600  # the cookies' lifetime; the session row's own limits are in auth.sessions
 _keys: dict[str, bytes] = {}
 
 
@@ -49,31 +58,24 @@ def secret_key(settings: Settings) -> bytes:
     return key
 
 
-def password_fingerprint(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "").encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
-class WebSession:
-    user_id: str | None
+class SignInForm:
+    """The anonymous visitor's CSRF token for the sign-in form."""
+
     csrf: str
     issued: float
-    fingerprint: str = ""
 
 
 def _sign(key: bytes, payload: bytes) -> str:
     return base64.urlsafe_b64encode(hmac.new(key, payload, hashlib.sha256).digest()).decode()
 
 
-def encode(key: bytes, session: WebSession) -> str:
-    payload = json.dumps(
-        {"u": session.user_id, "c": session.csrf, "t": session.issued, "h": session.fingerprint},
-        separators=(",", ":"),
-    ).encode()
+def encode(key: bytes, form: SignInForm) -> str:
+    payload = json.dumps({"c": form.csrf, "t": form.issued}, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(payload).decode() + "." + _sign(key, payload)
 
 
-def decode(key: bytes, value: str) -> WebSession | None:
+def decode(key: bytes, value: str) -> SignInForm | None:
     body, _, signature = value.partition(".")
     try:
         payload = base64.urlsafe_b64decode(body.encode())
@@ -83,31 +85,46 @@ def decode(key: bytes, value: str) -> WebSession | None:
         return None
     try:
         data = json.loads(payload)
-        session = WebSession(
-            user_id=data["u"], csrf=str(data["c"]), issued=float(data["t"]), fingerprint=data["h"]
-        )
+        form = SignInForm(csrf=str(data["c"]), issued=float(data["t"]))
     except (ValueError, KeyError, TypeError):
         return None
-    if time.time() - session.issued > MAX_AGE:
+    if time.time() - form.issued > MAX_AGE:
         return None
-    return session
+    return form
 
 
-def new_session(user_id: str | None = None, fingerprint: str = "") -> WebSession:
-    return WebSession(
-        user_id=user_id, csrf=secrets.token_urlsafe(24), issued=time.time(), fingerprint=fingerprint
-    )
+def new_signin_form() -> SignInForm:
+    return SignInForm(csrf=secrets.token_urlsafe(24), issued=time.time())
 
 
-def read(request: Request, key: bytes) -> WebSession | None:
-    raw = request.cookies.get(COOKIE)
+def read_signin(request: Request, key: bytes) -> SignInForm | None:
+    raw = request.cookies.get(SIGNIN_COOKIE)
     return decode(key, raw) if raw else None
 
 
-def write(request: Request, response: Response, key: bytes, session: WebSession) -> None:
+def write_signin(request: Request, response: Response, key: bytes, form: SignInForm) -> None:
+    _set(request, response, SIGNIN_COOKIE, encode(key, form))
+
+
+def read_token(request: Request) -> str | None:
+    """The session token of the request's cookie (unchecked: ``auth.sessions`` resolves it)."""
+    raw = request.cookies.get(COOKIE, "")
+    return raw if 20 <= len(raw) <= 128 else None
+
+
+def write_token(request: Request, response: Response, token: str) -> None:
+    _set(request, response, COOKIE, token)
+
+
+def csrf_for(key: bytes, token: str) -> str:
+    """The CSRF token of a signed-in session: derived from its token, never stored."""
+    return _sign(key, b"csrf:" + token.encode())
+
+
+def _set(request: Request, response: Response, name: str, value: str) -> None:
     response.set_cookie(
-        COOKIE,
-        encode(key, session),
+        name,
+        value,
         max_age=MAX_AGE,
         httponly=True,
         samesite="lax",

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 from certautopilot import links
 from certautopilot.audit.events import EventType
 from certautopilot.auth.models import User
-from certautopilot.certificates import material
+from certautopilot.certificates import fallbacks, material
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.persist import decide_persist, persist_info
 from certautopilot.certificates.preflight import MANUAL_DNS_REASON
@@ -58,12 +58,14 @@ from certautopilot.dns.propagation import (
     wait_for_txt,
 )
 from certautopilot.errors import (
+    CaaForbidden,
     CertAutoPilotError,
     DNSError,
     IssuerError,
     PropagationTimeout,
     TransientIssuerError,
 )
+from certautopilot.issuers import learned_limits
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.interfaces import (
     DNS_PERSIST,
@@ -78,9 +80,12 @@ from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
 from certautopilot.renewal import orders, profiles
 from certautopilot.renewal.ari_refresh import ari_cert_id_of
+from certautopilot.workflows import counted, fallback
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
+from certautopilot.workflows.outage import Retry, ride_out
 from certautopilot.workflows.records import load, record_event, set_step, tx
+from certautopilot.workflows.retries import database_unavailable, db_step
 from certautopilot.workflows.runtime import ZoneHandle, launcher, runtime
 
 log = logging.getLogger(__name__)
@@ -97,7 +102,10 @@ RETRY_AFTER_CAP = 30.0
 
 def _retryable(exc: BaseException) -> bool:
     """Transient, unless the CA asked for a longer pause (a rate limit's ``Retry-After``):
-    retrying seconds later would ignore it; the failure carries it to the renewal backoff."""
+    retrying seconds later would ignore it; the failure carries it to the renewal backoff.
+    A lost database connection (PostgreSQL restarting) is transient too (``retries.py``)."""
+    if database_unavailable(exc):
+        return True
     if not isinstance(exc, TransientIssuerError):
         return False
     return exc.retry_after is None or exc.retry_after <= RETRY_AFTER_CAP
@@ -227,8 +235,9 @@ def begin(version_id: str) -> Plan:
         version, cert = load(session, version_id)
         if version.status != VersionStatus.PENDING:
             return Plan(done=True)
-        issuer_id = cert.issuer_id
+        issuer_id = version.issuer_id or cert.issuer_id  # a fallback sets the version's
         ca = _ca(session, issuer_id)
+        caa_issuer = _caa_checked(session, cert, issuer_id) if version.order_url is None else None
         csr_pem, order_url = version.csr_pem, version.order_url
         key_type, names = cert.key_type, list(cert.names)
         stored = dict(cert.challenge_overrides)
@@ -240,6 +249,10 @@ def begin(version_id: str) -> Plan:
         replaces = (
             replaced_ari_id(session, runtime().kek, cert, version) if order_url is None else None
         )
+    if caa_issuer is not None:  # before ordering: the CA would refuse it after validation
+        refusal = fallback.caa_refusal(caa_issuer, names, project_zones)
+        if refusal is not None:
+            raise CaaForbidden(f"CAA does not allow {caa_issuer.name}: {refusal}", "caa")
     overrides = _route_again(version_id, names, project_zones, stored, manual_ids)
     key_pem = None
     if csr_pem is None:
@@ -248,7 +261,11 @@ def begin(version_id: str) -> Plan:
         csr_pem = keys.build_csr(key, names).decode()
     if order_url is None:
         # ``replaces`` goes out only when the CA's directory offers renewalInfo (the plugin)
-        order = ca.order(csr_pem, OrderOptions(profile=profile, replaces=replaces))
+        try:
+            order = ca.order(csr_pem, OrderOptions(profile=profile, replaces=replaces))
+        except IssuerError as exc:
+            _learn_limit(issuer_id, len(names), exc)
+            raise
         _store_order(version_id, order, csr_pem, key_pem, key_type)
         pause_point("after_order")
     else:
@@ -270,7 +287,7 @@ def begin(version_id: str) -> Plan:
         for t in automatic:
             zone = handles[t.zone_id]
             try:
-                zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL)
+                _publish(version_id, zone, t)
             except CertAutoPilotError as exc:
                 refused = {"name": t.txt_name, "type": "TXT", "value": t.txt_value}
                 refused["error"] = str(exc)
@@ -297,6 +314,32 @@ def begin(version_id: str) -> Plan:
         published_at=published_at,
         confirmed_at=utcnow().isoformat(),
         checks=tuple(checks),
+    )
+
+
+def _publish(version_id: str, zone: ZoneHandle, t: ChallengeTask) -> None:
+    """Publishes one TXT record, waiting out a DNS server that does not answer (each retry
+    on the timeline as ``dns.server.unavailable``; see ``outage.py``)."""
+
+    def report(retry: Retry) -> None:
+        with tx() as session:
+            _, cert = load(session, version_id)
+            record_event(
+                session,
+                cert,
+                EventType.DNS_SERVER_UNAVAILABLE,
+                {
+                    "name": t.txt_name,
+                    "zone": zone.name,
+                    "error": str(retry.error),
+                    "attempt": retry.attempt,
+                    "retry_in_seconds": retry.delay_seconds,
+                },
+            )
+
+    ride_out(
+        lambda: zone.provider.publish_txt(zone.name, t.txt_name, t.txt_value, TXT_TTL),
+        on_retry=report,
     )
 
 
@@ -386,11 +429,35 @@ def replaced_ari_id(
     current = session.get(CertificateVersion, cert.current_version_id)
     if current is None or current.chain_secret_id is None:
         return None
+    if (current.issuer_id or cert.issuer_id) != (version.issuer_id or cert.issuer_id):
+        return None  # issued by another CA (a fallback): nothing this CA could replace
     try:
         return ari_cert_id_of(material.chain_pem(session, kek, current))
     except (CertAutoPilotError, ValueError) as exc:  # ARI can only help: order without it
         log.warning("no ARI id for the version %s replaces: %s", version.id, exc)
         return None
+
+
+def _caa_checked(session: Session, cert: Certificate, issuer_id: str) -> Issuer | None:
+    """The issuer, detached, when its CAA is checked before ordering: only for a
+    certificate with fallback issuers (one without keeps today's path: preflight warned,
+    and the CA has the last word)."""
+    if len(fallbacks.chain_ids(session, cert)) < 2:
+        return None
+    issuer = session.get(Issuer, issuer_id)
+    assert issuer is not None
+    session.expunge(issuer)
+    return issuer
+
+
+def _learn_limit(issuer_id: str, names: int, exc: IssuerError) -> None:
+    """A newOrder refused for its size teaches the issuer's limit (``learned_limits``)."""
+    if not learned_limits.is_limit_refusal(exc.problem_type, exc.detail):
+        return
+    with tx() as session:
+        issuer = session.get(Issuer, issuer_id)
+        if issuer is not None:
+            learned_limits.note_refused(issuer, names, exc.detail)
 
 
 def _store_order(
@@ -423,7 +490,9 @@ def _store_order_tx(
             record_event(session, cert, EventType.KEY_GENERATED, {"key_type": key_type})
         version.order_url = order.ref
         cert.status = transition(cert.status, CertStatus.ISSUING)
-        issuer = session.get(Issuer, cert.issuer_id)
+        issuer = session.get(Issuer, version.issuer_id or cert.issuer_id)
+        if issuer is not None:
+            learned_limits.note_accepted(issuer, len(cert.names))
         if count and issuer is not None:
             orders.record_order(
                 session,
@@ -433,9 +502,16 @@ def _store_order_tx(
                 version_id=version.id,
                 at=utcnow(),
             )
-        detail = {"order_url": order.ref}
-        if order.replaces:
+        detail: dict[str, Any] = {"order_url": order.ref}
+        if order.replaces:  # only what the CA acknowledged (RFC 9773 §5)
             detail["replaces"] = order.replaces
+        elif order.replaces_sent:
+            detail["replaces_sent"] = order.replaces_sent
+            detail["replaces_acknowledged"] = False
+        asked = profiles.profile_of(session, cert.id)
+        if asked:  # what was asked, and what the CA's order says it will issue under
+            detail["profile"] = asked
+            detail["profile_in_order"] = order.profile
         record_event(session, cert, EventType.ACME_ORDER_CREATED, detail)
         set_step(session, cert, "authorizing")
 
@@ -548,7 +624,7 @@ def _persist_detail(t: ChallengeTask, status: str, reason: str) -> dict[str, Any
     }
 
 
-@DBOS.step(name="dns.request_manual")
+@db_step("dns.request_manual")
 def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
     records = [TxtRecord(name=t.txt_name, value=t.txt_value).model_dump() for t in tasks]
     with tx() as session:
@@ -562,7 +638,7 @@ def request_manual(version_id: str, tasks: list[ChallengeTask]) -> None:
         record_event(session, cert, EventType.DNS_MANUAL_REQUESTED, {"records": records})
 
 
-@DBOS.step(name="dns.check_manual")
+@db_step("dns.check_manual")
 def check_manual(version_id: str, tasks: list[ChallengeTask], confirmed_by: str) -> bool:
     """After "I've added it": True when every record is on the zone's authoritative servers.
 
@@ -794,7 +870,7 @@ def _record_removals(
         )
 
 
-@DBOS.step(name="cert.fail")
+@db_step("cert.fail")
 def fail(
     version_id: str,
     plan: Plan | None,
@@ -835,6 +911,7 @@ def fail(
             {"title": title, "detail": detail, "type": problem_type, "version": version.seq},
         )
         _tell_requester(session, cert, title, detail)
+        counted.issuance_ended(session, cert, version, outcome="failed", problem_type=problem_type)
 
 
 def _tell_requester(session: Session, cert: Certificate, title: str, detail: str) -> None:

@@ -50,6 +50,7 @@ from certautopilot.workflows.acme_steps import retrying_step
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.issued import store_issued
 from certautopilot.workflows.records import load, record_event, set_step, tx
+from certautopilot.workflows.retries import db_step
 from certautopilot.workflows.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ def _int(ref: str | None) -> int | None:
     return int(ref) if ref is not None else None
 
 
-@DBOS.step(name="adcs.check")
+@db_step("adcs.check")
 def check(version_id: str, by: str | None) -> Enrollment:
     """Asks the CA about the pending request (periodically, or because someone asked)."""
     with tx() as session:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dbos import DBOS
 from sqlalchemy import select
 
 from certautopilot.approvals import service as approvals
@@ -11,6 +10,7 @@ from certautopilot.approvals.states import RequestStatus
 from certautopilot.clock import utcnow
 from certautopilot.errors import NotFound
 from certautopilot.workflows.records import tx
+from certautopilot.workflows.retries import db_step
 
 MAX_WAIT = 3600.0  # re-read at least hourly, so a lost wake-up costs at most an hour
 
@@ -26,7 +26,7 @@ def _request(version_id: str) -> ApprovalRequest:
         return row
 
 
-@DBOS.step(name="approval.seconds_left")
+@db_step("approval.seconds_left")
 def seconds_left(version_id: str) -> float:
     row = _request(version_id)
     if row.status != RequestStatus.PENDING:
@@ -34,7 +34,7 @@ def seconds_left(version_id: str) -> float:
     return min(MAX_WAIT, (row.expires_at - utcnow()).total_seconds())
 
 
-@DBOS.step(name="approval.decision")
+@db_step("approval.decision")
 def decision(version_id: str) -> str:
     """The request's status; a pending request past its expiry becomes ``expired``."""
     with tx() as session:

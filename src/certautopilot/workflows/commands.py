@@ -28,26 +28,36 @@ event loop: it does blocking I/O.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from certautopilot.approvals import service as approvals
 from certautopilot.approvals.models import ApprovalRequest
-from certautopilot.auth.service import Actor
-from certautopilot.certificates import lifecycle
+from certautopilot.auth.service import Actor, require
+from certautopilot.certificates import idempotency, lifecycle
 from certautopilot.certificates import service as certs
-from certautopilot.certificates.models import Certificate
+from certautopilot.certificates.idempotency import Answer
+from certautopilot.certificates.models import Certificate, CertificateVersion
+from certautopilot.certificates.schemas import CertificateIn
+from certautopilot.clock import utcnow
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.dns import service as zones
 from certautopilot.dns.models import DnsZone
 from certautopilot.dns.schemas import ZoneIn, ZonePatch
+from certautopilot.errors import CertAutoPilotError
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
-from certautopilot.issuers.schemas import IssuerIn, IssuerPatch
+from certautopilot.issuers.schemas import IssuerIn, IssuerPatch, IssuerTestOut, IssuerTestStep
+from certautopilot.renewal.budget import Limits
 from certautopilot.workflows.launcher import DbosLauncher
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -60,7 +70,73 @@ def _clean_on_error(session: Session) -> Iterator[None]:
         raise
 
 
+# -- once per Idempotency-Key ----------------------------------------------------------
+def request_certificate(
+    session: Session,
+    launcher: DbosLauncher,
+    *,
+    project_id: str,
+    body: CertificateIn,
+    actor: Actor,
+    idempotency_key: str | None,
+    key_ttl: timedelta,
+    now: datetime,
+    base_url: str,
+    limits: Limits,
+) -> Answer:
+    """Requests a certificate; with an ``Idempotency-Key``, once per key (see
+    ``certificates.idempotency``): a key seen before answers its first answer, and of
+    concurrent requests with one key the losers roll back and answer the winner's."""
+    key = idempotency.check_key(idempotency_key)
+    digest = idempotency.fingerprint(body) if key is not None else ""
+    where = {"project_id": project_id, "user_id": actor.user_id}
+    with _clean_on_error(session):
+        if key is not None:
+            stored = idempotency.find(session, key=key, now=now, **where)
+            if stored is not None:
+                answer = idempotency.replay(stored, digest)
+                session.commit()
+                return answer
+        cert = certs.create_certificate(
+            session,
+            project_id=project_id,
+            body=body,
+            actor=actor,
+            launcher=launcher,
+            now=now,
+            base_url=base_url,
+            limits=limits,
+        )
+        session.flush()
+        answer = Answer(202, certs.to_out(session, cert).model_dump(mode="json"))
+        try:
+            if key is not None:
+                idempotency.remember(
+                    session, key=key, digest=digest, answer=answer, now=now, ttl=key_ttl, **where
+                )
+            session.commit()
+        except IntegrityError:
+            session.rollback()  # a concurrent request with this key won: answer its answer
+            stored = idempotency.find(session, key=key, now=now, **where) if key else None
+            if stored is None:
+                raise
+            answer = idempotency.replay(stored, digest)
+            session.commit()
+            log.info("a concurrent request with the same Idempotency-Key won: its answer sent")
+    return answer
+
+
 # -- transaction, CA call, transaction ---------------------------------------------------
+@dataclass(frozen=True)
+class Revoked:
+    """What a revocation did: the certificate, the versions revoked (current first), and
+    the earlier versions that stay valid (when every version was not asked for)."""
+
+    certificate: Certificate
+    revoked: list[lifecycle.Revocation]
+    still_valid: list[CertificateVersion]
+
+
 def revoke_certificate(
     session: Session,
     kek: KeyEncryptionKey,
@@ -70,18 +146,59 @@ def revoke_certificate(
     reason: str,
     actor: Actor,
     record_only: bool = False,
-) -> Certificate:
-    """Checks the revocation, tells the CA (unless ``record_only``), records and audits it."""
+    all_versions: bool = False,
+) -> Revoked:
+    """Checks the revocation, claims each version (409 when another request holds one),
+    tells the CA (unless ``record_only``), records and audits each. With ``all_versions``,
+    every earlier version still valid is revoked too.
+
+    A CA refusal lets go of the claims not yet used; versions the CA revoked before it are
+    recorded all the same (nothing the CA did is lost), and the error says which."""
+    now = utcnow()
     with _clean_on_error(session):
         cert = certs.get_certificate(session, project_id=project_id, cert_id=cert_id)
-        revocation = lifecycle.prepare_revocation(
-            session, kek, cert=cert, reason=reason, actor=actor, record_only=record_only
+        prepared = lifecycle.prepare_revocations(
+            session,
+            kek,
+            cert=cert,
+            reason=reason,
+            actor=actor,
+            now=now,
+            record_only=record_only,
+            all_versions=all_versions,
         )
+        # One request at a time tells the CA: the others get 409 here.
+        claimed = [lifecycle.claim_revocation(session, r, now=now) for r in prepared]
         session.commit()  # no transaction stays open while the CA is called
-        revocation.send_to_ca()
-        cert = lifecycle.record_revocation(session, revocation, actor=actor)
+        done: list[lifecycle.Revocation] = []
+        try:
+            for revocation in claimed:
+                revocation.send_to_ca()
+                done.append(revocation)
+        except BaseException as exc:
+            session.rollback()
+            for revocation in claimed[len(done) :]:
+                lifecycle.release_revocation(session, revocation)
+            for revocation in done:
+                cert = lifecycle.record_revocation(session, revocation, actor=actor)
+            answer: BaseException = exc
+            if isinstance(exc, CertAutoPilotError) and len(done) < len(claimed):
+                refused = claimed[len(done)]
+                answer = lifecycle.refused_revocation(session, refused, exc, actor=actor)
+            session.commit()
+            if done and isinstance(answer, CertAutoPilotError):
+                names = ", ".join(f"version {r.seq}" for r in done)
+                answer.detail = f"{answer.detail} (revoked before the refusal: {names})"
+            if answer is exc:
+                raise
+            raise answer from exc
+        for revocation in done:
+            cert = lifecycle.record_revocation(session, revocation, actor=actor)
+        left = (
+            [] if all_versions else lifecycle.still_valid_earlier_versions(session, cert, now=now)
+        )
         session.commit()
-    return cert
+    return Revoked(cert, done, left)
 
 
 def create_issuer(
@@ -146,9 +263,20 @@ def update_issuer(
     patch: IssuerPatch,
     actor: Actor,
 ) -> Issuer:
-    """Applies ``patch``, checks the result at the CA, and only then stores it."""
+    """Applies ``patch``, checks the result at the CA, and only then stores it (an ACME
+    issuer's limits and CAA identity need no check: stored at once)."""
     where = {"project_id": project_id, "issuer_id": issuer_id}
+    if patch.acme is not None or patch.adcs is None:
+        with _clean_on_error(session):
+            if patch.acme is not None:
+                issuer = issuers.update_acme_issuer(session, patch=patch.acme, actor=actor, **where)
+            if patch.enabled is not None:
+                issuer = issuers.set_enabled(session, enabled=patch.enabled, actor=actor, **where)
+            session.commit()
+        return issuer
     with _clean_on_error(session):
+        if patch.enabled is not None:  # stored with the checked settings, or not at all
+            issuers.set_enabled(session, enabled=patch.enabled, actor=actor, **where)
         settings = issuers.edited_settings(session, kek, patch=patch, actor=actor, **where)
         session.commit()  # no transaction stays open while the CA is called
         verified = issuers.check_edited_issuer(settings, issuer_id=issuer_id)
@@ -163,6 +291,29 @@ def update_issuer(
         )
         session.commit()
     return issuer
+
+
+def delete_issuer(session: Session, *, project_id: str, issuer_id: str, actor: Actor) -> None:
+    with _clean_on_error(session):
+        issuers.delete_issuer(session, project_id=project_id, issuer_id=issuer_id, actor=actor)
+        session.commit()
+
+
+def test_issuer(
+    session: Session, kek: KeyEncryptionKey, *, project_id: str, issuer_id: str, actor: Actor
+) -> IssuerTestOut:
+    """The Test button: connects with the stored settings, ends the transaction, then
+    reaches the CA step by step (orders nothing, writes nothing)."""
+    with _clean_on_error(session):
+        require(actor, "admin", "Testing an issuer")
+        issuer = issuers.get_issuer(session, project_id=project_id, issuer_id=issuer_id)
+        authority = issuers.connect(session, kek, issuer)
+        session.commit()  # no transaction stays open while the CA is called
+    steps = authority.check()
+    return IssuerTestOut(
+        ok=bool(steps) and all(s.ok for s in steps),
+        steps=[IssuerTestStep(step=s.step, ok=s.ok, detail=s.detail) for s in steps],
+    )
 
 
 # -- commit, then wake the workflow ------------------------------------------------------

@@ -44,6 +44,7 @@ from certautopilot.distribution.schemas import RetryPolicy
 from certautopilot.distribution.states import DeployStatus, transition
 from certautopilot.notifications import service as notifications
 from certautopilot.projects.models import Project
+from certautopilot.workflows import counted
 from certautopilot.workflows.faults import pause_point
 from certautopilot.workflows.records import load, record_event, tx
 from certautopilot.workflows.runtime import launcher, runtime
@@ -98,7 +99,18 @@ def _worker_client() -> DBOSClient:
 def fan_out(session: Session, cert: Certificate, version: CertificateVersion) -> int:
     """Pending deployments + their workflows for every attached target, in the caller's
     transaction. Returns how many."""
-    targets = service.attached_targets(session, cert.id)
+    attached = service.attached_targets(session, cert.id)
+    if not attached:
+        return 0
+    targets = [t for t in attached if t.enabled]
+    disabled = [t.name for t in attached if not t.enabled]
+    if disabled:
+        record_event(
+            session,
+            cert,
+            EventType.DISTRIBUTION_SKIPPED,
+            {"reason": "the target is disabled", "targets": disabled, "version": version.seq},
+        )
     if not targets:
         return 0
     if cert.csr_provided:
@@ -273,6 +285,7 @@ def _record(
             record_event(
                 session, cert, EventType.CERT_DISTRIBUTED, {**base, "actions": list(result.actions)}
             )
+            counted.deployment_ended(session, target_kind=job.kind, outcome="succeeded")
             return Outcome("succeeded")
         dep.error = {
             "title": error.title,
@@ -294,6 +307,7 @@ def _record(
                 EventType.DISTRIBUTION_ATTEMPT_FAILED,
                 {**base, "error": str(error), "retry_in_seconds": delay},
             )
+            counted.deployment_ended(session, target_kind=job.kind, outcome="retrying")
             return Outcome("retrying", delay)
         dep.status = transition(dep.status, DeployStatus.FAILED)
         dep.finished_at = now
@@ -301,6 +315,7 @@ def _record(
             session, cert, EventType.CERT_DISTRIBUTION_FAILED, {**base, "error": str(error)}
         )
         _tell_admins(session, cert, job, attempt, error)
+        counted.deployment_ended(session, target_kind=job.kind, outcome="failed")
         return Outcome("failed")
 
 

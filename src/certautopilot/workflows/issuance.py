@@ -21,7 +21,7 @@ from certautopilot.errors import CertAutoPilotError, DNSError
 from certautopilot.issuers import interfaces
 from certautopilot.issuers import service as issuers
 from certautopilot.workflows import acme_steps as steps
-from certautopilot.workflows import adcs_steps, approval_steps
+from certautopilot.workflows import adcs_steps, approval_steps, fallback
 
 log = logging.getLogger(__name__)
 QUEUE = "issuance"
@@ -61,7 +61,7 @@ def _issue(version_id: str, kind: str) -> str:
     try:
         if interfaces.DNS01 not in issuers.capabilities(kind):
             return adcs_steps.run(version_id)
-        plan = steps.begin(version_id)
+        plan = _begin(version_id)
         if plan.done:
             return "done"
         if plan.manual:
@@ -72,6 +72,22 @@ def _issue(version_id: str, kind: str) -> str:
         # ``fail`` removes what is still published before the certificate shows "failed".
         steps.fail(version_id, plan, *_failure(version_id, exc), retry_after=_retry_after(exc))
         return "failed"
+
+
+def _begin(version_id: str) -> steps.Plan:
+    """``begin``, and when the issuer cannot issue (``fallback.reason_of``), ``begin`` again
+    on the next allowed fallback issuer the version is switched to; with none left, the
+    first issuer's failure is raised as before. Each switch happens before any order is
+    placed (``fallback`` explains why), so the version keeps one order URL."""
+    hop = 0
+    while True:
+        try:
+            return steps.begin(version_id)
+        except Exception as exc:
+            found = fallback.reason_of(exc)
+            if found is None or fallback.fall_back(version_id, hop, *found) is None:
+                raise
+            hop += 1
 
 
 def _retry_after(exc: Exception) -> float | None:

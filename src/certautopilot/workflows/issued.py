@@ -19,7 +19,13 @@ from certautopilot.certificates.states import (
     transition_version,
 )
 from certautopilot.crypto import keys
+from certautopilot.issuers import service as issuers
+from certautopilot.issuers.interfaces import ARI
+from certautopilot.issuers.models import Issuer
+from certautopilot.renewal.models import RenewalState
+from certautopilot.renewal.state_rows import ensure_state
 from certautopilot.renewal.windows import renewal_time
+from certautopilot.workflows import counted
 from certautopilot.workflows.distribution import fan_out
 from certautopilot.workflows.records import record_event, set_step
 from certautopilot.workflows.runtime import runtime
@@ -51,6 +57,7 @@ def store_issued(
         else None
     )
     set_step(session, cert, None)
+    _forget_old_window(session, cert)
     record_event(
         session,
         cert,
@@ -70,4 +77,23 @@ def store_issued(
             {"next_at": cert.next_renewal_at.isoformat()},
         )
     fan_out(session, cert, version)  # deployments enqueued in this same transaction
+    counted.issuance_ended(session, cert, version, outcome="issued")
     return info
+
+
+def _forget_old_window(session: Session, cert: Certificate) -> None:
+    """The CA's renewal window and its Retry-After were about the version just replaced:
+    the new current version's renewalInfo is asked for at the next tick, not a day later.
+
+    A certificate from an issuer that speaks ARI always has its ``renewal_states`` row from
+    here on, so the tick finds the ones to ask by that table's index
+    (``ari_refresh.candidates``) instead of joining every certificate to look for missing
+    rows."""
+    issuer = session.get(Issuer, cert.issuer_id)  # the issuer the ARI check asks
+    if issuer is not None and issuer.kind in issuers.kinds_with(ARI):
+        state: RenewalState | None = ensure_state(session, cert.id)
+    else:
+        state = session.get(RenewalState, cert.id)
+    if state is not None:
+        state.ari_window = None
+        state.ari_next_check_at = None

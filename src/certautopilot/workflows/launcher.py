@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from certautopilot.config import Settings
+from certautopilot.db.session import system_database_url
 from certautopilot.workflows import notify
 from certautopilot.workflows.adcs_steps import CA_CHECK
 from certautopilot.workflows.issuance import (
@@ -24,7 +25,7 @@ APP_NAME = "certautopilot"
 
 
 def migrate_system_database(settings: Settings) -> None:
-    DBOS.migrate(settings.database_url.replace("+psycopg", ""))
+    DBOS.migrate(system_database_url(settings))
 
 
 class DbosLauncher:

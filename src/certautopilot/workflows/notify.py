@@ -11,6 +11,7 @@ from certautopilot.errors import NotificationError
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.notifications.states import DeliveryStatus, transition
+from certautopilot.workflows import counted
 from certautopilot.workflows.records import tx
 from certautopilot.workflows.runtime import runtime
 
@@ -60,6 +61,7 @@ def failed(notification_id: str, error: str) -> None:
         row.status = transition(row.status, DeliveryStatus.FAILED)
         row.last_error = error
         channel = session.get(NotificationChannel, row.channel_id)
+        counted.notification_failed(session, channel_kind=channel.kind if channel else "unknown")
         subject = (
             ("certificate", row.certificate_id)
             if row.certificate_id

@@ -15,6 +15,7 @@ from certautopilot.audit.events import EventType
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.session import transaction
 from certautopilot.errors import NotFound
+from certautopilot.workflows import logcontext
 from certautopilot.workflows.runtime import runtime
 
 SYSTEM = audit.SYSTEM_ACTOR
@@ -35,6 +36,7 @@ def load(session: Session, version_id: str) -> tuple[CertificateVersion, Certifi
     ).first()
     if row is None:
         raise NotFound(f"certificate version {version_id} does not exist")
+    logcontext.remember_certificate(row[1].id)
     return row[0], row[1]
 
 

@@ -86,3 +86,40 @@ def test_profile_in_preflight_and_on_the_certificate(session: Session, ca: StubC
     ]
     assert certs.to_out(session, made[0]).acme_profile == "shortlived"
     assert [o.acme_profile for o in certs.to_out_many(session, made)] == ["shortlived", None]
+
+
+def test_policy_restricts_the_profiles_a_certificate_may_ask_for(
+    session: Session, ca: StubCA
+) -> None:
+    from certautopilot.policy.models import ProjectPolicy
+    from certautopilot.policy.service import PolicyViolation
+
+    project, user = Project(slug="p", name="P"), User(email="op@example.test")
+    session.add_all([project, user])
+    session.flush()
+    issuer = Issuer(
+        project_id=project.id, name="ca", kind="acme", config={"directory_url": ca.directory_url}
+    )
+    session.add_all(
+        [issuer, DnsZone(project_id=project.id, name="example.test", provider="rfc2136")]
+    )
+    session.add(ProjectPolicy(project_id=project.id, rules={"allowed_acme_profiles": ["classic"]}))
+    session.flush()
+    body = CertificateIn(issuer=issuer.id, common_name="a.example.test", acme_profile="shortlived")
+    warned = preflight(session, project_id=project.id, body=body).out().warnings
+    assert [(w.code, w.field) for w in warned] == [("acme_profile_not_allowed", "acme_profile")]
+    assert "allowed: classic" in warned[0].message
+    # the CA's default (no profile) is always allowed
+    plain = CertificateIn(issuer=issuer.id, common_name="b.example.test")
+    assert preflight(session, project_id=project.id, body=plain).out().warnings == []
+    actor = Actor(user_id=user.id, email=user.email, role="operator")
+    with pytest.raises(PolicyViolation) as refused:
+        certs.create_certificate(
+            session,
+            project_id=project.id,
+            body=body,
+            actor=actor,
+            launcher=RecordingLauncher(),
+            now=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    assert refused.value.errors[0][0] == "acme_profile"

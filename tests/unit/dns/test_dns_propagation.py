@@ -5,7 +5,6 @@ from __future__ import annotations
 import pickle
 
 import pytest
-from tests.fakes import FakeClock
 
 from certautopilot.dns import propagation
 from certautopilot.dns.propagation import (
@@ -19,6 +18,7 @@ from certautopilot.dns.propagation import (
     wait_for_txt,
 )
 from certautopilot.errors import DNSError, InvalidInput, PropagationTimeout
+from tests.fakes import FakeClock
 
 ZONES = ["example.test", "sub.example.test", "manual.test"]
 

@@ -73,3 +73,16 @@ def test_window_already_open_or_past() -> None:
     assert inside <= chosen == inside + timedelta(hours=2)
     after = info.end + timedelta(minutes=1)
     assert choose_renewal_time(info, now=after, unit=0.7) == after
+
+
+def test_a_window_open_since_before_issuance_means_renew_now() -> None:
+    """acme2certifier's ``renewal_force`` (and a CA's incident window): the window began
+    before the certificate existed, so the certificate is replaced at once."""
+    info = parse_renewal_info(RFC_RESPONSE)
+    now = info.start + timedelta(hours=1)
+    issued = info.start + timedelta(minutes=30)
+    assert choose_renewal_time(info, now=now, unit=0.9, not_before=issued) == now
+    # a window that opens after issuance is still spread over what is left of it
+    earlier = info.start - timedelta(days=30)
+    chosen = choose_renewal_time(info, now=now, unit=0.5, not_before=earlier)
+    assert chosen == now + (info.end - now) / 2

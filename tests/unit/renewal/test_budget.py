@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from certautopilot.renewal.budget import Limits, check, names_key, registered_domain
+from certautopilot.renewal.budget import (
+    Limits,
+    check,
+    deferral_is_news,
+    names_key,
+    registered_domain,
+)
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,3 +79,11 @@ def test_names_key_ignores_order_case_and_duplicates() -> None:
         ["a.example.test", "b.example.test.", "a.example.test"]
     )
     assert names_key(["a.example.test"]) != names_key(["a.example.test", "b.example.test"])
+
+
+def test_a_deferral_is_news_once_per_budget_window() -> None:
+    window = timedelta(hours=3)
+    assert deferral_is_news(None, now=NOW, window=window)  # first deferral
+    for later in (timedelta(seconds=30), timedelta(hours=1), timedelta(hours=2, minutes=59)):
+        assert not deferral_is_news(NOW, now=NOW + later, window=window)  # still waiting
+    assert deferral_is_news(NOW, now=NOW + window, window=window)  # a new window

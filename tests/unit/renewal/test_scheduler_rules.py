@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from certautopilot.audit.models import AuditEvent
 from certautopilot.auth.models import User
 from certautopilot.certificates.models import Certificate, CertificateVersion
-from certautopilot.issuers.models import Issuer
+from certautopilot.issuers.models import Issuer, IssuerStatus
 from certautopilot.notifications.models import Notification, NotificationChannel
 from certautopilot.projects.models import Project
 from certautopilot.renewal import budget
@@ -21,7 +21,7 @@ from certautopilot.renewal import scheduler as rules
 from certautopilot.renewal.ari import RenewalInfo
 from certautopilot.renewal.ari_refresh import Target, apply
 from certautopilot.renewal.backoff import BackoffPolicy
-from certautopilot.renewal.models import RenewalState
+from certautopilot.renewal.models import OrderLog, RenewalState
 from tests.fakes import RecordingLauncher
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -75,6 +75,7 @@ def _cert(
 
 
 def _types(session: Session, cert: Certificate) -> list[str]:
+    session.commit()  # audit events are chained and written when the transaction commits
     return list(
         session.scalars(
             select(AuditEvent.type)
@@ -105,6 +106,7 @@ def test_a_due_certificate_is_renewed_once(session: Session) -> None:
     assert first is not None and again is None and launcher.issuances == [first]
     assert cert.next_renewal_at is None and cert.status == "requested"
     assert rules.due_certificates(session, now=NOW + timedelta(days=1), limit=10) == []
+    session.commit()  # audit events are chained and written when the transaction commits
     started = session.scalar(select(AuditEvent).where(AuditEvent.type == "cert.renewal_started"))
     assert started is not None and started.actor == "scheduler"
     assert started.detail["from_version"] == cert.current_version_id
@@ -178,16 +180,35 @@ def test_budget_defers_renewals_of_a_busy_domain(session: Session) -> None:
     assert "renewal.deferred" in _types(session, certs[2])
 
 
+def test_a_disabled_issuers_certificates_are_not_renewed_but_warned_about(
+    session: Session,
+) -> None:
+    cert = _cert(session, "held.example.test", not_after=NOW + timedelta(days=20))
+    assert rules.due_certificates(session, now=NOW, limit=10) == [cert.id]
+    issuer = session.get(Issuer, cert.issuer_id)
+    assert issuer is not None
+    issuer.status = IssuerStatus.DISABLED
+    session.flush()
+    assert rules.due_certificates(session, now=NOW, limit=10) == []
+    assert rules.backlog(session, now=NOW) == 0
+    launcher = RecordingLauncher()
+    assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == (1, None)
+    issuer.status = IssuerStatus.ACTIVE
+    session.flush()
+    assert rules.due_certificates(session, now=NOW, limit=10) == [cert.id]
+
+
 def test_expiry_warnings_once_per_threshold_for_certificates_not_auto_renewed(
     session: Session,
 ) -> None:
     manual = _cert(session, "m.example.test", auto_renew=False, not_after=NOW + timedelta(days=20))
     _cert(session, "auto.example.test", not_after=NOW + timedelta(days=5))
     launcher = RecordingLauncher()
-    assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == 1
-    assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == 0
+    assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == (1, None)
+    assert rules.expiry_warnings(session, now=NOW, launcher=launcher, config=CONFIG) == (0, None)
     later = NOW + timedelta(days=14)  # 6 days left: 14 and 7 crossed, one message (7)
-    assert rules.expiry_warnings(session, now=later, launcher=launcher, config=CONFIG) == 1
+    assert rules.expiry_warnings(session, now=later, launcher=launcher, config=CONFIG) == (1, None)
+    session.commit()  # audit events are chained and written when the transaction commits
     warned = session.scalars(
         select(AuditEvent.detail).where(AuditEvent.type == "cert.expiry_warning")
     ).all()
@@ -222,6 +243,7 @@ def test_ari_window_replaces_the_lifetime_relative_time(session: Session) -> Non
     assert state is not None and state.ari_next_check_at == later + timedelta(hours=6)
     assert apply(session, target, "no-ari", now=later, unit=0.1) is None
     assert cert.next_renewal_at == at and state.ari_next_check_at == later + timedelta(days=1)
+    session.commit()  # audit events are chained and written when the transaction commits
     event = session.scalar(select(AuditEvent).where(AuditEvent.type == "renewal.scheduled"))
     assert event is not None and event.detail["source"] == "ari"
 
@@ -250,3 +272,48 @@ def test_a_renewal_by_hand_after_giving_up_starts_the_count_afresh(session: Sess
     state = session.get(RenewalState, cert.id)
     assert state is not None and state.attempts == 1 and state.gave_up_at is None
     assert cert.next_renewal_at is not None  # backing off again, not giving up at once
+
+
+def test_deferred_certificates_are_recorded_once_per_window_and_leave_soonest_expiry_first(
+    session: Session,
+) -> None:
+    """Budget of two orders an hour, one used 40 minutes ago: the first certificate takes
+    the other; the rest wait with one ``renewal.deferred`` each, also when a freed order
+    goes to another one and they are deferred again within the window; each free order
+    goes to the one that expires soonest."""
+    config = rules.Config(
+        limits=budget.Limits(orders_per_account=2, account_window=timedelta(hours=1), share=1.0)
+    )
+    launcher = RecordingLauncher()
+    late = _cert(session, "late.example.test", not_after=NOW + timedelta(days=20))
+    soon = _cert(session, "soon.example.test", not_after=NOW + timedelta(days=3))
+    first = _cert(session, "first.example.test", not_after=NOW + timedelta(days=1))
+    session.add(
+        OrderLog(
+            issuer_id=first.issuer_id,
+            registered_domain="other.test",
+            certificate_id="earlier",
+            version_id="earlier",
+            at=NOW - timedelta(minutes=40),
+        )
+    )
+    session.flush()
+
+    def tick(now: datetime) -> None:
+        for cid in rules.due_certificates(session, now=now, limit=10):
+            rules.start_renewal(session, cert_id=cid, now=now, launcher=launcher, config=config)
+
+    tick(NOW)
+    assert _types(session, first) == ["cert.renewal_started"]  # soonest expiry first
+    assert late.next_renewal_at == soon.next_renewal_at == NOW + timedelta(minutes=20)
+    assert _types(session, late) == _types(session, soon) == ["renewal.deferred"]
+    tick(NOW + timedelta(minutes=10))  # not due yet
+    tick(NOW + timedelta(minutes=20))  # the old order left: the sooner-expiring one goes
+    assert _types(session, soon) == ["renewal.deferred", "cert.renewal_started"]
+    assert late.next_renewal_at == NOW + timedelta(hours=1)
+    assert _types(session, late) == ["renewal.deferred"]  # deferred again, no new event
+    tick(NOW + timedelta(minutes=40))
+    tick(NOW + timedelta(hours=1))
+    assert _types(session, late) == ["renewal.deferred", "cert.renewal_started"]
+    state = session.get(RenewalState, late.id)
+    assert state is not None and state.deferred_at is None

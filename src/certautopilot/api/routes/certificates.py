@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import Annotated
 
-from fastapi import APIRouter, Query, status
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from certautopilot.audit import service as audit
-from certautopilot.certificates import inventory, lifecycle
+from certautopilot.certificates import idempotency, inventory, lifecycle
 from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
 from certautopilot.certificates.preflight import preflight
@@ -21,8 +23,10 @@ from certautopilot.certificates.schemas import (
     Pkcs12In,
     PreflightOut,
     RevokeIn,
+    RevokeOut,
     Timeline,
     TimelineEvent,
+    VersionRef,
     WeekCountOut,
 )
 from certautopilot.clock import utcnow
@@ -31,24 +35,44 @@ from certautopilot.workflows import commands
 
 router = APIRouter(tags=["certificates"])
 BASE = "/projects/{project}/certificates"
+TIMELINE_LIMIT = 100
+
+
+class TimelineOrder(StrEnum):
+    OLDEST = "oldest"
+    NEWEST = "newest"
 
 
 @router.post(BASE, status_code=status.HTTP_202_ACCEPTED, response_model=CertificateOut)
 def create_certificate(
-    body: CertificateIn, ctx: InProject, session: DbSession, state: State
-) -> CertificateOut:
-    cert = certs.create_certificate(
+    body: CertificateIn,
+    ctx: InProject,
+    session: DbSession,
+    state: State,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Send the same key again (same body) to get the first answer back "
+            "instead of a second certificate: per project and caller, remembered for "
+            f"CERTAUTOPILOT_IDEMPOTENCY_KEY_HOURS (24 h); {idempotency.KEY_RULE}.",
+        ),
+    ] = None,
+) -> Response:
+    answer = commands.request_certificate(
         session,
+        state.launcher,
         project_id=ctx.project.id,
         body=body,
         actor=ctx.actor,
-        launcher=state.launcher,
+        idempotency_key=idempotency_key,
+        key_ttl=state.settings.idempotency_key_ttl,
         now=utcnow(),
         base_url=state.settings.public_url,
         limits=state.settings.rate_limits,
     )
-    session.commit()
-    return certs.to_out(session, cert)
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else None
+    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 @router.post(BASE + "/preflight", response_model=PreflightOut)
@@ -80,6 +104,9 @@ def list_certificates(
         max_length=500,
         description="next_cursor of the previous page, asked with the same sort",
     ),
+    managed: bool | None = Query(
+        default=None, description="true: issued here; false: imported (not yet adopted)"
+    ),
 ) -> CertificateList:
     """Keyset-paged on (sort key, id): pages neither repeat nor skip a row that stays put."""
     rows, next_cursor = inventory.list_certificates(
@@ -93,6 +120,7 @@ def list_certificates(
         sort=sort,
         limit=limit,
         cursor=cursor,
+        managed=managed,
     )
     return CertificateList(items=certs.to_out_many(session, rows), next_cursor=next_cursor)
 
@@ -143,20 +171,28 @@ def renew_certificate(
     return certs.to_out(session, cert)
 
 
-@router.post(BASE + "/{cert_id}/revoke", response_model=CertificateOut)
+@router.post(BASE + "/{cert_id}/revoke", response_model=RevokeOut)
 def revoke_certificate(
     cert_id: str, body: RevokeIn, ctx: InProject, session: DbSession, state: State
-) -> CertificateOut:
-    cert = commands.revoke_certificate(
+) -> RevokeOut:
+    """Revokes the current version (and, with ``all_versions``, every earlier version still
+    valid); the answer names the versions revoked and those still valid."""
+    done = commands.revoke_certificate(
         session,
         state.kek,
         project_id=ctx.project.id,
         cert_id=cert_id,
         reason=body.reason,
         record_only=body.record_only,
+        all_versions=body.all_versions,
         actor=ctx.actor,
     )
-    return certs.to_out(session, cert)
+    out = certs.to_out(session, done.certificate)
+    return RevokeOut(
+        **out.model_dump(),
+        revoked_versions=[VersionRef(version=r.seq, serial=r.serial) for r in done.revoked],
+        still_valid_versions=[VersionRef(version=v.seq, serial=v.serial) for v in done.still_valid],
+    )
 
 
 @router.get(BASE + "/{cert_id}/persist-record", response_model=PersistRecordList)
@@ -192,14 +228,37 @@ def persist_record(
 
 
 @router.get(BASE + "/{cert_id}/timeline", response_model=Timeline)
-def timeline(cert_id: str, ctx: InProject, session: DbSession) -> Timeline:
+def timeline(
+    cert_id: str,
+    ctx: InProject,
+    session: DbSession,
+    order: TimelineOrder = Query(
+        default=TimelineOrder.OLDEST,
+        description="oldest (the default, as before paging) or newest first",
+    ),
+    limit: int = Query(default=TIMELINE_LIMIT, ge=1, le=1000),
+    cursor: str | None = Query(
+        default=None,
+        max_length=200,
+        description="next_cursor of the previous page, asked with the same order",
+    ),
+) -> Timeline:
+    """Keyset-paged on the event id: ``next_cursor`` is null on the last page."""
     cert = certs.get_certificate(session, project_id=ctx.project.id, cert_id=cert_id)
-    events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
+    events, next_cursor = audit.events_page(
+        session,
+        subject_type="certificate",
+        subject_id=cert.id,
+        limit=limit,
+        newest_first=order == TimelineOrder.NEWEST,
+        cursor=cursor,
+    )
     return Timeline(
         step=cert.step,
         events=[
             TimelineEvent(at=e.at, type=e.type, actor=e.actor, detail=e.detail) for e in events
         ],
+        next_cursor=next_cursor,
     )
 
 

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 
 from certautopilot.auth import service as auth
-from certautopilot.deps import CurrentUser, DbSession, InProject
+from certautopilot.deps import CurrentUser, DbSession, InProject, State
 from certautopilot.projects import service as projects
 from certautopilot.projects.schemas import MemberIn, MemberOut, ProjectIn, ProjectOut
 
@@ -11,8 +11,17 @@ router = APIRouter(tags=["projects"])
 
 
 @router.post("/projects", status_code=status.HTTP_201_CREATED, response_model=ProjectOut)
-def create_project(body: ProjectIn, session: DbSession, user: CurrentUser) -> ProjectOut:
-    project = projects.create_project(session, slug=body.slug, name=body.name, creator=user)
+def create_project(
+    body: ProjectIn, session: DbSession, user: CurrentUser, state: State
+) -> ProjectOut:
+    """Instance admins only, unless ``CERTAUTOPILOT_PROJECT_CREATORS=everyone`` (403)."""
+    project = projects.create_project(
+        session,
+        slug=body.slug,
+        name=body.name,
+        creator=user,
+        creators=state.settings.project_creators,
+    )
     session.commit()
     return ProjectOut(id=project.id, slug=project.slug, name=project.name)
 
@@ -51,7 +60,17 @@ def list_members(ctx: InProject, session: DbSession) -> list[MemberOut]:
 
 
 @router.delete("/projects/{project}/members/{email}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_member(email: str, ctx: InProject, session: DbSession) -> None:
-    """Removes a member; the project's last admin cannot be removed (409)."""
-    auth.remove_membership(session, project_id=ctx.project.id, email=email, actor=ctx.actor)
+def remove_member(
+    email: str,
+    ctx: InProject,
+    session: DbSession,
+    confirm: bool = Query(
+        default=False, description="required (true) when you remove yourself: you lose access"
+    ),
+) -> None:
+    """Removes a member; the project's last admin cannot be removed (409); removing
+    yourself needs ``confirm=true`` (422 on ``confirm`` without it)."""
+    auth.remove_membership(
+        session, project_id=ctx.project.id, email=email, actor=ctx.actor, confirm_self=confirm
+    )
     session.commit()

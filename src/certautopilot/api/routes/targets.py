@@ -17,6 +17,7 @@ from certautopilot.distribution.schemas import (
     TargetOut,
     TargetPatch,
     TargetRef,
+    TargetTestOut,
 )
 from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
 
@@ -63,6 +64,17 @@ def delete_target(target_id: str, ctx: InProject, session: DbSession) -> Respons
     targets.delete_target(session, target=target, actor=ctx.actor)
     session.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(BASE + "/{target_id}/test", response_model=TargetTestOut)
+def test_target(target_id: str, ctx: InProject, session: DbSession, state: State) -> TargetTestOut:
+    """Runs the target's own check with a throwaway certificate (connects, checks access,
+    writes nothing) and, with a post-deploy check, a TLS handshake with its host."""
+    settings = targets.prepare_test(
+        session, state.kek, project_id=ctx.project.id, target_id=target_id, actor=ctx.actor
+    )
+    session.commit()  # the test is network I/O
+    return targets.run_target_test(settings)
 
 
 @router.get(CERT + "/targets", response_model=list[TargetRef])

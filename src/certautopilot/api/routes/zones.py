@@ -9,9 +9,18 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response, status
 
 from certautopilot.auth import service as auth
+from certautopilot.certificates import caa_check
 from certautopilot.deps import DbSession, DnsResolver, InProject, State
 from certautopilot.dns import service as zones
-from certautopilot.dns.schemas import ZoneIn, ZoneOut, ZonePatch, ZoneSuggestion, ZoneTestOut
+from certautopilot.dns.schemas import (
+    ZoneCaaOut,
+    ZoneIn,
+    ZoneOut,
+    ZonePatch,
+    ZoneSuggestion,
+    ZoneTestOut,
+)
+from certautopilot.issuers import service as issuers
 from certautopilot.workflows import commands
 
 router = APIRouter(tags=["zones"])
@@ -50,6 +59,17 @@ def suggest_zone(
 @router.get("/projects/{project}/zones/{zone_id}", response_model=ZoneOut)
 def get_zone(zone_id: str, ctx: InProject, session: DbSession) -> ZoneOut:
     return zones.to_out(zones.get_zone(session, project_id=ctx.project.id, zone_id=zone_id))
+
+
+@router.get("/projects/{project}/zones/{zone_id}/caa", response_model=ZoneCaaOut)
+def zone_caa(zone_id: str, ctx: InProject, session: DbSession) -> ZoneCaaOut:
+    """The CAA records governing the zone (read on its authoritative servers), what they
+    say about each ACME issuer of the project, and the records that would allow them."""
+    zone = zones.get_zone(session, project_id=ctx.project.id, zone_id=zone_id)
+    found = issuers.list_issuers(session, project_id=ctx.project.id)
+    session.expunge_all()
+    session.commit()  # the lookups are network I/O
+    return caa_check.zone_report(zone, found)
 
 
 @router.patch("/projects/{project}/zones/{zone_id}", response_model=ZoneOut)

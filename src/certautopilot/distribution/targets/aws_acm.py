@@ -30,7 +30,12 @@ from certautopilot.plugins import secret_field
 
 
 class AwsAcmConfig(KindConfig):
-    region: str = Field(min_length=1, max_length=50)
+    region: str = Field(
+        min_length=1,
+        max_length=50,
+        pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="an AWS region name, e.g. eu-west-1 (it becomes part of the endpoint host)",
+    )
     access_key_id: str = Field(min_length=1, max_length=200)
     secret_access_key: str = secret_field(min_length=1, max_length=500)
     session_token: str | None = secret_field(default=None, max_length=5000)

@@ -29,7 +29,8 @@ from certautopilot.distribution.interfaces import (
 )
 from certautopilot.distribution.schemas import KindConfig
 from certautopilot.distribution.targets.local import write_atomically
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DestinationRefused, InvalidInput
+from certautopilot.outbound import checked_ips
 
 
 class HaproxyConfig(KindConfig):
@@ -96,10 +97,13 @@ class HaproxyTarget:
                 )
             else:
                 host, _, port = api.rpartition(":")
+                address = (await checked_ips(host.strip("[]"), int(port)))[0]
                 reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host.strip("[]"), int(port)),
+                    asyncio.open_connection(address, int(port)),
                     self.config.timeout_seconds,
                 )
+        except DestinationRefused as exc:
+            raise DistributionError(f"the HAProxy runtime API at {api}: {exc}") from exc
         except (OSError, TimeoutError) as exc:
             raise DistributionError(
                 f"cannot reach the HAProxy runtime API at {api}: {exc or 'timeout'}",

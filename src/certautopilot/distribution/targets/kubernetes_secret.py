@@ -26,7 +26,8 @@ from certautopilot.distribution.interfaces import (
 )
 from certautopilot.distribution.schemas import KindConfig
 from certautopilot.distribution.targets.webhook import tls_context
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DestinationRefused, InvalidInput
+from certautopilot.outbound import guarded_async_transport
 from certautopilot.plugins import secret_field
 
 
@@ -77,10 +78,10 @@ class KubernetesSecretTarget:
         return httpx.AsyncClient(
             base_url=c.api_server.rstrip("/"),
             headers={"Authorization": f"Bearer {c.token}", "Accept": "application/json"},
-            verify=tls_context(c.ca_bundle_pem),
             timeout=c.timeout_seconds,
             follow_redirects=False,
             trust_env=False,
+            transport=guarded_async_transport(verify=tls_context(c.ca_bundle_pem)),
         )
 
     @property
@@ -141,6 +142,8 @@ class KubernetesSecretTarget:
         try:
             async with self._client() as client:
                 verb, response = await self._apply(client, material, dry_run=False)
+        except DestinationRefused as exc:
+            raise DistributionError(f"the Kubernetes API at {c.api_server}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise DistributionError(
                 f"cannot reach the Kubernetes API at {c.api_server}: {exc}", retryable=True
@@ -161,7 +164,7 @@ class KubernetesSecretTarget:
             async with self._client() as client:
                 verb, response = await self._apply(client, material, dry_run=True)
             _raise_for(response, "write (server-side dry run)")
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, DestinationRefused) as exc:
             return DryRunReport(
                 (Check("api", False, f"cannot reach {c.api_server}: {exc}"),),
                 (f"write Secret {c.namespace}/{c.name}",),

@@ -28,7 +28,8 @@ from certautopilot.distribution.interfaces import (
     Material,
 )
 from certautopilot.distribution.schemas import FilesSpec, KindConfig
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DestinationRefused, InvalidInput
+from certautopilot.outbound import checked_ips
 from certautopilot.plugins import secret_field
 
 
@@ -119,9 +120,19 @@ class SshTarget:
         c = self.config
         keys = [asyncssh.import_private_key(c.private_key)] if c.private_key else []
         try:
+            # The host key is pinned (not looked up by name), so connecting to the address
+            # the SSRF guard checked changes nothing else.
+            address = (await checked_ips(c.host, c.port))[0]
+        except DestinationRefused as exc:
+            raise DistributionError(f"SSH to {c.host}:{c.port}: {exc}") from exc
+        except OSError as exc:
+            raise DistributionError(
+                f"cannot resolve {c.host} for SSH: {exc}", retryable=True
+            ) from exc
+        try:
             return await asyncio.wait_for(
                 asyncssh.connect(
-                    c.host,
+                    address,
                     c.port,
                     username=c.username,
                     known_hosts=(host_keys(c.host_key), [], []),

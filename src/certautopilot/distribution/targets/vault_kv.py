@@ -29,7 +29,8 @@ from certautopilot.distribution.interfaces import (
     Material,
 )
 from certautopilot.distribution.schemas import KindConfig
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DestinationRefused, InvalidInput
+from certautopilot.outbound import guarded_session
 from certautopilot.plugins import secret_field
 
 
@@ -85,8 +86,7 @@ class VaultKvTarget:
                 with os.fdopen(fd, "w") as handle:
                     handle.write(c.ca_bundle_pem)
                 verify = ca_path
-            session = requests.Session()
-            session.trust_env = False
+            session = guarded_session()  # every connection to a checked address
             client = hvac.Client(
                 url=c.address,
                 token=c.token,
@@ -154,6 +154,8 @@ class VaultKvTarget:
                         retryable=True,
                     ) from exc
                 raise DistributionError(f"Vault refused the write: {exc}") from exc
+            except DestinationRefused as exc:
+                raise DistributionError(f"Vault at {c.address}: {exc}") from exc
             except (hvac_errors.VaultError, requests.RequestException) as exc:
                 raise DistributionError(
                     f"Vault at {c.address} failed: {exc}", retryable=True
@@ -177,7 +179,12 @@ class VaultKvTarget:
                 caps = client.adapter.post(
                     "/v1/sys/capabilities-self", json={"paths": [f"{c.mount}/data/{c.path}"]}
                 )
-        except (DistributionError, hvac_errors.VaultError, requests.RequestException) as exc:
+        except (
+            DistributionError,
+            DestinationRefused,
+            hvac_errors.VaultError,
+            requests.RequestException,
+        ) as exc:
             return DryRunReport(
                 (Check("vault", False, f"{c.address}: {exc}"),),
                 (f"write {c.mount}/{c.path} with {fields}",),

@@ -7,7 +7,8 @@ to de-duplicate). Receivers should refuse timestamps older than a few minutes.
 
 The private key is in the payload only when the target sets ``include_private_key``.
 Destinations are checked before every delivery (private/loopback refused unless the
-operator allowed them); redirects are not followed.
+operator allowed them), and again where the socket is opened, which connects to the very
+address checked (``certautopilot.outbound``); redirects are not followed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from certautopilot.distribution.interfaces import (
     Material,
 )
 from certautopilot.distribution.schemas import KindConfig
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import DestinationRefused, InvalidInput
+from certautopilot.outbound import guarded_async_transport, open_tls
 from certautopilot.plugins import secret_field
 
 
@@ -135,12 +137,14 @@ class WebhookTarget:
         }
         try:
             async with httpx.AsyncClient(
-                verify=tls_context(self.config.ca_bundle_pem),
                 timeout=self.config.timeout_seconds,
                 follow_redirects=False,
                 trust_env=False,
+                transport=guarded_async_transport(verify=tls_context(self.config.ca_bundle_pem)),
             ) as client:
                 response = await client.post(self.config.url, content=body, headers=headers)
+        except DestinationRefused as exc:
+            raise DistributionError(f"POST {_safe(self.config.url)}: {exc}") from exc
         except httpx.HTTPError as exc:
             raise DistributionError(
                 f"POST {_safe(self.config.url)} failed: {exc or type(exc).__name__}",
@@ -174,13 +178,13 @@ class WebhookTarget:
         # A TLS handshake proves reachability and trust without sending anything.
         try:
             _, writer = await asyncio.wait_for(
-                asyncio.open_connection(
-                    host, port, ssl=tls_context(self.config.ca_bundle_pem), server_hostname=host
-                ),
+                open_tls(host, port, tls_context(self.config.ca_bundle_pem)),
                 self.config.timeout_seconds,
             )
             writer.close()
             check = Check("tls", True, f"TLS handshake with {host}:{port} succeeded")
+        except DestinationRefused as exc:
+            check = Check("destination", False, str(exc))
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             check = Check("tls", False, f"{host}:{port}: {exc or 'timeout'}")
         return DryRunReport((check,), tuple(would))

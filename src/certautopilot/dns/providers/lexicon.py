@@ -49,9 +49,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, quote_plus
 
+import requests
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from certautopilot.errors import ConfigError, DNSError, InvalidInput
+from certautopilot.errors import ConfigError, DNSError, DNSUnavailable, InvalidInput
 from certautopilot.netguard import check_host, check_url
 from certautopilot.plugins import secret_field, secret_fields
 from certautopilot.validation import MAX_INT32
@@ -234,14 +235,23 @@ class LexiconProvider:
                 raise _AuthFailed(
                     f"{self.lexicon_name} refused the credentials ({what}): {message}"
                 ) from None
-            raise DNSError(
-                f"{self.lexicon_name}: {what} in zone {zone} failed: {message}"
-            ) from None
+            error = DNSUnavailable if _is_outage(exc) else DNSError
+            raise error(f"{self.lexicon_name}: {what} in zone {zone} failed: {message}") from None
         finally:
             if provider is not None:
                 # Cleanup is best effort; the call's outcome stands.
                 with contextlib.suppress(Exception):
                     provider.cleanup()
+
+
+def _is_outage(exc: BaseException) -> bool:
+    """The provider's API did not answer or refused the connection (``requests``' connection
+    errors and timeouts; a 5xx answer), as opposed to a refusal: worth retrying."""
+    if isinstance(exc, (requests.ConnectionError, requests.Timeout)):
+        return True
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    return isinstance(status, int) and status >= 500
 
 
 class _AuthFailed(DNSError):

@@ -21,7 +21,7 @@ import dns.tsigkeyring
 import dns.update
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from certautopilot.errors import DNSError, InvalidInput
+from certautopilot.errors import DNSError, DNSUnavailable, InvalidInput
 from certautopilot.netguard import check_host
 from certautopilot.plugins import secret_field
 
@@ -186,10 +186,12 @@ class RFC2136Provider:
                 f"check the key name {self._config.tsig_name}, its algorithm and secret"
             ) from None
         except dns.exception.Timeout:
-            raise DNSError(
+            raise DNSUnavailable(
                 f"no answer from {server} to '{what}' within {self._config.timeout_seconds:g}s"
             ) from None
-        except (dns.exception.DNSException, OSError) as exc:
+        except OSError as exc:  # refused, unreachable, reset: the server is not there now
+            raise DNSUnavailable(f"'{what}' to {server} failed: {type(exc).__name__}") from None
+        except dns.exception.DNSException as exc:
             raise DNSError(f"'{what}' to {server} failed: {type(exc).__name__}") from None
 
     def _exchange(self, update: dns.message.Message) -> dns.message.Message:

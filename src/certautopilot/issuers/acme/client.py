@@ -397,8 +397,16 @@ class AcmeClient:
             raise IssuerError("the CA created an order but sent no Location")
         body = _json(response)
         order = _order_from(location, messages.Order.from_json(body))
+        # RFC 9773 §5: the CA echoes ``replaces`` in the order when it took it into account;
+        # one that ignores the field (acme2certifier 0.46) must not be shown as replacing.
         reflected = body.get("replaces")
-        return replace(order, replaces=reflected if isinstance(reflected, str) else replaces)
+        profile = body.get("profile")  # draft-ietf-acme-profiles: the CA's order names it
+        return replace(
+            order,
+            replaces=reflected if isinstance(reflected, str) else None,
+            replaces_sent=replaces,
+            profile=profile if isinstance(profile, str) else None,
+        )
 
     def _fetch_order(self, order_url: str) -> tuple[requests.Response, messages.Order]:
         response = self._net.post_as_get(order_url)
@@ -512,18 +520,15 @@ class AcmeClient:
             if status == STATUS_INVALID:
                 raise self._authorization_error(authz)
             if status not in (STATUS_PENDING, STATUS_PROCESSING):
-                raise IssuerError(
-                    f"authorization for {authz.identifier.value} is {status}", None, None
-                )
+                raise IssuerError(f"authorization for {_named(authz)} is {status}", None, None)
             if not poll.wait(response):
                 raise IssuerError(
-                    f"authorization for {authz.identifier.value} did not complete "
-                    f"within {timeout:g} s"
+                    f"authorization for {_named(authz)} did not complete within {timeout:g} s"
                 )
 
     @staticmethod
     def _authorization_error(authz: messages.Authorization) -> IssuerError:
-        name = authz.identifier.value
+        name = _named(authz)
         failed = [c for c in authz.challenges or () if c.error is not None]
         failed.sort(key=lambda c: not isinstance(c.chall, challenges.DNS01))
         if not failed:
@@ -706,3 +711,10 @@ def clear_client_cache() -> None:
         for transport in _transports.values():
             transport.close()
         _transports.clear()
+
+
+def _named(authz: messages.Authorization) -> str:
+    """The name as the certificate asked for it: a wildcard authorization's identifier is
+    the base domain with ``wildcard: true`` (RFC 8555 §7.1.4), reported as ``*.<domain>``."""
+    name = str(authz.identifier.value)
+    return f"*.{name}" if authz.wildcard else name

@@ -42,9 +42,10 @@ from josepy.errors import DeserializationError
 from josepy.interfaces import JSONDeSerializable
 from josepy.json_util import decode_b64jose
 from josepy.jwk import JWK
-from requests.adapters import HTTPAdapter
 
-from certautopilot.errors import InvalidInput, IssuerError, TransientIssuerError
+from certautopilot.errors import DestinationRefused, InvalidInput, IssuerError, TransientIssuerError
+from certautopilot.netguard import REFUSED_PROBLEM
+from certautopilot.outbound import guarded_session
 
 from .keys import signing_algorithm
 
@@ -170,12 +171,9 @@ class AcmeTransport:
         self.directory_url = directory_url
         self.verify: str | bool = ca_bundle_file(ca_bundle_pem) if ca_bundle_pem else True
         self.timeout = timeout
-        session = requests.Session()
-        session.trust_env = False
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        self.session = session
+        # Every connection (the directory, its redirects, each URL the CA hands back) goes to
+        # an address the SSRF guard checked when the socket was opened.
+        self.session = guarded_session(pool_connections=4, pool_maxsize=pool_size)
         self._nonces: deque[str] = deque(maxlen=_NONCE_POOL_MAX)
         self._directory: messages.Directory | None = None
         self._directory_at = 0.0
@@ -227,6 +225,8 @@ class AcmeTransport:
         """An unauthenticated GET of a JSON object, and the answer's ``Retry-After``."""
         try:
             response = self.session.get(url, verify=self.verify, timeout=self.timeout)
+        except DestinationRefused as exc:
+            raise refused(url, exc) from exc
         except requests.RequestException as exc:
             if _is_trust_failure(exc):
                 raise IssuerError(f"TLS verification of {url} failed: {exc}") from exc
@@ -330,6 +330,15 @@ def _failure_from_response(response: requests.Response) -> _Failure:
         retry_after=retry_after,
         cause=acme_errors.ClientError(detail),
     )
+
+
+def refused(url: str, exc: DestinationRefused) -> IssuerError:
+    """A final error: retrying will not make the SSRF guard allow the address."""
+    return IssuerError(f"{_without_query(url)}: {exc.detail}", REFUSED_PROBLEM)
+
+
+def _without_query(url: str) -> str:
+    return url.split("?", 1)[0]
 
 
 def _is_trust_failure(exc: requests.RequestException) -> bool:
@@ -485,6 +494,8 @@ class AcmeNetwork(ClientNetwork):
                 kwargs["headers"] = {"Content-Type": JOSE_CONTENT_TYPE}
             try:
                 response = self._send_request(method, url, **kwargs)
+            except DestinationRefused as exc:
+                raise refused(url, exc) from exc
             except requests.RequestException as exc:
                 if _is_trust_failure(exc):
                     # A CA certificate we do not trust will not fix itself by retrying.

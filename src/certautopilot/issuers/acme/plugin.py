@@ -79,7 +79,14 @@ class AcmeAuthority:
             if state == "authorizing"
             else ()
         )
-        return Order(order.url, state, challenges, replaces=order.replaces)
+        return Order(
+            order.url,
+            state,
+            challenges,
+            replaces=order.replaces,
+            replaces_sent=order.replaces_sent,
+            profile=order.profile,
+        )
 
     def order(self, csr_pem: str, options: OrderOptions) -> Order:
         created = self.client.new_order(
@@ -129,6 +136,41 @@ class AcmeAuthority:
         return info.advertised_profiles(
             info.directory(self.client.directory_url, self._ca_bundle_pem)
         )
+
+    def check(self) -> list[port.CheckStep]:
+        """The directory as the CA sends it now (not the cached copy), then a signed
+        ``newAccount`` with ``onlyReturnExisting`` (RFC 8555 §7.3.1): a fresh nonce, the
+        key's signature, and the CA's word that the account still exists and is usable (a
+        deactivated account is refused as ``unauthorized``, §7.3.6). Orders nothing."""
+        from certautopilot.errors import CertAutoPilotError
+
+        url = self.client.directory_url
+        try:
+            found = info.directory(url, self._ca_bundle_pem)
+            info.raw_meta(url, self._ca_bundle_pem)  # one GET past the cache: the CA now
+        except CertAutoPilotError as exc:
+            return [port.CheckStep("directory", False, str(exc))]
+        offers = sorted(k for k in found if k != "meta")
+        tos = (found.get("meta") or {}).get("termsOfService")
+        read = f"read {url}: offers {', '.join(offers)}" + (
+            f"; terms of service {tos}" if tos else ""
+        )
+        steps = [port.CheckStep("directory", True, read)]
+        stored = self.client.account_url
+        try:
+            account = self.client.find_account()
+        except CertAutoPilotError as exc:
+            return [*steps, port.CheckStep("account", False, f"the CA refused the account: {exc}")]
+        if account is None:
+            why = (
+                "the CA knows no account for this issuer's key (deactivated, or the CA's "
+                "data was reset): add the issuer again to register a new account"
+            )
+            return [*steps, port.CheckStep("account", False, why)]
+        if stored and account != stored:
+            moved = f"the CA answers account {account}, not the stored {stored}"
+            return [*steps, port.CheckStep("account", False, moved)]
+        return [*steps, port.CheckStep("account", True, f"account {account} is usable")]
 
 
 class AcmePlugin:

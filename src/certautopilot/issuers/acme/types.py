@@ -39,8 +39,8 @@ class AcmeOrder:
     ``identifiers`` are the identifier values in the CA's order (``*.example.com`` for a
     wildcard). ``expires`` is the CA's RFC 3339 timestamp, when given. ``error_type`` and
     ``error_detail`` carry the order's problem document once it is ``invalid``.
-    ``replaces`` is the ARI certificate identifier (RFC 9773 §5) the order was created to
-    replace, when the client sent one.
+    ``replaces`` is the ARI certificate identifier (RFC 9773 §5) the order replaces as the
+    CA acknowledged it (echoed in the order); ``replaces_sent`` is what the client sent.
     """
 
     url: str
@@ -53,6 +53,8 @@ class AcmeOrder:
     error_type: str | None = None
     error_detail: str | None = None
     replaces: str | None = None
+    replaces_sent: str | None = None
+    profile: str | None = None  # the profile the CA's new order names (when it says)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,11 @@ import httpx
 import spnego.exceptions
 from cryptography import x509
 
-from certautopilot.errors import IssuerError, TransientIssuerError
+from certautopilot.errors import DestinationRefused, IssuerError, TransientIssuerError
 from certautopilot.issuers.adcs import pages
 from certautopilot.issuers.adcs.auth import SpnegoAuth
+from certautopilot.netguard import REFUSED_PROBLEM
+from certautopilot.outbound import guarded_transport
 
 AuthKind = Literal["basic", "ntlm", "kerberos", "client_cert"]
 USER_AGENT = (
@@ -42,6 +44,7 @@ PT_UNEXPECTED = "urn:certautopilot:adcs:unexpected-page"
 PT_DENIED = "urn:certautopilot:adcs:denied"
 PT_UNKNOWN_TEMPLATE = "urn:certautopilot:adcs:unknown-template"
 PT_NOT_FOUND = "urn:certautopilot:adcs:unknown-request"
+PT_REFUSED = REFUSED_PROBLEM  # the SSRF guard refused the address
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,11 @@ class AdcsClient:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
             follow_redirects=False,
             trust_env=False,
+            # Connects only to an address the SSRF guard checked when the socket opens.
+            transport=guarded_transport(
+                verify=self._ssl,
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            ),
         )
         try:
             yield AdcsSession(self, http)
@@ -162,6 +170,8 @@ class AdcsSession:
                 body = _read_capped(response)
             finally:
                 response.close()
+        except DestinationRefused as exc:
+            raise IssuerError(exc.detail, PT_REFUSED) from exc
         except httpx.TimeoutException as exc:
             raise TransientIssuerError(
                 f"the CA at {self.client.base} did not answer in time ({type(exc).__name__})",

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certautopilot.errors import IssuerError
+from certautopilot.errors import CertAutoPilotError, IssuerError
 from certautopilot.issuers import interfaces as port
 from certautopilot.issuers.adcs import client as adcs_client
 from certautopilot.issuers.adcs import pages
@@ -56,9 +56,10 @@ class AdcsAuthority:
 
     capabilities: frozenset[str]
 
-    def __init__(self, client: AdcsClient) -> None:
+    def __init__(self, client: AdcsClient, *, templates: tuple[str, ...] = ()) -> None:
         self.client = client
         self.capabilities = AdcsPlugin.capabilities
+        self.templates = templates  # the issuer's templates, which check() looks for
 
     def order(self, csr_pem: str, options: OrderOptions) -> Order:
         template = options.profile
@@ -146,6 +147,37 @@ class AdcsAuthority:
     def profiles(self) -> dict[str, str]:
         return {}
 
+    def check(self) -> list[port.CheckStep]:
+        """Signs in to Web Enrollment (TLS, credentials, a certsrv site), reads the
+        templates this account may enroll in (each of the issuer's must be there), then
+        the CA's chain. Submits nothing."""
+        steps: list[port.CheckStep] = []
+        try:
+            with self.client.session() as ca:
+                ca.home()
+                steps.append(port.CheckStep("sign-in", True, f"signed in to {self.client.base}"))
+                offered = ca.templates()
+                if offered is None:
+                    seen = "the CA does not list its templates to this account; not checked"
+                    steps.append(port.CheckStep("templates", True, seen))
+                else:
+                    known = {t.lower() for t in offered}
+                    missing = [t for t in self.templates if t.lower() not in known]
+                    listed = ", ".join(offered) or "none"
+                    if missing:
+                        gone = f"not offered: {', '.join(missing)} (the CA offers {listed})"
+                        return [*steps, port.CheckStep("templates", False, gone)]
+                    steps.append(port.CheckStep("templates", True, f"offered: {listed}"))
+                chain = ca.ca_chain()
+        except CertAutoPilotError as exc:
+            step = "sign-in" if not steps else "templates" if len(steps) == 1 else "CA chain"
+            return [*steps, port.CheckStep(step, False, str(exc))]
+        subjects = "; ".join(c.subject.rfc4514_string() for c in chain)
+        return [
+            *steps,
+            port.CheckStep("CA chain", True, f"{len(chain)} certificate(s): {subjects}"),
+        ]
+
 
 class AdcsPlugin:
     """Microsoft AD CS through Web Enrollment (``/certsrv``)."""
@@ -161,4 +193,7 @@ class AdcsPlugin:
     def connect(cls, session: Session, kek: KeyEncryptionKey, issuer: Issuer) -> AdcsAuthority:
         from certautopilot.issuers.adcs import service
 
-        return AdcsAuthority(AdcsClient(service.settings_for(session, kek, issuer)))
+        return AdcsAuthority(
+            AdcsClient(service.settings_for(session, kek, issuer)),
+            templates=tuple(issuer.config.get("templates") or ()),
+        )

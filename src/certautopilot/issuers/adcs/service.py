@@ -38,6 +38,7 @@ _FIELD_OF = {
     adcs_client.PT_FORBIDDEN: "adcs.auth",
     adcs_client.PT_KERBEROS: "adcs.auth",
     adcs_client.PT_UNREACHABLE: "adcs.url",
+    adcs_client.PT_REFUSED: "adcs.url",
     adcs_client.PT_UNEXPECTED: "adcs.url",
 }
 
@@ -79,6 +80,7 @@ def verify(body: AdcsIssuerIn, *, issuer_id: str | None = None) -> Verified:
             adcs_client.PT_UNAUTHORIZED: "the CA refused the credentials",
             adcs_client.PT_FORBIDDEN: "the CA refused access",
             adcs_client.PT_UNREACHABLE: "the CA cannot be reached",
+            adcs_client.PT_REFUSED: "the CA may not be reached",
             adcs_client.PT_KERBEROS: "Kerberos is not available",
         }.get(exc.problem_type or "", "the CA check failed")
         raise InvalidInput.field(field, f"{what}: {exc}") from exc

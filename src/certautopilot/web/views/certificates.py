@@ -12,16 +12,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from pydantic import ValidationError
 
 from certautopilot import links
+from certautopilot.approvals import service as approvals
 from certautopilot.audit import service as audit
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
 from certautopilot.certificates import lifecycle
 from certautopilot.certificates import persist as persist_records
 from certautopilot.certificates import service as certs
+from certautopilot.certificates import versions as cert_versions
 from certautopilot.certificates.preflight import preflight
 from certautopilot.certificates.schemas import (
     CONTROL_CHARACTERS,
-    REVOCATION_REASONS,
     CertificateIn,
     Pkcs12In,
 )
@@ -35,9 +36,13 @@ from certautopilot.dns import service as dns
 from certautopilot.dns.persist import PersistState
 from certautopilot.errors import Conflict, InvalidInput
 from certautopilot.issuers import service as issuers
+from certautopilot.issuers.models import IssuerStatus
 from certautopilot.policy import service as policy
 from certautopilot.policy.schemas import PolicyRules
+from certautopilot.renewal import backlog as renewal_backlog
+from certautopilot.renewal import profiles
 from certautopilot.validation import field_name
+from certautopilot.web import timeline
 from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
 from certautopilot.workflows import commands
 from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
@@ -59,6 +64,7 @@ FIELDS = (
     "csr_pem",
     "challenge_overrides",
     "adcs_template",
+    "acme_profile",
 )
 KEY_TYPES = (
     (
@@ -97,6 +103,18 @@ SORT_LABELS = {
     "-status": "Status Z→A",
 }
 CHART_WEEKS = 12
+#: ``?when=`` filters of the dashboard's links (revoked certificates left out)
+WHEN = {
+    "expired": "already expired",
+    "upcoming": "not expired yet",
+    "later": f"expiring after the next {CHART_WEEKS} weeks",
+}
+
+
+def _chart_end(now: datetime) -> datetime:
+    """Where the chart's last week ends (its "later" bar starts)."""
+    day0 = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day0 + timedelta(days=7 * CHART_WEEKS)
 
 
 def _week(value: str) -> datetime | None:
@@ -112,6 +130,7 @@ def _week(value: str) -> datetime | None:
 def inventory(
     web: InProjectWeb,
     session: DbSession,
+    state: State,
     q: str = "",
     status: str = "",
     issuer: str = "",
@@ -119,9 +138,13 @@ def inventory(
     expiring: str = "",
     week: str = "",
     sort: str = "",
+    when: str = "",
+    managed: str = "",
 ) -> Response:
     assert web.project is not None
+    managed = managed if managed in ("yes", "no") else ""
     now = utcnow()
+    when = when if when in WHEN else ""
     days = int(expiring) if expiring.isdigit() and 0 < int(expiring) <= 3650 else None
     sort = sort if sort in SORT_LABELS else inv.DEFAULT_SORT
     issuer_rows = issuers.list_issuers(session, project_id=web.project.id)
@@ -132,18 +155,26 @@ def inventory(
     before = now + timedelta(days=days) if days else None
     if window:
         before = min(before, window[1]) if before else window[1]
+    after = window[0] if window else None
+    if when == "expired":
+        before = min(before, now) if before else now
+    elif when == "upcoming":
+        after = max(after, now) if after else now
+    elif when == "later":
+        after = _chart_end(now)
     rows, next_cursor = inv.list_certificates(
         session,
         project_id=web.project.id,
         status=status or None,
         issuer_id=issuer or None,
         expiring_before=before,
-        expiring_after=window[0] if window else None,
-        exclude_statuses=(CertStatus.REVOKED,) if window else (),
+        expiring_after=after,
+        exclude_statuses=(CertStatus.REVOKED,) if window or when else (),
         q=q.strip()[:253] or None,
         sort=sort,
         limit=PAGE_SIZE,
         cursor=cursor or None,
+        managed={"yes": True, "no": False}.get(managed),
     )
     chart = inv.expiry_histogram(
         session, project_id=web.project.id, now=now, weeks=CHART_WEEKS, issuer_id=issuer or None
@@ -152,8 +183,10 @@ def inventory(
         "q": q,
         "status": status,
         "issuer": issuer,
+        "managed": managed,
         "expiring": str(days or ""),
         "week": week if window else "",
+        "when": when,
         "sort": sort if sort != inv.DEFAULT_SORT else "",
     }
 
@@ -172,13 +205,21 @@ def inventory(
         next_cursor=next_cursor,
         paged=bool(cursor),
         chart=chart,
-        chart_max=max([w.count for w in chart.weeks] + [1]),
+        chart_max=max([w.count for w in chart.weeks] + [chart.expired, chart.later, 1]),
+        attention=inv.attention(session, project_id=web.project.id, now=now),
+        pending_requests=approvals.count_pending(session, project_id=web.project.id),
+        when=when,
+        when_label=WHEN.get(when, ""),
+        backlog=renewal_backlog.for_project(
+            session, project_id=web.project.id, now=now, settings=state.settings
+        ),
         week_window=window,
         filtered=any(v for k, v in params.items() if k != "sort"),
         link=link,
         q=q,
         status=status,
         issuer=issuer,
+        managed=managed,
         expiring=params["expiring"],
         week=params["week"],
     )
@@ -209,6 +250,9 @@ def _body_from_form(form: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[st
     template = str(form.get("adcs_template") or "").strip()
     if template:
         body["adcs_template"] = template
+    profile = str(form.get("acme_profile") or "").strip()
+    if profile:
+        body["acme_profile"] = profile
     if form.get("byo_csr") == "on":
         body["csr_pem"] = str(form.get("csr_pem") or "")
     overrides: dict[str, Any] = {}
@@ -309,8 +353,15 @@ def _form_context(web: Web, session: DbSession) -> dict[str, Any]:
     row = policy.get_policy(session, web.project.id)
     rules = PolicyRules.model_validate(row.rules) if row else PolicyRules()
     zones = dns.list_zones(session, project_id=web.project.id)
+    project_issuers = [  # a disabled issuer takes no new request: not offered
+        i
+        for i in issuers.list_issuers(session, project_id=web.project.id)
+        if i.status != IssuerStatus.DISABLED
+    ]
     return {
-        "issuers": issuers.list_issuers(session, project_id=web.project.id),
+        "issuers": project_issuers,
+        "offered_profiles": profiles.offered_by(project_issuers),
+        "allowed_profiles": rules.allowed_acme_profiles,
         "targets": distribution.list_targets(session, project_id=web.project.id),
         "zones": zones,
         "manual_zones": [z.name for z in zones if dns.is_manual(z)],
@@ -390,6 +441,23 @@ def create(web: InProjectWeb, form: Form, session: DbSession, state: State) -> R
 
 # -- detail --------------------------------------------------------------------------------
 DEPLOY_BUSY = deploy_states.BUSY
+TIMELINE_PAGE = 50  # newest first; "Older events" pages on with ?older=<cursor>
+#: Statuses in which the job waits on a person (a DNS record, a CA manager, an approver):
+#: the live page asks less often.
+WAITING_ON_PERSON = {CertStatus.AWAITING_DNS, CertStatus.AWAITING_CA, CertStatus.AWAITING_APPROVAL}
+LIVE_EVERY = 1  # seconds between live updates while the job works
+LIVE_EVERY_WAITING = 5  # ... and while it waits on a person
+#: The reasons the revocation form offers: those ACME CAs accept (RFC 8555 §7.6 with
+#: Let's Encrypt's list; the others are CRL-only), in plain words.
+REVOCATION_CHOICES = (
+    ("unspecified", "No particular reason"),
+    ("keyCompromise", "The private key was exposed or lost (key compromise)"),
+    ("superseded", "Replaced by a newer certificate (superseded)"),
+    ("cessationOfOperation", "The site or service is no longer used (cessation of operation)"),
+    ("affiliationChanged", "The owner or its name changed (affiliation changed)"),
+)
+#: Flash banners, and while each still applies: they clear once their action is done.
+FLASH_WHILE_LIVE = {"dns-confirm", "check-ca", "renew", "deploy"}
 
 
 def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any]:
@@ -397,16 +465,44 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
     cert = certs.get_certificate(session, project_id=web.project.id, cert_id=cert_id)
     out = certs.to_out(session, cert)
     issuer = issuers.get_issuer(session, project_id=web.project.id, issuer_id=cert.issuer_id)
-    events = audit.events_for(session, subject_type="certificate", subject_id=cert.id)
+    older = web.request.query_params.get("older", "")[:200]
+    events, older_cursor = audit.events_page(
+        session,
+        subject_type="certificate",
+        subject_id=cert.id,
+        limit=TIMELINE_PAGE,
+        newest_first=True,
+        cursor=older or None,
+    )
     deployments = distribution.deployments_of(session, cert=cert, history=0).items
     deploying = any(d.latest is not None and d.latest.status in DEPLOY_BUSY for d in deployments)
+    now = utcnow()
+    live = out.status not in FINAL or deploying
+    waiting = out.status in WAITING_ON_PERSON
+    flash = web.request.query_params.get("flash", "")
+    if flash in FLASH_WHILE_LIVE and not live:
+        flash = ""
     return {
+        "flash": flash,
+        "live_every": (LIVE_EVERY_WAITING if waiting else LIVE_EVERY) if live else None,
+        "live_url": _live_url(web, cert.id, flash),
+        "waiting_on_person": waiting,
+        "renewing": out.status not in FINAL and out.current is not None,
+        "expires_in_days": (out.current.not_after - now).days
+        if out.current and out.current.not_after
+        else None,
+        "versions": cert_versions.list_versions(session, cert),
         "cert": out,
         "issuer": issuer,
-        "events": list(reversed(events)),
+        "events": events,
+        "timeline": timeline.groups(events),
+        "older_cursor": older_cursor,
+        "timeline_paged": bool(older),
         "step": cert.step,
-        "live": out.status not in FINAL or deploying,
-        "reasons": list(REVOCATION_REASONS),
+        "live": live,
+        "reasons": REVOCATION_CHOICES,
+        "earlier_valid": lifecycle.still_valid_earlier_versions(session, cert, now=now),
+        "revoked_now": _revoked_now(web),
         "has_manual_names": any(
             (cert.challenge_overrides.get(n) or {}).get("manual") for n in cert.names
         ),
@@ -416,6 +512,21 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
         and not cert.csr_provided
         and out.status != CertStatus.REVOKED,
     }
+
+
+def _live_url(web: Web, cert_id: str, flash: str) -> str:
+    """The live part of the page with the query it was opened with (timeline page, the
+    flash banner and what it names), so each update renders what the page shows."""
+    assert web.project is not None
+    keep = {k: web.request.query_params.get(k, "")[:200] for k in ("older", "revoked")}
+    query = urlencode({k: v for k, v in {**keep, "flash": flash}.items() if v})
+    return links.certificate(web.project.slug, cert_id) + "/live" + (f"?{query}" if query else "")
+
+
+def _revoked_now(web: Web) -> list[int]:
+    """The version numbers the revocation just made (``?revoked=2,1`` after the redirect)."""
+    raw = web.request.query_params.get("revoked", "")
+    return [int(n) for n in raw.split(",")[:100] if n.isdigit() and len(n) < 10]
 
 
 @router.get(BASE + "/{cert_id}", response_class=HTMLResponse)
@@ -468,10 +579,11 @@ def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response
     return web.render("certificates/_live.html", **_detail_context(web, session, cert_id))
 
 
-def _back(web: Web, cert_id: str, flash: str = "") -> Response:
+def _back(web: Web, cert_id: str, flash: str = "", **query: str) -> Response:
     assert web.project is not None
     url = links.certificate(web.project.slug, cert_id)
-    return RedirectResponse(url + (f"?flash={flash}" if flash else ""), status_code=303)
+    params = urlencode({"flash": flash, **query} if flash else query)
+    return RedirectResponse(url + (f"?{params}" if params else ""), status_code=303)
 
 
 @router.post(BASE + "/{cert_id}/dns-confirm")
@@ -517,17 +629,19 @@ def revoke(
     if form.get("confirm") != "yes":
         raise InvalidInput.field("confirm", "tick the confirmation box to revoke")
     reason = str(form.get("reason") or "unspecified")
-    if reason not in REVOCATION_REASONS:
+    if reason not in dict(REVOCATION_CHOICES):
         raise InvalidInput.field("reason", "choose a reason from the list")
-    commands.revoke_certificate(
+    done = commands.revoke_certificate(
         session,
         state.kek,
         project_id=web.ctx.project.id,
         cert_id=cert_id,
         reason=reason,
         actor=web.ctx.actor,
+        all_versions=form.get("all_versions") == "yes",
     )
-    return _back(web, cert_id, "revoked")
+    revoked = ",".join(str(r.seq) for r in done.revoked)
+    return _back(web, cert_id, "revoked", revoked=revoked)
 
 
 @router.get(BASE + "/{cert_id}/download/{what}.pem")

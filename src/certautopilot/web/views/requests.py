@@ -11,6 +11,7 @@ from certautopilot.approvals.schemas import DecisionIn
 from certautopilot.approvals.states import RequestStatus
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
+from certautopilot.errors import Conflict, InvalidInput
 from certautopilot.web.common import Form, InProjectWeb, WebRoute
 from certautopilot.workflows import commands
 
@@ -34,6 +35,27 @@ def list_requests(
     )
 
 
+REJECT_NEEDS_COMMENT = "Say why you reject it: the requester reads this comment."
+
+
+def _with_error(
+    web: InProjectWeb, session: DbSession, request_id: str, message: str, comment: str
+) -> Response:
+    """The request again, with ``message`` under its comment field and what was typed."""
+    assert web.project is not None and web.actor is not None
+    row = approvals.get_request(session, project_id=web.project.id, request_id=request_id)
+    return web.render(
+        "requests/list.html",
+        status_code=422,
+        items=[approvals.to_out(row, web.actor)],
+        status="",
+        statuses=(*RequestStatus, ""),
+        created="",
+        errors={request_id: message},
+        typed={request_id: comment},
+    )
+
+
 @router.post(BASE + "/{request_id}/{decision}")
 def decide(
     request_id: str,
@@ -47,17 +69,24 @@ def decide(
         return Response(status_code=404)
     body = DecisionIn(comment=str(form.get("comment") or "")[:4000])
     assert web.project is not None and web.actor is not None
-    commands.decide_request(
-        session,
-        state.launcher,
-        project_id=web.project.id,
-        request_id=request_id,
-        approve=decision == "approve",
-        comment=body.comment,
-        actor=web.actor,
-        base_url=state.settings.public_url,
-        now=utcnow(),
-    )
+    approve = decision == "approve"
+    if not approve and not body.comment.strip():
+        return _with_error(web, session, request_id, REJECT_NEEDS_COMMENT, body.comment)
+    try:
+        commands.decide_request(
+            session,
+            state.launcher,
+            project_id=web.project.id,
+            request_id=request_id,
+            approve=approve,
+            comment=body.comment,
+            actor=web.actor,
+            base_url=state.settings.public_url,
+            now=utcnow(),
+        )
+    except (InvalidInput, Conflict) as exc:  # next to the form, the page kept
+        session.rollback()
+        return _with_error(web, session, request_id, str(exc), body.comment)
     return RedirectResponse(
         links.requests(web.project.slug, status="", decided=request_id), status_code=303
     )

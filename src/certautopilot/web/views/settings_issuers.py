@@ -1,4 +1,5 @@
-"""Settings for project admins: issuers (ACME, AD CS); DNS zones are in settings_zones.
+"""Settings for project admins: issuers (ACME, AD CS: add, edit, test, disable, delete);
+DNS zones are in settings_zones.
 
 Every write calls the same domain services as the API, so the web UI and the API apply
 the same rules (admin check, the CA check outside any transaction, audit). Secrets that
@@ -14,10 +15,11 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot import links
-from certautopilot.deps import DbSession, State
+from certautopilot.deps import DbSession, State, get_state
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
 from certautopilot.issuers import service as issuers
-from certautopilot.issuers.schemas import IssuerIn
+from certautopilot.issuers.schemas import IssuerIn, IssuerPatch, IssuerTestOut
+from certautopilot.renewal import issuer_limits
 from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
 from certautopilot.web.views.forms import (
     Errors,
@@ -43,6 +45,21 @@ AUTH_MODES = (
 )
 
 
+PRESET_CHOICES = (
+    ("", "The service's settings (CERTAUTOPILOT_RENEWAL_*)"),
+    *((p.value, issuer_limits.PRESETS[p].title) for p in issuer_limits.Preset),
+)
+LIMIT_FIELDS = (
+    ("orders_per_account", "New orders per account", "300"),
+    ("account_window_seconds", "... within (seconds)", "10800"),
+    ("certs_per_domain", "Certificates per registered domain", "50"),
+    ("domain_window_seconds", "... within (seconds)", "604800"),
+    ("duplicate_certs", "Duplicate certificates (same identifiers)", "5"),
+    ("duplicate_window_seconds", "... within (seconds)", "604800"),
+)
+ARI_CHOICES = {"": None, "yes": True, "no": False}
+
+
 @router.get(BASE, response_class=HTMLResponse)
 def settings_home(web: InProjectWeb) -> Response:
     require_admin(web, "Opening the project settings")
@@ -60,9 +77,16 @@ def _issuers_page(
     errors: Errors | None = None,
     secret_dropped: bool = False,
     status_code: int = 200,
+    editing: str = "",
+    tested: tuple[str, IssuerTestOut] | None = None,
+    problem: str = "",
 ) -> Response:
     assert web.project is not None
-    items = [issuers.to_out(i) for i in issuers.list_issuers(session, project_id=web.project.id)]
+    limits = get_state(web.request).settings.rate_limits
+    items = [
+        issuers.to_out(i, default_limits=limits)
+        for i in issuers.list_issuers(session, project_id=web.project.id)
+    ]
     return web.render(
         "settings/issuers.html",
         status_code=status_code,
@@ -73,7 +97,19 @@ def _issuers_page(
         errors=errors or {},
         secret_dropped=secret_dropped,
         auth_modes=AUTH_MODES,
+        presets=PRESET_CHOICES,
+        limit_fields=LIMIT_FIELDS,
+        suggested={
+            i.id: issuer_limits.preset_for_directory(i.acme.directory_url) for i in items if i.acme
+        },
+        editing=editing,
+        tested=tested,
+        problem=problem,
         created=web.request.query_params.get("created", ""),
+        saved=web.request.query_params.get("saved", ""),
+        deleted=web.request.query_params.get("deleted", ""),
+        switched_on=web.request.query_params.get("enabled", ""),
+        switched_off=web.request.query_params.get("disabled", ""),
     )
 
 
@@ -94,6 +130,24 @@ def _int(form: dict[str, Any], key: str, errors: Errors, *, scale: int = 1) -> i
         return None
 
 
+def _limits_body(form: dict[str, Any], p: str, errors: Errors) -> dict[str, Any] | None:
+    """The ``rate_limits`` object of the form's ``{p}rl_*`` fields; None when none is set
+    (the service settings)."""
+    body: dict[str, Any] = {}
+    if text(form, p + "rl_preset"):
+        body["preset"] = text(form, p + "rl_preset")
+    for name, _, _ in LIMIT_FIELDS:
+        value = _int(form, p + "rl_" + name, errors)
+        if value is not None:
+            body[name] = value
+    ari = text(form, p + "rl_ari_renewals_exempt")
+    if ari not in ARI_CHOICES:
+        add(errors, p + "rl_ari_renewals_exempt", "choose yes, no or the preset's")
+    elif ARI_CHOICES[ari] is not None:
+        body["ari_renewals_exempt"] = ARI_CHOICES[ari]
+    return body or None
+
+
 def _issuer_body(kind: str, form: dict[str, Any], errors: Errors) -> dict[str, Any]:
     """The API body the form describes (the same JSON a script would POST)."""
     p = kind + "_"
@@ -106,6 +160,8 @@ def _issuer_body(kind: str, form: dict[str, Any], errors: Errors) -> dict[str, A
             "eab_kid": optional(form, p + "eab_kid"),
             "eab_hmac_key": optional(form, p + "eab_hmac_key"),
             "ca_bundle_pem": optional(form, p + "ca_bundle_pem"),
+            "rate_limits": _limits_body(form, p, errors),
+            "caa_identity": optional(form, p + "caa_identity"),
         }
         return body
     settings: dict[str, Any] = {
@@ -137,6 +193,7 @@ def _issuer_field(kind: str, form: dict[str, Any]) -> Any:
         head, _, rest = name.partition(".")
         if head in ("acme", "adcs"):
             name = rest.split("[", 1)[0] or "form"
+        name = name.replace("rate_limits.", "rl_").replace("rate_limits", "rl_preset")
         name = {
             "approval_timeout_seconds": "approval_timeout_days",
             "body": "form",
@@ -202,4 +259,102 @@ def create_issuer(
         errors=errors,
         secret_dropped=dropped,
         status_code=422,
+    )
+
+
+@router.post(BASE + "/issuers/{issuer_id}/acme", response_class=HTMLResponse)
+def edit_acme_issuer(
+    issuer_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+) -> Response:
+    """An ACME issuer's rate limits and CAA identity (the same edit as ``PATCH``)."""
+    require_admin(web, "Editing an issuer")
+    assert web.project is not None
+    p = f"edit_{issuer_id}_"
+    errors: Errors = {}
+    body = {
+        "acme": {
+            "rate_limits": _limits_body(form, p, errors),
+            "caa_identity": optional(form, p + "caa_identity"),
+        }
+    }
+
+    def field_of(name: str) -> str:
+        name = name.removeprefix("acme.").replace("rate_limits.", "rl_")
+        return p + name.replace("rate_limits", "rl_preset")
+
+    model = validated(IssuerPatch, body, field_of, errors)
+    if model is not None and not errors:
+        try:
+            commands.update_issuer(
+                session,
+                state.kek,
+                project_id=web.ctx.project.id,
+                issuer_id=issuer_id,
+                patch=model,
+                actor=web.ctx.actor,
+            )
+        except Conflict as exc:
+            add(errors, p + "form", str(exc))
+        else:
+            return RedirectResponse(
+                links.settings(web.project.slug, "issuers", saved=issuer_id), status_code=303
+            )
+    return _issuers_page(
+        web, session, form=dict(form), errors=errors, status_code=422, editing=issuer_id
+    )
+
+
+@router.post(BASE + "/issuers/{issuer_id}/test", response_class=HTMLResponse)
+def test_issuer(issuer_id: str, web: InProjectWeb, session: DbSession, state: State) -> Response:
+    """The Test button: the CA is reached step by step with the stored settings; nothing
+    is ordered or written."""
+    require_admin(web, "Testing an issuer")
+    name = issuers.get_issuer(session, project_id=web.ctx.project.id, issuer_id=issuer_id).name
+    result = commands.test_issuer(
+        session, state.kek, project_id=web.ctx.project.id, issuer_id=issuer_id, actor=web.ctx.actor
+    )
+    return _issuers_page(web, session, tested=(name, result))
+
+
+@router.post(BASE + "/issuers/{issuer_id}/enabled", response_class=HTMLResponse)
+def switch_issuer(
+    issuer_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+) -> Response:
+    """Enable or Disable: a disabled issuer keeps its account and settings but takes no new
+    request, renewal or fallback."""
+    require_admin(web, "Enabling or disabling an issuer")
+    assert web.project is not None
+    enabled = text(form, "enabled") == "true"
+    issuer = commands.update_issuer(
+        session,
+        state.kek,
+        project_id=web.ctx.project.id,
+        issuer_id=issuer_id,
+        patch=IssuerPatch(enabled=enabled),
+        actor=web.ctx.actor,
+    )
+    word = "enabled" if enabled else "disabled"
+    return RedirectResponse(
+        links.settings(web.project.slug, "issuers", **{word: issuer.name}),
+        status_code=303,
+    )
+
+
+@router.post(BASE + "/issuers/{issuer_id}/delete", response_class=HTMLResponse)
+def delete_issuer(issuer_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    """Delete: refused, with the reason on the page, while a certificate or the policy's
+    fallback list uses the issuer."""
+    require_admin(web, "Deleting an issuer")
+    assert web.project is not None
+    name = issuers.get_issuer(session, project_id=web.ctx.project.id, issuer_id=issuer_id).name
+    try:
+        commands.delete_issuer(
+            session, project_id=web.ctx.project.id, issuer_id=issuer_id, actor=web.ctx.actor
+        )
+    except Conflict as exc:
+        return _issuers_page(
+            web, session, problem=f"Issuer {name} was not deleted: {exc}", status_code=409
+        )
+    return RedirectResponse(
+        links.settings(web.project.slug, "issuers", deleted=name), status_code=303
     )

@@ -14,9 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from certautopilot import links
+from certautopilot.auth import invitations
 from certautopilot.auth import service as auth
 from certautopilot.auth.models import ROLES
-from certautopilot.deps import DbSession
+from certautopilot.clock import utcnow
+from certautopilot.deps import DbSession, State
 from certautopilot.errors import Conflict, InvalidInput, NotFound
 from certautopilot.issuers import service as issuers
 from certautopilot.policy import service as policy
@@ -55,6 +57,7 @@ def _view_of_rules(rules: PolicyRules) -> dict[str, Any]:
         "allowed_issuers": list(rules.allowed_issuers or []),
         "denied_acme_directories": "\n".join(rules.denied_acme_directories),
         "allowed_key_types": list(rules.allowed_key_types or []),
+        "allowed_acme_profiles": "\n".join(rules.allowed_acme_profiles or []),
         "min_rsa_bits": str(rules.min_rsa_bits or ""),
         "min_ecdsa_bits": str(rules.min_ecdsa_bits or ""),
         "required_san_suffixes": "\n".join(rules.required_san_suffixes),
@@ -77,6 +80,7 @@ def _view_of_form(form: dict[str, Any]) -> dict[str, Any]:
         "allowed_issuers": listed(form, "allowed_issuers[]"),
         "denied_acme_directories": text(form, "denied_acme_directories"),
         "allowed_key_types": listed(form, "allowed_key_types[]"),
+        "allowed_acme_profiles": text(form, "allowed_acme_profiles"),
         "min_rsa_bits": text(form, "min_rsa_bits"),
         "min_ecdsa_bits": text(form, "min_ecdsa_bits"),
         "required_san_suffixes": text(form, "required_san_suffixes"),
@@ -147,6 +151,7 @@ def save_policy(web: InProjectWeb, form: Form, session: DbSession) -> Response:
         "allowed_issuers": listed(form, "allowed_issuers[]") or None,
         "denied_acme_directories": whole_lines(text(form, "denied_acme_directories")),
         "allowed_key_types": listed(form, "allowed_key_types[]") or None,
+        "allowed_acme_profiles": lines(text(form, "allowed_acme_profiles")) or None,
         "min_rsa_bits": _bits(text(form, "min_rsa_bits"), "min_rsa_bits", errors),
         "min_ecdsa_bits": _bits(text(form, "min_ecdsa_bits"), "min_ecdsa_bits", errors),
         "required_san_suffixes": lines(text(form, "required_san_suffixes")),
@@ -194,18 +199,23 @@ def _members_page(
     form: dict[str, Any] | None = None,
     errors: Errors | None = None,
     status_code: int = 200,
+    invited: tuple[str, str] | None = None,
+    saved: str = "",
 ) -> Response:
     assert web.project is not None
+    members = auth.members_of(session, project_id=web.project.id)
     return web.render(
         "settings/members.html",
         status_code=status_code,
         tab="members",
-        members=auth.members_of(session, project_id=web.project.id),
+        members=members,
+        pending=invitations.pending(session, user_ids=[u.id for u, _ in members], now=utcnow()),
+        invited=invited,
         roles=list(reversed(ROLES)),
         role_help=ROLE_HELP,
         form=form or {"role": "operator"},
         errors=errors or {},
-        saved=web.request.query_params.get("saved", ""),
+        saved=saved or web.request.query_params.get("saved", ""),
         removed=web.request.query_params.get("removed", ""),
     )
 
@@ -221,8 +231,37 @@ def _back(web: Web, **query: str) -> Response:
     return RedirectResponse(links.settings(web.project.slug, "members", **query), status_code=303)
 
 
+def _invited(web: Web, session: DbSession, state: State, user: Any, *, saved: str = "") -> Response:
+    """The members page with a new one-time sign-in link for ``user``, shown once (on the
+    page, not in a redirect's URL: the link is a secret)."""
+    token = invitations.create(session, user=user, actor=web.ctx.actor.email, now=utcnow())
+    session.commit()
+    link = links.invitation(token, base=state.settings.public_url)
+    response = _members_page(web, session, invited=(user.email, link), saved=saved)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.post(BASE + "/members/invite", response_class=HTMLResponse)
+def invite_member(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
+    """A new sign-in link for a member who has no web password yet."""
+    require_admin(web, "Managing members")
+    email = auth.normalize_email(text(form, "email"))
+    member = next(
+        (u for u, _ in auth.members_of(session, project_id=web.ctx.project.id) if u.email == email),
+        None,
+    )
+    if member is None:
+        raise NotFound(f"{email} is not a member of this project")
+    if member.password_hash:
+        errors: Errors = {}
+        add(errors, f"row:{email}:role", "already has a web password: they sign in with it")
+        return _members_page(web, session, errors=errors, status_code=409)
+    return _invited(web, session, state, member)
+
+
 @router.post(BASE + "/members", response_class=HTMLResponse)
-def set_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
+def set_member(web: InProjectWeb, form: Form, session: DbSession, state: State) -> Response:
     """Adds a member, or changes a member's role (``row`` says which form was used)."""
     require_admin(web, "Managing members")
     email, role = text(form, "email"), text(form, "role")
@@ -251,6 +290,8 @@ def set_member(web: InProjectWeb, form: Form, session: DbSession) -> Response:
             else:
                 add(errors, prefix + "role", str(exc))
         else:
+            if not row and not user.password_hash:  # new to the web UI: a link to send
+                return _invited(web, session, state, user, saved=f"{user.email} is now {body.role}")
             return _back(web, saved=f"{user.email} is now {body.role}")
     values = {} if row else {"email": email, "role": role}
     return _members_page(web, session, form=values or None, errors=errors, status_code=422)
@@ -262,12 +303,20 @@ def remove_member(web: InProjectWeb, form: Form, session: DbSession) -> Response
     email = text(form, "email")
     try:
         auth.remove_membership(
-            session, project_id=web.ctx.project.id, email=email, actor=web.ctx.actor
+            session,
+            project_id=web.ctx.project.id,
+            email=email,
+            actor=web.ctx.actor,
+            confirm_self=form.get("confirm") == "yes",
         )
         session.commit()
-    except (Conflict, NotFound) as exc:
+    except (Conflict, NotFound, InvalidInput) as exc:
         session.rollback()
         errors: Errors = {}
-        add(errors, f"row:{email}:role", str(exc))
-        return _members_page(web, session, errors=errors, status_code=409)
+        message = auth.SELF_REMOVAL if isinstance(exc, InvalidInput) else str(exc)
+        add(errors, f"row:{email}:role", message)
+        code = 422 if isinstance(exc, InvalidInput) else 409
+        return _members_page(web, session, errors=errors, status_code=code)
+    if auth.normalize_email(email) == web.user.email:  # gone from the project: back to the start
+        return RedirectResponse("/", status_code=303)
     return _back(web, removed=email)

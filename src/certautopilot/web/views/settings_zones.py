@@ -18,10 +18,12 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot import links
+from certautopilot.certificates import caa_check
 from certautopilot.deps import DbSession, State
 from certautopilot.dns import service as dns
-from certautopilot.dns.schemas import ZoneIn, ZoneOut, ZonePatch, ZoneTestOut
+from certautopilot.dns.schemas import ZoneCaaOut, ZoneIn, ZoneOut, ZonePatch, ZoneTestOut
 from certautopilot.errors import Conflict, InvalidInput
+from certautopilot.issuers import service as issuers
 from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
 from certautopilot.web.views.forms import (
     Errors,
@@ -182,6 +184,7 @@ def _page(
     secret_dropped: bool = False,
     editing: ZoneOut | None = None,
     tested: tuple[ZoneOut, ZoneTestOut] | None = None,
+    caa: ZoneCaaOut | None = None,
     problem: str = "",
     status_code: int = 200,
 ) -> Response:
@@ -204,6 +207,7 @@ def _page(
         algorithms=TSIG_ALGORITHMS,
         editing=editing,
         tested=tested,
+        caa=caa,
         problem=problem,
         created=web.request.query_params.get("created", ""),
         saved=web.request.query_params.get("saved", ""),
@@ -352,3 +356,18 @@ def test_zone(zone_id: str, web: InProjectWeb, session: DbSession, state: State)
     session.commit()  # the test is network I/O
     result = dns.run_zone_test(probe)
     return _page(web, session, provider=RFC2136, tested=(zone, result))
+
+
+@router.get(BASE + "/{zone_id}/caa", response_class=HTMLResponse)
+def zone_caa(zone_id: str, web: InProjectWeb, session: DbSession) -> Response:
+    """The zone's CAA panel: the records that govern it, what they say about each ACME
+    issuer of the project, and the records that would allow them (the service never
+    writes CAA: a person adds them)."""
+    require_admin(web, "Checking a zone's CAA records")
+    assert web.project is not None
+    zone = dns.get_zone(session, project_id=web.project.id, zone_id=zone_id)
+    found = issuers.list_issuers(session, project_id=web.project.id)
+    session.expunge_all()
+    session.commit()  # the lookups are network I/O
+    report = caa_check.zone_report(zone, found)
+    return _page(web, session, provider=RFC2136, caa=report)

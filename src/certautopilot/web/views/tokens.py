@@ -8,12 +8,27 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot.auth import service as auth
+from certautopilot.auth.service import Actor
 from certautopilot.deps import DbSession
-from certautopilot.errors import InvalidInput
+from certautopilot.errors import InvalidInput, NotFound
+from certautopilot.projects import service as projects
 from certautopilot.web.common import Form, SignedIn, Web, WebRoute
 from certautopilot.web.views.forms import Errors, from_invalid, text
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def _in_project(web: Web, session: DbSession, slug: str) -> Web:
+    """The page keeps the navigation of the project it was opened from (``?p=<slug>``, a
+    project the user is a member of; any other slug is ignored)."""
+    if slug:
+        try:
+            row, role = projects.project_for_member(session, slug=slug[:100], user=web.user)
+        except NotFound:
+            return web
+        web.project = row
+        web.actor = Actor(user_id=web.user.id, email=web.user.email, role=role)
+    return web
 
 
 def _page(
@@ -41,12 +56,13 @@ def _page(
 
 
 @router.get("/tokens", response_class=HTMLResponse)
-def tokens_page(web: SignedIn, session: DbSession) -> Response:
-    return _page(web, session)
+def tokens_page(web: SignedIn, session: DbSession, p: str = "") -> Response:
+    return _page(_in_project(web, session, p), session)
 
 
 @router.post("/tokens", response_class=HTMLResponse)
 def create_token(web: SignedIn, form: Form, session: DbSession) -> Response:
+    web = _in_project(web, session, text(form, "p"))
     name = text(form, "name")
     errors: Errors = {}
     if not name:
@@ -64,7 +80,10 @@ def create_token(web: SignedIn, form: Form, session: DbSession) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-def revoke_token(token_id: str, web: SignedIn, _: Form, session: DbSession) -> Response:
+def revoke_token(token_id: str, web: SignedIn, form: Form, session: DbSession) -> Response:
     row = auth.revoke_token(session, user=web.user, token_id=token_id)
     session.commit()
-    return RedirectResponse(f"/tokens?revoked={quote(row.name or row.prefix)}", status_code=303)
+    back = f"&p={quote(text(form, 'p'))}" if text(form, "p") else ""
+    return RedirectResponse(
+        f"/tokens?revoked={quote(row.name or row.prefix)}{back}", status_code=303
+    )

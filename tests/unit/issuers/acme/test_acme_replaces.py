@@ -96,6 +96,16 @@ def test_replaces_sent_when_the_directory_offers_renewal_info(ca: StubCA) -> Non
     assert order.replaces == ARI_ID
 
 
+def test_replaces_the_ca_does_not_echo_is_sent_but_not_acknowledged(ca: StubCA) -> None:
+    """RFC 9773 §5: the order shows what the CA took into account (acme2certifier 0.46
+    ignores the field and leaves it out of the order)."""
+    _directory(ca, ari=True)
+    ca.script("/order", _order(ca))
+    order = _client(ca).new_order(_csr(), replaces=ARI_ID)
+    assert _payloads(ca)[0]["replaces"] == ARI_ID
+    assert order.replaces is None and order.replaces_sent == ARI_ID
+
+
 def test_replaces_not_sent_without_renewal_info(ca: StubCA) -> None:
     _directory(ca, ari=False)  # Pebble 2.4, many CAs
     ca.script("/order", _order(ca))

@@ -1,0 +1,408 @@
+"""``certautopilot certs``: certificates on a running service, over its HTTP API."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from certautopilot.certificates.states import CertStatus
+from certautopilot.cli.client import Client, ExitCode
+from certautopilot.cli.remote import (
+    Output,
+    OutputOption,
+    ProjectOption,
+    TokenOption,
+    UrlOption,
+    col,
+    connect,
+    emit_json,
+    emit_object,
+    emit_rows,
+    fail,
+    need_project,
+    resolve,
+)
+
+app = typer.Typer(
+    help="Certificates: list, request, wait for, renew, revoke, download.", no_args_is_help=True
+)
+
+#: Where ``wait`` stops: the certificate needs nobody and nothing more.
+DONE = {
+    CertStatus.ISSUED: ExitCode.OK,
+    CertStatus.FAILED: ExitCode.FAILED,
+    CertStatus.REJECTED: ExitCode.FAILED,
+    CertStatus.REVOKED: ExitCode.FAILED,
+}
+DOWNLOADS = ("fullchain", "chain", "cert", "key")
+POLL_SECONDS = 1.0
+
+LIST_COLUMNS = [
+    col("id"),
+    col("common_name"),
+    col("status"),
+    col("not_after", "current.not_after"),
+    col("sans"),
+]
+SHOW_FIELDS = [
+    col("id"),
+    col("common_name"),
+    col("sans"),
+    col("status"),
+    col("issuer"),
+    col("key_type"),
+    col("auto_renew"),
+    col("serial", "current.serial"),
+    col("not_before", "current.not_before"),
+    col("not_after", "current.not_after"),
+    col("next_renewal", "renewal.next_at"),
+    col("pending_action"),
+    col("error", "error.detail"),
+]
+
+WaitOption = Annotated[bool, typer.Option("--wait", help="Wait until it is issued (or fails).")]
+TimeoutOption = Annotated[
+    float, typer.Option("--timeout", min=1, help="Seconds to wait at most (exit code 3 after).")
+]
+
+
+def cert_path(project: str) -> str:
+    return f"/projects/{project}/certificates"
+
+
+@app.command("list")
+def list_(
+    status: Annotated[str | None, typer.Option(help="Only this status, e.g. issued.")] = None,
+    q: Annotated[str | None, typer.Option("--search", "-q", help="Names containing this.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 50,
+    all_pages: Annotated[
+        bool, typer.Option("--all", help="Every page, not just the first.")
+    ] = False,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """The project's certificates, by common name."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    rows: list[dict[str, Any]] = []
+    with connect(target) as client:
+        cursor = None
+        while True:
+            page = client.get(cert_path(slug), status=status, q=q, limit=limit, cursor=cursor)
+            rows += page["items"]
+            cursor = page.get("next_cursor")
+            if not all_pages or not cursor:
+                break
+    emit_rows(output, rows, LIST_COLUMNS)
+
+
+@app.command()
+def show(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """One certificate: names, status, current version, next renewal, error."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        cert = client.get(f"{cert_path(slug)}/{cert_id}")
+    emit_object(output, cert, SHOW_FIELDS)
+
+
+def issuer_id(client: Client, slug: str, issuer: str) -> str:
+    """An issuer's id from its id or its name (names are what people remember)."""
+    issuers = client.get(f"/projects/{slug}/issuers")
+    for item in issuers:
+        if issuer in (item["id"], item["name"]):
+            return str(item["id"])
+    names = ", ".join(sorted(i["name"] for i in issuers)) or "none"
+    fail(ExitCode.USAGE, f"error: --issuer: no issuer {issuer!r} in {slug} (issuers: {names})")
+
+
+@app.command()
+def create(
+    common_name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The common name, e.g. www.example.com.")
+    ],
+    issuer: Annotated[str, typer.Option(help="The issuer's name or id.")],
+    san: Annotated[
+        list[str] | None,
+        typer.Option("--san", metavar="NAME", help="Another DNS name (repeat for more)."),
+    ] = None,
+    key_type: Annotated[
+        str, typer.Option(help="ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072 or rsa-4096.")
+    ] = "ecdsa-p256",
+    auto_renew: Annotated[
+        bool, typer.Option("--auto-renew/--no-auto-renew", help="Renew it before it expires.")
+    ] = True,
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Request a certificate; with --wait, return once it is issued (or has failed)."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        body = {
+            "issuer": issuer_id(client, slug, issuer),
+            "common_name": common_name,
+            "sans": san or [],
+            "key_type": key_type,
+            "auto_renew": auto_renew,
+        }
+        cert = client.json("POST", cert_path(slug), json=body)
+        if wait:
+            cert = _wait(client, slug, cert, timeout)
+    _finish(output, cert)
+
+
+@app.command()
+def renew(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    wait: WaitOption = False,
+    timeout: TimeoutOption = 600,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Renew now (a new key and certificate); with --wait, return once it is issued."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        cert = client.json("POST", f"{cert_path(slug)}/{cert_id}/renew")
+        if wait:
+            cert = _wait(client, slug, cert, timeout)
+    _finish(output, cert)
+
+
+@app.command()
+def wait(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    timeout: TimeoutOption = 600,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Wait until the certificate is issued (exit 0), failed or rejected (exit 4)."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        cert = _wait(client, slug, client.get(f"{cert_path(slug)}/{cert_id}"), timeout)
+    _finish(output, cert)
+
+
+def _wait(client: Client, slug: str, cert: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Polls until the status is one of DONE; each change of status is a line on stderr."""
+    deadline = time.monotonic() + timeout
+    seen = None
+    while True:
+        if cert["status"] != seen:
+            seen = cert["status"]
+            typer.echo(f"{cert['id']}: {seen}", err=True)
+        if cert["status"] in DONE:
+            return cert
+        if time.monotonic() >= deadline:
+            fail(ExitCode.UNREACHABLE, f"error: still {seen} after {timeout:g} s")
+        time.sleep(POLL_SECONDS)
+        cert = client.get(f"{cert_path(slug)}/{cert['id']}")
+
+
+def _finish(output: Output, cert: dict[str, Any]) -> None:
+    emit_object(output, cert, SHOW_FIELDS)
+    code = DONE.get(CertStatus(cert["status"]), ExitCode.OK)
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+@app.command()
+def revoke(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="An RFC 5280 reason: unspecified, keyCompromise, superseded,"
+            " cessationOfOperation, ..."
+        ),
+    ] = "unspecified",
+    all_versions: Annotated[
+        bool, typer.Option("--all-versions", help="Also revoke earlier versions still valid.")
+    ] = False,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Revoke the current version at the CA."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        cert = client.json(
+            "POST",
+            f"{cert_path(slug)}/{cert_id}/revoke",
+            json={"reason": reason, "all_versions": all_versions},
+        )
+    emit_object(output, cert, SHOW_FIELDS)
+
+
+@app.command()
+def download(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    what: Annotated[
+        str,
+        typer.Option(
+            "--what",
+            "--format",
+            help="fullchain, chain, cert, key, or pkcs12 (key and pkcs12: admins only, audited).",
+        ),
+    ] = "fullchain",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Write to this file (a key or pkcs12: mode 0600) instead of stdout."
+        ),
+    ] = None,
+    password_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            help="pkcs12 only: the bundle's password, read from FILE (- for stdin).",
+        ),
+    ] = None,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """The current version as PEM, or as a PKCS#12 bundle of key, certificate and chain."""
+    if what == "p12":
+        what = "pkcs12"
+    if what not in (*DOWNLOADS, "pkcs12"):
+        raise typer.BadParameter(f"one of {', '.join(DOWNLOADS)}, pkcs12", param_hint="--what")
+    if what == "pkcs12" and password_file is None:
+        raise typer.BadParameter("pkcs12 needs a password", param_hint="--password-file")
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    base = f"{cert_path(slug)}/{cert_id}"
+    with connect(target) as client:
+        if what == "pkcs12":
+            assert password_file is not None
+            password = _read_password(password_file)
+            data = _pkcs12(
+                client.request("GET", f"{base}/key.pem").content,
+                client.request("GET", f"{base}/cert.pem").content,
+                client.request("GET", f"{base}/chain.pem").content,
+                password,
+                cert_id,
+            )
+        else:
+            data = client.request("GET", f"{base}/{what}.pem").content
+    if out is None:
+        if what == "pkcs12":
+            typer.get_binary_stream("stdout").write(data)
+        else:
+            text = data.decode()
+            typer.echo(text, nl=not text.endswith("\n"))
+        return
+    private = what in ("key", "pkcs12")
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if private else 0o644)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    typer.echo(f"wrote {out}", err=True)
+
+
+def _read_password(file: Path) -> bytes:
+    try:
+        text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
+    except OSError as exc:
+        fail(ExitCode.USAGE, f"error: --password-file: {exc}")
+    password = text.rstrip("\r\n")
+    if not password:
+        fail(ExitCode.USAGE, "error: --password-file: the file is empty")
+    return password.encode()
+
+
+def _pkcs12(key_pem: bytes, cert_pem: bytes, chain_pem: bytes, password: bytes, name: str) -> bytes:
+    """Built here from the audited key download (the API has no PKCS#12 endpoint), so the
+    service records the key's download just as for --what key."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import (
+        BestAvailableEncryption,
+        load_pem_private_key,
+        pkcs12,
+    )
+
+    key = load_pem_private_key(key_pem, password=None)
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    chain = x509.load_pem_x509_certificates(chain_pem) if chain_pem.strip() else []
+    return pkcs12.serialize_key_and_certificates(
+        name.encode(),
+        key,  # type: ignore[arg-type]
+        cert,
+        chain,
+        BestAvailableEncryption(password),
+    )
+
+
+@app.command("dns-confirm")
+def dns_confirm(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    wait_: WaitOption = False,
+    timeout: TimeoutOption = 600,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Tell the service the manual DNS records are in place (the "I've added it" button);
+    refused (exit code 1) when the certificate is not waiting for DNS."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    with connect(target) as client:
+        cert = client.json("POST", f"{cert_path(slug)}/{cert_id}/dns-confirm")
+        if wait_:
+            cert = _wait(client, slug, cert, timeout)
+    if wait_:
+        _finish(output, cert)
+    else:
+        emit_object(output, cert, SHOW_FIELDS)
+
+
+TIMELINE_COLUMNS = [col("at"), col("type"), col("actor"), col("detail")]
+
+
+@app.command()
+def timeline(
+    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """What happened to the certificate, oldest first (every page)."""
+    target = resolve(url, token, project)
+    slug = need_project(target)
+    path = f"{cert_path(slug)}/{cert_id}/timeline"
+    with connect(target) as client:
+        result = client.get(path, limit=1000)
+        events = list(result["events"])
+        while result.get("next_cursor"):
+            result = client.get(path, limit=1000, cursor=result["next_cursor"])
+            events += result["events"]
+    if output == Output.JSON:
+        emit_json({"step": result.get("step"), "events": events})
+        return
+    emit_rows(output, events, TIMELINE_COLUMNS)

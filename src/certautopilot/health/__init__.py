@@ -1,0 +1,1 @@
+"""Worker heartbeats: which worker processes are alive, and since when."""
