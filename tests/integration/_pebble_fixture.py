@@ -236,6 +236,7 @@ class Pebble:
         nonce_reject_percent: int = 0,
         validity_seconds: int | None = None,
         domain_blocklist: list[str] | None = None,
+        authz_reuse_percent: int = 0,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.tls = tls
@@ -265,7 +266,7 @@ class Pebble:
         env.update(
             {
                 "PEBBLE_VA_NOSLEEP": "1",
-                "PEBBLE_AUTHZREUSE": "0",
+                "PEBBLE_AUTHZREUSE": str(authz_reuse_percent),  # 0 still reuses ~1%
                 "PEBBLE_WFE_NONCEREJECT": str(nonce_reject_percent),
             }
         )

@@ -4,6 +4,8 @@ failures with the CA's words, TXT cleanup on failure."""
 from __future__ import annotations
 
 import time
+import uuid
+from pathlib import Path
 
 from certautopilot_lab.a2c import A2CInfo
 from certautopilot_lab.info import LabInfo
@@ -17,6 +19,7 @@ from tests.conftest import (
     add_refused_zone,
     create_project,
 )
+from tests.integration._pebble_fixture import Pebble, make_tls
 
 
 def test_renew_makes_a_new_version_with_a_new_key(service: Service, ca_project: Project) -> None:
@@ -244,3 +247,54 @@ def test_a_reason_the_ca_refuses_is_a_422_on_reason_and_on_the_timeline(
     )
     assert revoked["status"] == "revoked"
     assert a2c_ca(a2c).is_revoked(issued["current"]["serial"])
+
+
+def test_a_renewal_on_an_authorization_the_ca_reused_says_so(
+    service: Service, project: Project, lab: LabInfo, tmp_path: Path
+) -> None:
+    """A CA may reuse a valid authorization (RFC 8555 §7.1.4; Pebble told to always do it):
+    the renewal publishes nothing, and its timeline names the name the CA did not ask
+    about, instead of leaving a gap where the DNS work was last time."""
+    pebble = Pebble(
+        tmp_path / "pebble", make_tls(tmp_path / "tls"), lab.dns_port, authz_reuse_percent=100
+    )
+    try:
+        p = project.slug
+        issuer = service.ok(
+            "POST",
+            f"/projects/{p}/issuers",
+            201,
+            json={
+                "name": f"pebble-reusing-{uuid.uuid4().hex[:6]}",
+                "kind": "acme",
+                "acme": {
+                    "directory_url": pebble.directory_url,
+                    "contact_email": "ops@example.test",
+                    "terms_agreed": True,
+                    "ca_bundle_pem": pebble.tls.ca_pem,
+                },
+            },
+        )
+        created = service.ok(
+            "POST",
+            f"/projects/{p}/certificates",
+            202,
+            json={"issuer": issuer["id"], "common_name": "reused.example.test"},
+        )
+        first = service.wait_for(p, created["id"], ("issued", "failed"))
+        assert first["status"] == "issued", first["error"]
+        service.ok("POST", f"/projects/{p}/certificates/{created['id']}/renew", 202)
+        second = service.wait_for(p, created["id"], ("issued", "failed"))
+        assert second["status"] == "issued", second["error"]
+        assert second["current"]["serial"] != first["current"]["serial"]
+
+        events = service.timeline(p, created["id"])["events"]
+        valid = [e["detail"] for e in events if e["type"] == "acme.authorizations.valid"]
+        assert valid == [
+            {"names": ["reused.example.test"]},
+            {"names": [], "reused": ["reused.example.test"]},
+        ]
+        published = [e for e in events if e["type"] == "dns.record.published"]
+        assert len(published) == 1  # the first order's record only
+    finally:
+        pebble.stop()

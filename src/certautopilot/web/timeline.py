@@ -69,6 +69,15 @@ def _names(d: dict[str, Any]) -> str:
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+def _validated(d: dict[str, Any]) -> str:
+    """Names the CA validated now, and those it had validated before (no record needed)."""
+    reused = _names({"names": d.get("reused")})
+    if not d.get("names") and reused:
+        return f"The CA already held a valid authorization for {reused}: nothing to publish"
+    text = f"The CA validated {_names(d)}"
+    return text + (f"; it already held a valid authorization for {reused}" if reused else "")
+
+
 def _checked(d: dict[str, Any]) -> str:
     servers = [s for r in d.get("records", []) for s in r.get("servers", [])]
     answers = "; ".join(str(s.get("summary") or s.get("server")) for s in servers[:6])
@@ -125,7 +134,7 @@ WORDS: dict[str, Wording] = {
     "key.generated": lambda d, a: f"Generated a {d.get('key_type', '')} key",
     "key.exported": lambda d, a: f"Private key downloaded by {a}",
     "acme.order.created": lambda d, a: "Opened an order at the CA",
-    "acme.authorizations.valid": lambda d, a: f"The CA validated {_names(d)}",
+    "acme.authorizations.valid": lambda d, a: _validated(d),
     "dns.record.published": lambda d, a: _published(d),
     "cert.targets_changed": lambda d, a: (
         (f"Target {d['detached']} detached by {a}" if d.get("detached") else f"Targets set by {a}")

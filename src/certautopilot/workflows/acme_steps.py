@@ -166,6 +166,9 @@ class Plan:
     published_at: str | None = None
     confirmed_at: str | None = None
     checks: tuple[dict[str, Any], ...] = ()  # a class default: older pickled plans have none
+    # names whose authorization the CA already held valid (RFC 8555 §7.1.4: a CA may reuse
+    # one): nothing was published for them; the timeline says so (a class default, as above)
+    reused: tuple[str, ...] = ()
 
     @property
     def manual(self) -> list[ChallengeTask]:
@@ -274,7 +277,9 @@ def begin(version_id: str) -> Plan:
         version_id, ca, list(order.challenges), _tasks(order.challenges, overrides)
     )
     automatic = [t for t in tasks if not t.manual and not t.persist]
-    plan = Plan(False, issuer_id, order.ref, csr_pem, tasks)
+    # an order the CA made ``ready`` lists no challenge at all: every name was reused
+    reused = tuple(sorted(set(names) - {t.name for t in tasks}))
+    plan = Plan(False, issuer_id, order.ref, csr_pem, tasks, reused=reused)
     if not automatic:
         return plan
     published_at = utcnow().isoformat()
@@ -747,13 +752,10 @@ def complete(version_id: str, plan: Plan) -> None:
         _record_publication(
             session, cert, plan.published, plan.published_at, plan.confirmed_at, plan.checks
         )
-        record_event(
-            session,
-            cert,
-            EventType.ACME_AUTHORIZATIONS_VALID,
-            {"names": sorted({t.name for t in plan.tasks})},
-            at=validated_at,
-        )
+        validated: dict[str, Any] = {"names": sorted({t.name for t in plan.tasks})}
+        if plan.reused:
+            validated["reused"] = list(plan.reused)
+        record_event(session, cert, EventType.ACME_AUTHORIZATIONS_VALID, validated, at=validated_at)
         _record_removals(session, cert, removed, failed)
         _record_persist(session, cert, plan, validated_at)
         store_issued(session, cert, version, chain)
