@@ -125,12 +125,28 @@ def served_fingerprint(port: int, server_name: str) -> str:
     return hashlib.sha256(der).digest().hex(":").upper()
 
 
-def wait_served(port: int, server_name: str, fingerprint: str, timeout: float = 10) -> None:
-    """Waits until nginx answers with ``fingerprint``: after a graceful reload its old
-    workers may still take a new connection for a moment."""
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid …: comm may hold spaces, so split after its ")"
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def wait_served(
+    port: int, server_name: str, fingerprint: str, master_pid: int, timeout: float = 10
+) -> None:
+    """Waits until nginx answers with ``fingerprint`` and its old worker is gone: after a
+    graceful reload the old worker (``worker_processes 1``) may still take a new connection
+    until it exits, so one right answer alone does not mean every next one is."""
     deadline = time.monotonic() + timeout
     while served_fingerprint(port, server_name) != fingerprint:
         assert time.monotonic() < deadline, "nginx never served the deployed certificate"
+        time.sleep(0.05)
+    while len(_children(master_pid)) > 1:
+        assert time.monotonic() < deadline, "nginx's old worker never exited"
         time.sleep(0.05)
 
 
@@ -153,6 +169,10 @@ class SshNginx:
     nginx_conf: Path
     reload_command: str
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    nginx_pid: int = 0  # the master (``daemon off``)
+
+    def wait_served(self, server_name: str, fingerprint: str) -> None:
+        wait_served(self.https_port, server_name, fingerprint, self.nginx_pid)
 
 
 def start_ssh_nginx(base: Path, server_name: str) -> SshNginx:
@@ -213,6 +233,7 @@ def start_ssh_nginx(base: Path, server_name: str) -> SshNginx:
         server.procs.append(ssh_proc)
         nginx_proc = spawn([nginx, "-p", str(prefix), "-c", str(conf)], base / "nginx.log")
         server.procs.append(nginx_proc)
+        server.nginx_pid = nginx_proc.pid
         wait_port(ssh_port, ssh_proc, base / "sshd.log")
         wait_port(https_port, nginx_proc, base / "nginx.log")
     except BaseException:
