@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from certautopilot import netguard
 from certautopilot.app import create_app
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
@@ -178,7 +179,7 @@ class Service:
             try:
                 with transaction(make_sessionmaker(engine)) as session:
                     user = auth.ensure_user(session, email=email)
-                    self._tokens[email] = auth.create_token(session, user=user)
+                    self._tokens[email] = tokens.create_token(session, user=user)
             finally:
                 engine.dispose()
         return self._tokens[email]
@@ -258,7 +259,7 @@ def _make_service(
     with transaction(make_sessionmaker(engine)) as session:
         # The operator who runs the instance: an instance admin (may create projects).
         admin = auth.ensure_user(session, email="admin@example.test", instance_admin=True)
-        token = auth.create_token(session, user=admin)
+        token = tokens.create_token(session, user=admin)
     engine.dispose()
     log_dir = data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

@@ -17,12 +17,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
+from certautopilot.auth.tokens import TokenGrant
 from certautopilot.clock import utcnow
 from certautopilot.config import Settings
 from certautopilot.crypto.interfaces import KeyEncryptionKey
-from certautopilot.errors import Unauthenticated
+from certautopilot.errors import NotFound, Unauthenticated
 from certautopilot.projects import service as projects
 from certautopilot.projects.models import Project
 from certautopilot.workflows.launcher import DbosLauncher
@@ -68,7 +70,7 @@ def get_clock() -> Callable[[], datetime]:
 Clock = Annotated[Callable[[], datetime], Depends(get_clock)]
 
 
-#: What an API request without a token is told (by ``get_user`` and ``api.http_guard``).
+#: What an API request without a token is told (by ``get_grant`` and ``api.http_guard``).
 BEARER_HINT = "send an API token as 'Authorization: Bearer <token>'"
 
 
@@ -80,11 +82,30 @@ def bearer_token(authorization: str) -> str | None:
     return token.strip()
 
 
-def get_user(request: Request, session: DbSession) -> User:
+API_PREFIX = "/api/v1"
+
+
+def get_grant(request: Request, session: DbSession) -> TokenGrant:
+    """The caller's token: its owner and limits, checked against the route called."""
     token = bearer_token(request.headers.get("authorization", ""))
     if token is None:
         raise Unauthenticated(BEARER_HINT)
-    return auth.user_for_token(session, token)
+    grant = tokens.grant_for_token(session, token)
+    route = getattr(request.scope.get("route"), "path", "")
+    tokens.check_reach(
+        grant,
+        method=request.method,
+        route=route.removeprefix(API_PREFIX),
+        project=request.path_params.get("project"),
+    )
+    return grant
+
+
+Grant = Annotated[TokenGrant, Depends(get_grant)]
+
+
+def get_user(grant: Grant) -> User:
+    return grant.user
 
 
 CurrentUser = Annotated[User, Depends(get_user)]
@@ -96,12 +117,20 @@ class ProjectContext:
     actor: Actor
 
 
-def get_project(project: str, session: DbSession, user: CurrentUser) -> ProjectContext:
-    row, role = projects.project_for_member(session, slug=project, user=user)
-    return ProjectContext(row, Actor(user_id=user.id, email=user.email, role=role))
+def get_project(project: str, session: DbSession, grant: Grant) -> ProjectContext:
+    """The project in the URL and the caller's role in it, under the token's ceiling."""
+    row, role = projects.project_for_member(session, slug=project, user=grant.user)
+    if grant.scoped and row.id != grant.project_id and not _member(session, grant, row):
+        raise NotFound(f"no project {project!r}")  # an admin's reach is for unscoped tokens
+    actor = Actor(user_id=grant.user.id, email=grant.user.email, role=grant.limit(role))
+    return ProjectContext(row, actor)
 
 
 InProject = Annotated[ProjectContext, Depends(get_project)]
+
+
+def _member(session: Session, grant: TokenGrant, project: Project) -> bool:
+    return auth.role_in(session, user_id=grant.user.id, project_id=project.id) is not None
 
 
 def get_dns_resolver() -> Resolver:

@@ -6,6 +6,7 @@ An operator is offered no settings and gets 403 on them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import uuid
 from typing import Any
@@ -454,3 +455,46 @@ def test_wrong_eab_hmac_is_shown_at_the_eab_fields(
         assert hmac not in page.content()
     finally:
         stop_lab(base)
+
+
+def test_a_token_made_in_the_browser_has_its_expiry_and_scope(
+    service: Service, project: Project, new_page: Any, live_url: str
+) -> None:
+    email = f"scope-{uuid.uuid4().hex[:6]}@example.test"
+    user = web_user(service, email, project=project.slug, role="operator")
+    other = f"o-{uuid.uuid4().hex[:8]}"
+    service.ok("POST", "/projects", 201, json={"slug": other, "name": other})
+    service.ok("POST", f"/projects/{other}/members", 201, json={"email": email, "role": "viewer"})
+    page = new_page()
+    sign_in(page, user)
+    page.goto(f"/tokens?p={project.slug}")
+    assert page.get_by_label("Expires after").input_value() == "90"  # the default
+    page.get_by_label("Name").fill("nightly report")
+    page.get_by_label("Projects").select_option(project.slug)
+    page.get_by_label("Role").select_option("admin")
+    page.get_by_role("button", name="Create token").click()
+    error = page.locator("[data-field=role]")
+    error.wait_for()
+    assert f"you are operator in {project.slug}" in error.inner_text()
+    assert page.get_by_label("Name").input_value() == "nightly report"  # nothing lost
+    assert page.get_by_label("Projects").input_value() == project.slug
+
+    page.get_by_label("Role").select_option("viewer")
+    page.get_by_label("Expires after").select_option("30")
+    page.get_by_role("button", name="Create token").click()
+    page.locator("[data-testid=new-token-card]").wait_for()
+    token = page.locator("[data-testid=new-token]").inner_text().strip()
+    row = page.locator("[data-testid=token]", has_text="nightly report")
+    assert row.locator("[data-testid=token-scope]").inner_text() == (
+        f"project {project.slug}, at most viewer"
+    )
+    in_30_days = (dt.datetime.now(dt.UTC) + dt.timedelta(days=30)).strftime("%Y-%m-%d")
+    assert row.locator("[data-testid=token-expiry]").inner_text().strip() == in_30_days
+    screenshot(page, "tokens-scoped")
+
+    api, auth = f"{live_url}/api/v1", {"Authorization": f"Bearer {token}"}
+    listed = httpx.get(f"{api}/projects", headers=auth)
+    assert [p["slug"] for p in listed.json()] == [project.slug]
+    elsewhere = httpx.get(f"{api}/projects/{other}/certificates", headers=auth)
+    assert elsewhere.status_code == 403
+    assert f"limited to project {project.slug}, role viewer" in elsewhere.json()["detail"]

@@ -18,6 +18,7 @@ import uvicorn
 
 from certautopilot.app import create_app
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
@@ -58,7 +59,7 @@ def admin_token(settings: Settings, password: str | None = None) -> str:
             admin = auth.ensure_user(session, email=ADMIN, instance_admin=True)
             if password:
                 auth.set_password(admin, password)
-            return auth.create_token(session, user=admin)
+            return tokens.create_token(session, user=admin)
     finally:
         engine.dispose()
 

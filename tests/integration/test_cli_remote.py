@@ -236,6 +236,31 @@ def test_tokens_create_list_revoke(cli: Cli, login_file: Path) -> None:
     assert cli("tokens", "revoke", row["id"]).returncode == 1  # 404 now
 
 
+def test_a_token_limited_to_a_project_and_a_role_from_the_cli(
+    cli: Cli, login_file: Path, project: Project
+) -> None:
+    made = cli.json(
+        "tokens",
+        "create",
+        "read only",
+        "--only-project",
+        project.slug,
+        "--role",
+        "viewer",
+        "--expires-in-days",
+        "7",
+    )
+    assert (made["project"], made["role"], made["expired"]) == (project.slug, "viewer", False)
+    assert made["expires_at"] is not None
+    narrow = Cli(login_file, {**cli.env, "CERTAUTOPILOT_TOKEN": made["token"]})
+    assert narrow("certs", "list").returncode == 0
+    refused = narrow("tokens", "list")
+    assert refused.returncode == 1
+    assert f"limited to project {project.slug}, role viewer" in refused.stderr
+    forever = cli.json("tokens", "create", "forever", "--never-expires")
+    assert forever["expires_at"] is None
+
+
 def test_zones_create_test_edit_delete_with_a_secret_from_a_file(
     cli: Cli, lab: LabInfo, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from certautopilot.app import create_app
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
@@ -31,7 +32,7 @@ def test_a_held_write_lock_gives_503_with_retry_after_then_the_request_succeeds(
     engine = make_engine(settings)
     with transaction(make_sessionmaker(engine)) as session:
         admin = auth.ensure_user(session, email="a@example.test", instance_admin=True)
-        token = auth.create_token(session, user=admin)
+        token = tokens.create_token(session, user=admin)
     engine.dispose()
     headers = {"Authorization": f"Bearer {token}"}
     body = {"slug": "busy", "name": "Busy"}

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from certautopilot.app import create_app
 from certautopilot.audit.models import AuditEvent
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.config import ProjectCreators
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
 from certautopilot.errors import NotFound, Unauthenticated
@@ -110,25 +111,26 @@ def test_tokens_are_listed_and_revoked_with_audit(service: Service) -> None:
     try:
         with transaction(factory) as session:
             user = auth.ensure_user(session, email=email)
-            first = auth.create_token(session, user=user, name="first")
-            second = auth.create_token(session, user=user, name="second")
+            first = tokens.create_token(session, user=user, name="first")
+            second = tokens.create_token(session, user=user, name="second")
             other = auth.ensure_user(session, email=f"x-{email}")
-            foreign = auth.create_token(session, user=other, name="not yours")
+            foreign = tokens.create_token(session, user=other, name="not yours")
         with transaction(factory) as session:
             user = auth.ensure_user(session, email=email)
-            rows = auth.list_tokens(session, user=user)
+            rows = [row for row, _ in tokens.list_tokens(session, user=user)]
             assert sorted(r.name for r in rows) == ["first", "second"]
             assert {r.prefix for r in rows} == {first[:10], second[:10]}
             target = next(r for r in rows if r.name == "first")
-            foreign_row = auth.list_tokens(session, user=auth.user_for_token(session, foreign))[0]
+            owner = tokens.user_for_token(session, foreign)
+            [(foreign_row, _)] = tokens.list_tokens(session, user=owner)
             with pytest.raises(NotFound):
-                auth.revoke_token(session, user=user, token_id=foreign_row.id)
-            auth.revoke_token(session, user=user, token_id=target.id)
+                tokens.revoke_token(session, user=user, token_id=foreign_row.id)
+            tokens.revoke_token(session, user=user, token_id=target.id)
         with transaction(factory) as session:
             with pytest.raises(Unauthenticated):
-                auth.user_for_token(session, first)
-            assert auth.user_for_token(session, second).email == email
-            assert auth.user_for_token(session, foreign).email == f"x-{email}"
+                tokens.user_for_token(session, first)
+            assert tokens.user_for_token(session, second).email == email
+            assert tokens.user_for_token(session, foreign).email == f"x-{email}"
     finally:
         engine.dispose()
     assert service.call("GET", "/projects", token=first).status_code == 401

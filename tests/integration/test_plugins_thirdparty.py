@@ -27,6 +27,7 @@ import json, sys
 from fastapi.testclient import TestClient
 from certautopilot.app import create_app
 from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
 from certautopilot.config import Settings
 from certautopilot.db.migrate import upgrade
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
@@ -36,7 +37,7 @@ upgrade(settings)
 engine = make_engine(settings)
 with transaction(make_sessionmaker(engine)) as session:
     admin = auth.ensure_user(session, email="a@example.test", instance_admin=True)
-    token = auth.create_token(session, user=admin)
+    token = tokens.create_token(session, user=admin)
 engine.dispose()
 h = {"Authorization": f"Bearer {token}"}
 out = {}

@@ -30,6 +30,14 @@ class ApiToken(Base):
     prefix: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: None: never expires (tokens made before expiry existed, and the bootstrap token)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: None: every project of its owner; else this one only (the token goes with it)
+    project_id: Mapped[str | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), default=None
+    )
+    #: None: the owner's role; else at most this one (one of ``ROLES``)
+    role: Mapped[str | None] = mapped_column(String(16), default=None)
 
 
 class Membership(Base):

@@ -1,9 +1,7 @@
-"""Users, API tokens (stored as SHA-256 hashes) and project roles."""
+"""Users, passwords and project roles (API tokens: :mod:`certautopilot.auth.tokens`)."""
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
@@ -14,11 +12,10 @@ from sqlalchemy.orm import Session
 from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
 from certautopilot.auth import sessions as web_sessions
-from certautopilot.auth.models import ROLES, ApiToken, Membership, User
+from certautopilot.auth.models import ROLES, Membership, User
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from certautopilot.validation import has_control_characters
 
-TOKEN_PREFIX = "cap_"
 _hasher = PasswordHasher()
 
 
@@ -91,70 +88,6 @@ def check_password(session: Session, *, email: str, password: str) -> User:
     right = verify_password(stored or DUMMY_HASH, password)
     if user is None or stored is None or not right:
         raise Unauthenticated("wrong email or password")
-    return user
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def create_token(session: Session, *, user: User, name: str = "") -> str:
-    """Returns the token once; only its hash is stored. Audited as ``token.created``."""
-    name = name.strip()
-    if len(name) > 200:
-        raise InvalidInput.field("name", "must be at most 200 characters")
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, token_hash=_hash_token(token), prefix=token[:10], name=name)
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        type=EventType.TOKEN_CREATED,
-        actor=user.email,
-        project_id=None,
-        subject_type="user",
-        subject_id=user.id,
-        detail={"token_id": row.id, "name": name, "prefix": row.prefix},
-    )
-    return token
-
-
-def list_tokens(session: Session, *, user: User) -> list[ApiToken]:
-    """The user's tokens, newest first (rows hold only the hash and a short prefix)."""
-    stmt = (
-        select(ApiToken)
-        .where(ApiToken.user_id == user.id)
-        .order_by(ApiToken.created_at.desc(), ApiToken.id)
-    )
-    return list(session.scalars(stmt))
-
-
-def revoke_token(session: Session, *, user: User, token_id: str) -> ApiToken:
-    """Deletes one of the user's own tokens; it stops working at once. ``token.revoked``."""
-    row = session.get(ApiToken, token_id)
-    if row is None or row.user_id != user.id:
-        raise NotFound("no such API token of yours")
-    audit.record(
-        session,
-        type=EventType.TOKEN_REVOKED,
-        actor=user.email,
-        project_id=None,
-        subject_type="user",
-        subject_id=user.id,
-        detail={"token_id": row.id, "name": row.name, "prefix": row.prefix},
-    )
-    session.delete(row)
-    session.flush()
-    return row
-
-
-def user_for_token(session: Session, token: str) -> User:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash_token(token)))
-    if row is None:
-        raise Unauthenticated("the API token is not valid")
-    user = session.get(User, row.user_id)
-    if user is None:
-        raise Unauthenticated("the API token is not valid")
     return user
 
 

@@ -328,7 +328,16 @@ def _read(file: str) -> str:
 
 # -- your API tokens ------------------------------------------------------------------------
 tokens = typer.Typer(help="Your own API tokens: list, create, revoke.", no_args_is_help=True)
-TOKEN_COLUMNS = [col("id"), col("name"), col("prefix"), col("created_at")]
+TOKEN_COLUMNS = [
+    col("id"),
+    col("name"),
+    col("prefix"),
+    col("project"),
+    col("role"),
+    col("created_at"),
+    col("expires_at"),
+    col("expired"),
+]
 
 
 @tokens.command("list")
@@ -344,13 +353,33 @@ def tokens_list(
 @tokens.command("create")
 def tokens_create(
     name: Annotated[str, typer.Argument(help="What uses it, e.g. the backup script.")],
+    expires_in_days: Annotated[
+        int, typer.Option("--expires-in-days", min=1, max=3650, help="Days until it ends.")
+    ] = 90,
+    never_expires: Annotated[
+        bool, typer.Option("--never-expires", help="No expiry (instead of the 90 days).")
+    ] = False,
+    only_project: Annotated[
+        str | None,
+        typer.Option("--only-project", help="Limit it to this project (slug)."),
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="At most this role: viewer, operator, approver or admin."),
+    ] = None,
     url: UrlOption = None,
     token: TokenOption = None,
     output: OutputOption = Output.TABLE,
 ) -> None:
     """A new token for you: printed once, alone on stdout (with -o json: in the object)."""
+    body = {
+        "name": name,
+        "expires_in_days": None if never_expires else expires_in_days,
+        "project": only_project,
+        "role": role,
+    }
     with connect(resolve(url, token)) as client:
-        made = client.json("POST", "/tokens", json={"name": name})
+        made = client.json("POST", "/tokens", json=body)
     if output == Output.JSON:
         emit_json(made)
     else:

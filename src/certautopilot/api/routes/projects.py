@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 
 from certautopilot.auth import service as auth
-from certautopilot.deps import CurrentUser, DbSession, InProject, State
+from certautopilot.deps import CurrentUser, DbSession, Grant, InProject, State
 from certautopilot.projects import service as projects
 from certautopilot.projects.schemas import MemberIn, MemberOut, ProjectIn, ProjectOut
 
@@ -27,10 +27,13 @@ def create_project(
 
 
 @router.get("/projects", response_model=list[ProjectOut])
-def list_projects(session: DbSession, user: CurrentUser) -> list[ProjectOut]:
+def list_projects(session: DbSession, grant: Grant) -> list[ProjectOut]:
+    """The caller's projects; a token limited to one project sees that one."""
+    found = projects.projects_of(session, user=grant.user)
     return [
         ProjectOut(id=p.id, slug=p.slug, name=p.name)
-        for p in projects.projects_of(session, user=user)
+        for p in found
+        if grant.project_id in (None, p.id)
     ]
 
 

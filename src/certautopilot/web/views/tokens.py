@@ -1,4 +1,5 @@
-"""Your own API tokens (any signed-in user): create one (shown once), list, revoke."""
+"""Your own API tokens (any signed-in user): create one (shown once) with an expiry and an
+optional project and role limit, list them with their scope, revoke."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from urllib.parse import quote
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from certautopilot.auth import service as auth
+from certautopilot.auth import tokens
+from certautopilot.auth.models import ROLES
 from certautopilot.auth.service import Actor
 from certautopilot.deps import DbSession
 from certautopilot.errors import InvalidInput, NotFound
@@ -31,23 +33,38 @@ def _in_project(web: Web, session: DbSession, slug: str) -> Web:
     return web
 
 
+#: The expiry choices of the form (days; "" is never), the first one the default.
+EXPIRY_CHOICES = (
+    ("90", "90 days"),
+    ("30", "30 days"),
+    ("7", "7 days"),
+    ("365", "1 year"),
+    ("", "never"),
+)
+
+
 def _page(
     web: Web,
     session: DbSession,
     *,
     token: str = "",
     token_name: str = "",
-    name: str = "",
+    typed: dict[str, str] | None = None,
     errors: Errors | None = None,
     status_code: int = 200,
 ) -> Response:
     response = web.render(
         "tokens.html",
         status_code=status_code,
-        tokens=auth.list_tokens(session, user=web.user),
+        tokens=[
+            (row, slug, tokens.is_expired(row))
+            for row, slug in tokens.list_tokens(session, user=web.user)
+        ],
         new_token=token,
         new_token_name=token_name,
-        typed_name=name,
+        typed=typed or {"expires": EXPIRY_CHOICES[0][0], "scope_project": "", "role": ""},
+        expiry_choices=EXPIRY_CHOICES,
+        roles=ROLES,
         errors=errors or {},
         revoked=web.request.query_params.get("revoked", ""),
     )
@@ -60,28 +77,41 @@ def tokens_page(web: SignedIn, session: DbSession, p: str = "") -> Response:
     return _page(_in_project(web, session, p), session)
 
 
+#: form field -> service field, for errors shown next to their field
+_FIELDS = {"expires_in_days": "expires", "project": "scope_project", "role": "role"}
+
+
 @router.post("/tokens", response_class=HTMLResponse)
 def create_token(web: SignedIn, form: Form, session: DbSession) -> Response:
     web = _in_project(web, session, text(form, "p"))
-    name = text(form, "name")
+    typed = {k: text(form, k) for k in ("name", "expires", "scope_project", "role")}
     errors: Errors = {}
-    if not name:
+    if not typed["name"]:
         errors["name"] = ["give the token a name, such as the script or machine that uses it"]
-    else:
+    if typed["expires"] not in {value for value, _ in EXPIRY_CHOICES}:
+        errors["expires"] = ["choose one of the offered expiry times"]
+    if not errors:
         try:
-            token = auth.create_token(session, user=web.user, name=name)
+            token = tokens.create_token(
+                session,
+                user=web.user,
+                name=typed["name"],
+                expires_in_days=int(typed["expires"]) if typed["expires"] else None,
+                project=typed["scope_project"] or None,
+                role=typed["role"] or None,
+            )
             session.commit()
         except InvalidInput as exc:
             session.rollback()
-            errors = from_invalid(exc, lambda n: n or "name")
+            errors = from_invalid(exc, lambda n: _FIELDS.get(n, n or "name"))
         else:
-            return _page(web, session, token=token, token_name=name)
-    return _page(web, session, name=name, errors=errors, status_code=422)
+            return _page(web, session, token=token, token_name=typed["name"])
+    return _page(web, session, typed=typed, errors=errors, status_code=422)
 
 
 @router.post("/tokens/{token_id}/revoke")
 def revoke_token(token_id: str, web: SignedIn, form: Form, session: DbSession) -> Response:
-    row = auth.revoke_token(session, user=web.user, token_id=token_id)
+    row = tokens.revoke_token(session, user=web.user, token_id=token_id)
     session.commit()
     back = f"&p={quote(text(form, 'p'))}" if text(form, "p") else ""
     return RedirectResponse(
