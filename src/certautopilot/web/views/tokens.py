@@ -77,7 +77,7 @@ def tokens_page(web: SignedIn, session: DbSession, p: str = "") -> Response:
     return _page(_in_project(web, session, p), session)
 
 
-#: form field -> service field, for errors shown next to their field
+#: the service's field name -> the form's, so an error shows next to its field
 _FIELDS = {"expires_in_days": "expires", "project": "scope_project", "role": "role"}
 
 
