@@ -16,7 +16,7 @@ import pytest
 
 from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service, add_pebble_issuer
-from tests.e2e.conftest import screenshot, sign_in, web_user
+from tests.e2e.conftest import go, screenshot, sign_in, web_user
 
 pytestmark = pytest.mark.lab
 
@@ -144,6 +144,26 @@ def test_admin_adds_rfc2136_zone_and_a_certificate_issues(
         json={"issuer": issuer["id"], "common_name": name},
     )
     assert service.wait_for(slug, cert["id"], ("issued", "failed"))["status"] == "issued"
+
+    # Disabled: kept, but a new certificate in it is refused next to its field.
+    go(page, page.get_by_role("button", name="Disable example.test"))
+    flash = page.locator("[data-testid=zone-switched]").inner_text()
+    assert "was disabled" in flash and "settings and certificates are kept" in flash
+    assert row.locator("[data-testid=zone-status]").inner_text() == "disabled"
+    screenshot(page, "settings-zone-disabled")
+    page.goto(f"/p/{slug}/certificates/new")
+    page.get_by_label("Common name").fill(f"off-{uuid.uuid4().hex[:6]}.example.test")
+    refused = page.locator("#check-common_name .err")
+    refused.wait_for()
+    assert "zone example.test is disabled" in refused.inner_text()
+    page.locator("#submit").click()
+    page.locator("[data-testid=not-requested]").wait_for()
+    assert "is disabled" in page.locator("#check-common_name").inner_text()
+    assert len(service.ok("GET", f"/projects/{slug}/certificates")["items"]) == 1
+    page.goto(f"/p/{slug}/settings/zones")
+    go(page, page.get_by_role("button", name="Enable example.test"))
+    assert "was enabled" in page.locator("[data-testid=zone-switched]").inner_text()
+    assert row.locator("[data-testid=zone-status]").inner_text() == "enabled"
 
 
 def test_policy_edit_bad_regex_next_to_its_row_input_kept(

@@ -199,3 +199,31 @@ def test_approving_a_request_whose_issuer_was_disabled_since_is_refused(
     assert decided["status"] == "approved"
     issued = service.wait_for(p, str(held["id"]), ("issued", "failed"))
     assert issued["status"] == "issued", issued["error"]
+
+
+def test_approving_a_request_whose_zone_was_disabled_since_is_refused(
+    service: Service, lab: LabInfo
+) -> None:
+    """A zone disabled while a request waits: approving it is a 409 naming the zone (no
+    order, no record), and once the zone is enabled again it is approved and issues."""
+    project = create_project(service, lab, manual_zone=False)
+    p = project.slug
+    service.ok("PUT", f"/projects/{p}/policy", json={"approval_required": True})
+    email = f"op-{p}@example.test"
+    service.ok("POST", f"/projects/{p}/members", 201, json={"email": email, "role": "operator"})
+    held = _submit(service, p, project.issuer_id, service.token_for(email), "zoned.example.test")
+    held_id = held["approval_request"]["id"]  # type: ignore[index]
+    zone = f"/projects/{p}/zones/{project.zone_ids['example.test']}"
+    service.ok("PATCH", zone, json={"enabled": False})
+
+    refused = service.call("POST", f"/projects/{p}/requests/{held_id}/approve", json={})
+    assert refused.status_code == 409, refused.text
+    assert "zone example.test is disabled" in refused.json()["detail"]
+    assert service.ok("GET", f"/projects/{p}/requests/{held_id}")["status"] == "pending"
+    assert _orders_logged(service, str(held["id"])) == 0
+
+    service.ok("PATCH", zone, json={"enabled": True})
+    decided = service.ok("POST", f"/projects/{p}/requests/{held_id}/approve", json={})
+    assert decided["status"] == "approved"
+    issued = service.wait_for(p, str(held["id"]), ("issued", "failed"))
+    assert issued["status"] == "issued", issued["error"]

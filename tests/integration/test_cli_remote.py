@@ -292,7 +292,14 @@ def test_zones_create_test_edit_delete_with_a_secret_from_a_file(
     edited = cli.json("zones", "edit", zone["id"], "--set", "propagation_timeout_seconds=45")
     assert edited["id"] == zone["id"]
     shown = cli.json("zones", "show", zone["id"])
-    assert shown.get("propagation_timeout_seconds", 45) == 45
+    assert shown["propagation_timeout_seconds"] == 45 and shown["enabled"] is True
+
+    assert cli.json("zones", "disable", zone["id"])["enabled"] is False
+    listed = cli("zones", "list")
+    assert listed.returncode == 0, listed.stderr
+    header, row = listed.stdout.splitlines()[:2]
+    assert "ENABLED" in header and zone["id"] in row and "no" in row.split()
+    assert cli.json("zones", "enable", zone["id"])["enabled"] is True
 
     deleted = cli("zones", "delete", zone["id"])
     assert deleted.returncode == 0, deleted.stderr

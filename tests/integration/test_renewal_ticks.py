@@ -32,6 +32,7 @@ from certautopilot.auth.models import User
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.db.base import new_id
 from certautopilot.db.session import make_engine, make_sessionmaker, transaction
+from certautopilot.dns.models import DnsZone
 from certautopilot.errors import LeaseLost
 from certautopilot.issuers.models import Issuer
 from certautopilot.projects.models import Project
@@ -323,6 +324,61 @@ def test_deferred_renewals_wait_as_a_group_and_leave_soonest_expiry_first(
         assert all(n <= 3 for n in per_cert.values()), per_cert
         state = session.get(RenewalState, by_expiry[-1])
         assert state is not None and state.deferred_at is None  # released
+
+
+def test_renewals_in_a_disabled_zone_wait_and_say_so_once_a_day(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A zone an admin disabled: its due certificates are not started but put off an hour
+    at a time, with one ``renewal.deferred`` naming the zone per day of waiting; the other
+    zone's certificate renews; once the zone is enabled its certificate renews too."""
+    config = rules.Config()
+    with transaction(sessions) as session:
+        seeded = _base(session)
+        off, on = (
+            DnsZone(project_id=seeded.project_id, name=f"example{i}.test", provider="rfc2136")
+            for i in (0, 1)
+        )
+        off.enabled = False
+        session.add_all([off, on])
+        # names d0.example0.test (disabled zone) and d1.example1.test
+        waiting, renewing = _seed(
+            session,
+            seeded,
+            count=2,
+            not_after=lambda i: NOW + timedelta(days=20),
+            auto_renew=lambda i: True,
+            due=lambda i: True,
+            prefix="d",
+        )
+        zone_id = off.id
+
+    assert tick(sessions, now=NOW, config=config).get("started") == 1
+    with transaction(sessions) as session:
+        assert _started_order(session) == [renewing]
+        assert _deferred(session) == Counter({waiting: 1})
+        cert = session.get(Certificate, waiting)
+        assert cert is not None and cert.next_renewal_at is not None
+        assert cert.next_renewal_at.replace(tzinfo=UTC) == NOW + timedelta(hours=1)
+        (deferred,) = session.scalars(
+            select(AuditEvent).where(AuditEvent.type == "renewal.deferred")
+        )
+        assert deferred.detail["zones"] == ["example0.test"]
+        assert "zone example0.test is disabled" in deferred.detail["reason"]
+    for hours in range(1, 24):  # due again each hour: put off again, not news again
+        tick(sessions, now=NOW + timedelta(hours=hours, minutes=1), config=config)
+    with transaction(sessions) as session:
+        assert _started_order(session) == [renewing]
+        assert _deferred(session) == Counter({waiting: 1})
+    tick(sessions, now=NOW + timedelta(hours=24, minutes=1), config=config)
+    with transaction(sessions) as session:
+        assert _deferred(session) == Counter({waiting: 2})  # a day later: said again
+        zone = session.get(DnsZone, zone_id)
+        assert zone is not None
+        zone.enabled = True
+    tick(sessions, now=NOW + timedelta(hours=25, minutes=2), config=config)
+    with transaction(sessions) as session:
+        assert _started_order(session) == [renewing, waiting]
 
 
 def test_two_writers_creating_one_state_row_do_not_collide(

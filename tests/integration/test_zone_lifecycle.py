@@ -283,3 +283,71 @@ def test_the_worker_uses_an_edited_zone_at_once(service: Service, lab: LabInfo) 
     assert failed["status"] == "failed" and "127.0.0.2:9" in failed["error"]["detail"], failed
     service.ok("PATCH", url, json={"nameservers": [f"127.0.0.1:{lab.dns_port}"]})
     assert order()["status"] == "issued"
+
+
+def test_a_disabled_zone_gets_no_record_until_enabled(service: Service, lab: LabInfo) -> None:
+    """Disabled: the zone and its certificates are kept, but a new request or a renewal of
+    a name in it is refused up front (the other zone still works); Test still runs; enabled
+    again, its certificate renews through BIND."""
+    slug = _project(service)
+    issuer = add_pebble_issuer(service, lab, slug)
+    zone = service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab))
+    service.ok("POST", f"/projects/{slug}/zones", 201, json=_body(lab, "sub.example.test"))
+    url = f"/projects/{slug}/zones/{zone['id']}"
+    kept = f"kept-{uuid.uuid4().hex[:6]}.example.test"
+    cert = service.ok(
+        "POST",
+        f"/projects/{slug}/certificates",
+        202,
+        json={"issuer": issuer["id"], "common_name": kept},
+    )
+    first = service.wait_for(slug, cert["id"], ("issued", "failed"))
+    assert first["status"] == "issued", first
+
+    off = service.ok("PATCH", url, json={"enabled": False})
+    assert off["enabled"] is False and off["settings"] == zone["settings"]
+    listed = {z["name"]: z["enabled"] for z in service.ok("GET", f"/projects/{slug}/zones")}
+    assert listed == {"example.test": False, "sub.example.test": True}
+
+    other = f"o-{uuid.uuid4().hex[:6]}.sub.example.test"
+    for body, field in (
+        ({"common_name": f"new-{uuid.uuid4().hex[:6]}.example.test"}, "common_name"),
+        ({"common_name": other, "sans": [f"s-{uuid.uuid4().hex[:6]}.example.test"]}, "sans"),
+    ):
+        request = {"issuer": issuer["id"], **body}
+        errors = _errors(service.call("POST", f"/projects/{slug}/certificates", json=request))
+        assert list(errors) == [field]
+        assert "zone example.test is disabled" in errors[field]
+        assert "Settings → DNS zones" in errors[field]
+        checked = service.ok("POST", f"/projects/{slug}/certificates/preflight", json=request)
+        codes = {(w["code"], w["field"]) for w in checked["warnings"]}
+        assert ("dns.zone_disabled", field) in codes
+    renew = service.call("POST", f"/projects/{slug}/certificates/{cert['id']}/renew")
+    assert renew.status_code == 409, renew.text
+    assert "zone example.test is disabled" in renew.json()["detail"]
+    shown = service.ok("GET", f"/projects/{slug}/certificates/{cert['id']}")
+    assert shown["status"] == "issued"
+    # a name in the zone that stays enabled is issued meanwhile
+    fine = service.ok(
+        "POST",
+        f"/projects/{slug}/certificates",
+        202,
+        json={"issuer": issuer["id"], "common_name": other},
+    )
+    assert service.wait_for(slug, fine["id"], ("issued", "failed"))["status"] == "issued"
+    # Test still writes its probe: an admin checks the zone before enabling it again
+    assert service.ok("POST", f"{url}/test")["ok"] is True
+
+    assert service.ok("PATCH", url, json={"enabled": True})["enabled"] is True
+    service.ok("POST", f"/projects/{slug}/certificates/{cert['id']}/renew", 202)
+    renewed = service.wait_for(slug, cert["id"], ("issued", "failed"))
+    assert renewed["status"] == "issued", renewed
+    assert renewed["current"]["serial"] != first["current"]["serial"]
+    changes = _db(
+        service,
+        lambda s: [
+            (e.type, e.detail.get("enabled"))
+            for e in audit.events_for(s, subject_type="zone", subject_id=zone["id"])
+        ],
+    )
+    assert changes == [("zone.created", None), ("zone.updated", False), ("zone.updated", True)]

@@ -24,7 +24,10 @@ from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.schemas import CertificateError
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition_version
 from certautopilot.certificates.states import transition as cert_transition
+from certautopilot.dns import service as dns_zones
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer, IssuerStatus
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.service import NotificationLauncher
@@ -168,6 +171,14 @@ def decide(
             f"issuer {issuer.name} was disabled after this request was made: enable the "
             "issuer, or reject the request"
         )
+    if issuer is not None and issuers.has(issuer, issuer_port.DNS01):
+        off = dns_zones.disabled_zones_of(session, cert)
+        if off:
+            raise Conflict(
+                "; ".join(dns_zones.disabled_message(z) for z in off)
+                + " (it was disabled after this request was made): enable it, or reject "
+                "the request"
+            )
     row.status = transition(
         row.status, RequestStatus.APPROVED if approve else RequestStatus.REJECTED
     )

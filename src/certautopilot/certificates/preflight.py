@@ -29,6 +29,7 @@ from certautopilot.certificates.schemas import (
 )
 from certautopilot.certificates.zones import (
     NO_ZONE,
+    ZONE_DISABLED,
     ChallengeRoute,
     ChallengeTarget,
     cname_lookup_for,
@@ -144,11 +145,12 @@ def preflight(
         routing = route_challenges(
             names, zones, body.challenge_overrides, lookup or cname_lookup_for(zones)
         )
-        if routing.unroutable and strict:
-            raise InvalidInput("; ".join(m for _, m in routing.unroutable), routing.unroutable)
+        if routing.refused and strict:
+            raise InvalidInput("; ".join(m for _, m in routing.refused), routing.refused)
         targets, routes = routing.targets, tuple(routing.routes)
         dns_warnings = [policy.PolicyWarning(n.code, n.field, n.message) for n in routing.notices]
         dns_warnings += [policy.PolicyWarning(NO_ZONE, f, m) for f, m in routing.unroutable]
+        dns_warnings += [policy.PolicyWarning(ZONE_DISABLED, f, m) for f, m in routing.disabled]
     manual_zone_ids = frozenset(z.id for z in zones if dns_zones.is_manual(z))
     reason = None
     if any(t.zone_id in manual_zone_ids for t in targets):

@@ -22,6 +22,7 @@ from certautopilot.errors import DNSError, InvalidInput
 
 DELEGATION_BROKEN = "dns.delegation_broken"
 NO_ZONE = "dns.no_zone"
+ZONE_DISABLED = "dns.zone_disabled"
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,18 @@ class Notice:
 @dataclass
 class Routing:
     """``targets`` for the names that can be issued; ``unroutable`` the (field, message) of
-    the names that cannot (no zone to write to), which creation refuses outright."""
+    the names that cannot (no zone to write to) and ``disabled`` of those routed to a zone
+    an admin disabled; creation refuses both outright (:attr:`refused`)."""
 
     targets: list[ChallengeTarget] = field(default_factory=list)
     routes: list[ChallengeRoute] = field(default_factory=list)
     notices: list[Notice] = field(default_factory=list)
     unroutable: list[tuple[str, str]] = field(default_factory=list)
+    disabled: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def refused(self) -> list[tuple[str, str]]:
+        return self.unroutable + self.disabled
 
 
 def route_challenges(
@@ -175,7 +182,23 @@ def route_challenges(
         out.unroutable.append((where, message))
     if errors:
         raise InvalidInput("; ".join(m for _, m in errors), errors)
+    _set_aside_disabled(out, names, by_id)
     return out
+
+
+def _set_aside_disabled(out: Routing, names: list[str], by_id: dict[str, DnsZone]) -> None:
+    """Moves the targets in a disabled zone to ``out.disabled`` (nothing is written there)."""
+    fields: dict[str, str] = {}
+    for i, name in enumerate(names):
+        fields.setdefault(name, "common_name" if i == 0 else "sans")
+    kept = []
+    for t in out.targets:
+        zone = by_id[t.zone_id]
+        if zone.enabled:
+            kept.append(t)
+        else:
+            out.disabled.append((fields[t.name], f"{t.name}: {dns_zones.disabled_message(zone)}"))
+    out.targets = kept
 
 
 def resolve_zones(
@@ -186,8 +209,8 @@ def resolve_zones(
 ) -> list[ChallengeTarget]:
     """The targets of every name; InvalidInput when one has nowhere to be written."""
     routing = route_challenges(names, zones, overrides, lookup)
-    if routing.unroutable:
-        raise InvalidInput("; ".join(m for _, m in routing.unroutable), routing.unroutable)
+    if routing.refused:
+        raise InvalidInput("; ".join(m for _, m in routing.refused), routing.refused)
     return routing.targets
 
 
@@ -214,31 +237,40 @@ def reroute(
     (``Certificate.challenge_overrides``: ``zone_id``, ``challenge_name``, ``manual``,
     ``delegated_from``, ``explicit``, ``fallback``, ``zone``).
 
-    An explicit ``challenge_overrides`` entry is kept as stored. A delegation that now ends
-    outside every project zone raises DNSError naming the name and the CNAME's target,
-    unless the stored routing already fell back to the name's own zone for that broken
-    delegation (an admin accepted the preflight warning): then it falls back again, as
-    preflight did. Creation stored the ``explicit`` flag; for a routing stored before it,
-    an entry is explicit when it names a challenge name or a zone other than the name's
-    own, without a CNAME followed.
+    An explicit ``challenge_overrides`` entry is kept as stored. A name whose zone is
+    disabled raises DNSError naming the zone (nothing may be written there). A delegation
+    that now ends outside every project zone raises DNSError naming the name and the
+    CNAME's target, unless the stored routing already fell back to the name's own zone for
+    that broken delegation (an admin accepted the preflight warning): then it falls back
+    again, as preflight did. Creation stored the ``explicit`` flag; for a routing stored
+    before it, an entry is explicit when it names a challenge name or a zone other than the
+    name's own, without a CNAME followed.
     """
     by_id = {z.id: z for z in zones}
     zone_names = [z.name for z in zones]
     out: dict[str, dict[str, Any]] = {}
     others: list[str] = []
+    off: list[str] = []
     for name in names:
         entry = stored.get(name)
         if entry and _is_explicit(name, entry, by_id, zone_names):
             zone = by_id.get(entry["zone_id"])
             out[name] = {**entry, "explicit": True, "zone": zone.name if zone else None}
+            if zone is not None and not zone.enabled:
+                off.append(f"{name}: {dns_zones.disabled_message(zone)}")
         else:
             others.append(name)
+    routing = Routing()
+    if others:
+        try:
+            routing = route_challenges(others, zones, {}, lookup)
+        except InvalidInput as exc:  # a CNAME loop
+            raise DNSError(f"the DNS-01 challenge can no longer be routed: {exc}") from exc
+    off += [m for _, m in routing.disabled]
+    if off:
+        raise DNSError("no DNS-01 record can be written: " + "; ".join(off))
     if not others:
         return out
-    try:
-        routing = route_challenges(others, zones, {}, lookup)
-    except InvalidInput as exc:  # a CNAME loop
-        raise DNSError(f"the DNS-01 challenge can no longer be routed: {exc}") from exc
     problems = [m for _, m in routing.unroutable]
     notices = {n.message.split(": ", 1)[0]: n.message for n in routing.notices}
     for t in routing.targets:

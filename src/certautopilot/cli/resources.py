@@ -168,8 +168,7 @@ def zones_list(
     output: OutputOption = Output.TABLE,
 ) -> None:
     """The project's DNS zones."""
-    columns = [col("id"), col("name"), col("provider"), col("nameservers")]
-    _list("/projects/{project}/zones", output, columns, (url, token, project))
+    _list("/projects/{project}/zones", output, ZONE_FIELDS, (url, token, project))
 
 
 @zones.command("show")
@@ -520,7 +519,7 @@ def _test(path: str, output: Output, target_args: tuple[Any, ...]) -> None:
 
 
 ISSUER_FIELDS = [col("id"), col("name"), col("kind"), col("status"), col("acme")]
-ZONE_FIELDS = [col("id"), col("name"), col("provider"), col("nameservers")]
+ZONE_FIELDS = [col("id"), col("name"), col("provider"), col("enabled"), col("nameservers")]
 
 
 @issuers.command("create")
@@ -588,7 +587,9 @@ def issuers_test(
 
 def _switch(kind: str, item_id: str, enabled: bool, output: Output, args: tuple[Any, ...]) -> None:
     path = f"/projects/{{project}}/{kind}/{item_id}"
-    fields = ISSUER_FIELDS if kind == "issuers" else [col("id"), col("name"), col("enabled")]
+    fields = {"issuers": ISSUER_FIELDS, "zones": ZONE_FIELDS}.get(
+        kind, [col("id"), col("name"), col("enabled")]
+    )
     _send("PATCH", path, {"enabled": enabled}, output, fields, args)
 
 
@@ -678,6 +679,32 @@ def zones_test(
     """Write, read back on each authoritative server and remove a probe TXT record
     (exit code 1 when a step fails)."""
     _test("/projects/{project}/zones/" + zone_id + "/test", output, (url, token, project))
+
+
+@zones.command("enable")
+def zones_enable(
+    zone_id: IdArgument,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Write DNS-01 records in a disabled zone again (renewals that waited start within
+    the hour)."""
+    _switch("zones", zone_id, True, output, (url, token, project))
+
+
+@zones.command("disable")
+def zones_disable(
+    zone_id: IdArgument,
+    project: ProjectOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    output: OutputOption = Output.TABLE,
+) -> None:
+    """Write nothing in a zone, keeping its settings and its certificates (new requests
+    for its names are refused; their renewals wait, and their timeline says so)."""
+    _switch("zones", zone_id, False, output, (url, token, project))
 
 
 @targets.command("show")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from certautopilot.clock import utcnow
@@ -22,4 +22,11 @@ class DnsZone(Base):
     credentials_secret_id: Mapped[str | None] = mapped_column(String(32), default=None)
     nameservers: Mapped[list[str]] = mapped_column(default=list)
     propagation_timeout_seconds: Mapped[int] = mapped_column(default=120)
+    # disabled: no DNS-01 record is written in the zone (migration 0026_zone_enabled)
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def __init__(self, **values: Any) -> None:
+        # a zone is enabled from the start, also before it is flushed (routing reads it)
+        values.setdefault("enabled", True)
+        super().__init__(**values)

@@ -51,6 +51,10 @@ class ZoneOut(BaseModel):
     )
     nameservers: list[str]
     propagation_timeout_seconds: int
+    enabled: bool = Field(
+        description="false: disabled, no DNS-01 record is written in it (new requests and "
+        "renewals for its names wait until it is enabled again)"
+    )
     rfc2136: RFC2136Out | None = None
 
 
@@ -83,6 +87,15 @@ class ZonePatch(BaseModel):
     )
     nameservers: list[str] | None = Field(default=None, max_length=20)
     propagation_timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
+    enabled: bool | None = Field(
+        default=None,
+        description="false: disable the zone (no DNS-01 record is written in it; its "
+        "settings and certificates are kept); true: enable it again",
+    )
+
+    def changes_settings(self) -> bool:
+        """Whether the edit touches what the provider check vets (not only ``enabled``)."""
+        return bool(self.model_fields_set - {"enabled"})
 
 
 class ZoneTestStep(BaseModel):

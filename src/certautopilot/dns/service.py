@@ -13,7 +13,10 @@ rewrites such a zone in the newer form).
 Lifecycle: adding and editing are plan (validate, reads only) -> :func:`check_zone` (the
 provider authenticates and lists records; network I/O, so the caller ends its transaction
 first) -> store and audit, like issuers' check-then-create. Deleting is refused while a
-certificate routes a challenge to the zone. :func:`prepare_test` + :func:`run_zone_test`
+certificate routes a challenge to the zone; disabling (:func:`set_enabled`) keeps the zone
+and its certificates but writes nothing in it: routing refuses its names
+(``certificates.zones``), a renewal by hand is a 409 and the scheduler defers renewals
+(:func:`disabled_zones_of`). :func:`prepare_test` + :func:`run_zone_test`
 write, read everywhere and remove a probe record (:mod:`certautopilot.dns.probe`).
 """
 
@@ -33,7 +36,7 @@ from certautopilot.audit import service as audit
 from certautopilot.audit.events import EventType
 from certautopilot.auth.service import Actor, require
 from certautopilot.certificates.models import Certificate
-from certautopilot.certificates.names import normalize_name
+from certautopilot.certificates.names import base_name, normalize_name
 from certautopilot.crypto import service as secrets
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.crypto.models import StoredSecret
@@ -394,6 +397,69 @@ def delete_zone(session: Session, *, project_id: str, zone_id: str, actor: Actor
     session.delete(zone)
 
 
+# -- disabling ------------------------------------------------------------------------------
+
+
+def disabled_message(zone: DnsZone) -> str:
+    return (
+        f"zone {zone.name} is disabled, so no DNS-01 record can be written in it: an admin "
+        "can enable it again in Settings → DNS zones"
+    )
+
+
+def set_enabled(
+    session: Session, *, project_id: str, zone_id: str, enabled: bool, actor: Actor
+) -> DnsZone:
+    """Disables (nothing is written in it) or enables the zone, audited. The caller
+    commits. Records already published by a running issuance are still removed."""
+    require(actor, "admin", "Disabling or enabling a DNS zone")
+    zone = get_zone(session, project_id=project_id, zone_id=zone_id)
+    if zone.enabled == enabled:
+        return zone
+    zone.enabled = enabled
+    audit.record(
+        session,
+        type=EventType.ZONE_UPDATED,
+        actor=actor.email,
+        project_id=project_id,
+        subject_type="zone",
+        subject_id=zone.id,
+        detail={"name": zone.name, "fields": ["enabled"], "enabled": enabled},
+    )
+    return zone
+
+
+def disabled_zones_of(session: Session, cert: Certificate) -> list[DnsZone]:
+    """The disabled zones ``cert``'s challenges go to: by the stored routing (zone id per
+    name) or, for a name with none stored, by longest suffix. One indexed read when the
+    project has no disabled zone (the usual case, and the scheduler's per-renewal cost)."""
+    zones = list_zones(session, project_id=cert.project_id)
+    off = {z.id: z for z in zones if not z.enabled}
+    if not off:
+        return []
+    by_name = {z.name: z for z in zones}
+    ids = {z.id for z in zones}
+    found: dict[str, DnsZone] = {}
+    for name in cert.names or []:
+        routed = (cert.challenge_overrides or {}).get(name)
+        if isinstance(routed, dict) and routed.get("zone_id") in ids:
+            zone_id = str(routed["zone_id"])
+        else:
+            own = find_zone(base_name(name), list(by_name))
+            zone_id = by_name[own].id if own is not None else ""
+        if zone_id in off:
+            found[zone_id] = off[zone_id]
+    return sorted(found.values(), key=lambda z: z.name)
+
+
+def refuse_if_disabled(session: Session, cert: Certificate) -> None:
+    """A 409 naming the zone when a challenge of ``cert`` would be written in a disabled
+    zone (a renewal or retry by hand; creation is refused by routing with a 422)."""
+    off = disabled_zones_of(session, cert)
+    if off:
+        raise Conflict("; ".join(disabled_message(z) for z in off))
+
+
 def list_zones(session: Session, *, project_id: str) -> list[DnsZone]:
     stmt = select(DnsZone).where(DnsZone.project_id == project_id).order_by(DnsZone.name)
     return list(session.scalars(stmt))
@@ -463,6 +529,7 @@ def to_out(zone: DnsZone) -> ZoneOut:
         credentials=credentials,
         nameservers=zone.nameservers,
         propagation_timeout_seconds=zone.propagation_timeout_seconds,
+        enabled=zone.enabled,
         rfc2136=rfc,
     )
 

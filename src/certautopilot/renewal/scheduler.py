@@ -36,6 +36,7 @@ from certautopilot.certificates import fallbacks
 from certautopilot.certificates import service as certificates
 from certautopilot.certificates.models import Certificate, CertificateVersion
 from certautopilot.certificates.states import CertStatus, VersionStatus, transition
+from certautopilot.dns import service as dns_zones
 from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer
@@ -51,6 +52,10 @@ RENEWABLE = (CertStatus.ISSUED, CertStatus.FAILED)
 WARNING_DAYS = windows.WARNING_DAYS
 RATE_LIMITED = "urn:ietf:params:acme:error:rateLimited"
 RATE_LIMITED_FLOOR_SECONDS = 3600.0
+# a renewal whose zone is disabled asks again hourly (enabling the zone takes effect within
+# the hour) and is on the timeline once a day
+ZONE_DISABLED_RETRY = timedelta(hours=1)
+ZONE_DISABLED_NEWS = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -255,6 +260,16 @@ def start_renewal(
         return None
     due_at = cert.next_renewal_at
     issuer = session.get(Issuer, cert.issuer_id)
+    if issuer is not None and issuers.has(issuer, issuer_port.DNS01):
+        off = dns_zones.disabled_zones_of(session, cert)
+        if off:  # nothing may be written there: ask again later, say so once a day
+            detail: dict[str, Any] = {
+                "reason": "; ".join(dns_zones.disabled_message(z) for z in off),
+                "zones": [z.name for z in off],
+            }
+            later = now + ZONE_DISABLED_RETRY
+            _defer(session, cert, due_at, now, later, ZONE_DISABLED_NEWS, detail)
+            return None
     budget_refusal: dict[str, Any] | None = None
     if issuer is not None and issuers.has(issuer, issuer_port.ORDER_RATE_LIMITS):
         verdict = orders.verdict(
@@ -279,29 +294,9 @@ def start_renewal(
             issuer = taker
         elif not verdict.allowed:
             later = verdict.retry_at or now + timedelta(hours=1)
-            taken = session.execute(
-                update(Certificate)
-                .where(Certificate.id == cert_id, Certificate.next_renewal_at == due_at)
-                .values(next_renewal_at=later)
-                .execution_options(synchronize_session=False)
-            )
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
-                session.refresh(cert)
-                state = state_of(session, cert.id)
-                window = verdict.window or timedelta(hours=1)
-                if budget.deferral_is_news(state.deferred_at, now=now, window=window):
-                    # once per budget window: a certificate waiting on it is not news
-                    state.deferred_at = now
-                    _event(
-                        session,
-                        cert,
-                        EventType.RENEWAL_DEFERRED,
-                        {
-                            "reason": verdict.reason,
-                            "limit": verdict.limit,
-                            "next_at": later.isoformat(),
-                        },
-                    )
+            window = verdict.window or timedelta(hours=1)
+            detail = {"reason": verdict.reason, "limit": verdict.limit}
+            _defer(session, cert, due_at, now, later, window, detail)
             return None
     taken = session.execute(
         update(Certificate)
@@ -360,6 +355,33 @@ def start_renewal(
         },
     )
     return version.id
+
+
+def _defer(
+    session: Session,
+    cert: Certificate,
+    due_at: datetime,
+    now: datetime,
+    later: datetime,
+    news_every: timedelta,
+    detail: dict[str, Any],
+) -> None:
+    """Moves a due renewal to ``later`` (unless another worker took it meanwhile), with a
+    ``renewal.deferred`` event at most once per ``news_every``: a certificate that keeps
+    waiting for the same thing is not news on every tick."""
+    taken = session.execute(
+        update(Certificate)
+        .where(Certificate.id == cert.id, Certificate.next_renewal_at == due_at)
+        .values(next_renewal_at=later)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        return
+    session.refresh(cert)
+    state = state_of(session, cert.id)
+    if budget.deferral_is_news(state.deferred_at, now=now, window=news_every):
+        state.deferred_at = now
+        _event(session, cert, EventType.RENEWAL_DEFERRED, {**detail, "next_at": later.isoformat()})
 
 
 def _budget_fallback(

@@ -155,6 +155,10 @@ WORDS: dict[str, Wording] = {
     ),
     "dns.manual.confirmed": lambda d, a: "The published record was found",
     "renewal.scheduled": lambda d, a: f"Next renewal planned for {_day(d.get('next_at'))}",
+    "renewal.deferred": lambda d, a: (
+        f"Renewal put off until {_day(d.get('next_at'))}"
+        + (f": {d['reason']}" if d.get("reason") else "")
+    ),
     "request.created": lambda d, a: f"Approval requested by {a}",
     "request.approved": lambda d, a: (
         f"Approved by {a}" + (f": “{d['comment']}”" if d.get("comment") else "")

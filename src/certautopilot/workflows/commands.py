@@ -243,13 +243,24 @@ def update_zone(
     patch: ZonePatch,
     actor: Actor,
 ) -> DnsZone:
-    """Applies ``patch``, checks the result at the provider, and only then stores it."""
+    """Applies ``patch``, checks the result at the provider, and only then stores it. A
+    patch of ``enabled`` alone is stored at once (nothing for the provider to check); with
+    other fields it is stored with the checked settings, or not at all."""
     where = {"project_id": project_id, "zone_id": zone_id}
+    if not patch.changes_settings():
+        with _clean_on_error(session):
+            zone = zones.get_zone(session, **where)
+            if patch.enabled is not None:
+                zone = zones.set_enabled(session, enabled=patch.enabled, actor=actor, **where)
+            session.commit()
+        return zone
     with _clean_on_error(session):
         plan = zones.plan_edit(session, kek, patch=patch, **where)
         session.commit()  # end the read transaction: the check talks to the provider
         zones.check_zone(plan)
         zone = zones.update_zone(session, kek, plan=plan, actor=actor, **where)
+        if patch.enabled is not None:
+            zones.set_enabled(session, enabled=patch.enabled, actor=actor, **where)
         session.commit()
     return zone
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from certautopilot.certificates.zones import reroute
+from certautopilot.certificates.zones import reroute, route_challenges
 from certautopilot.dns.models import DnsZone
 from certautopilot.errors import DNSError
 
@@ -79,3 +79,31 @@ def test_a_name_whose_delegation_was_its_only_way_fails() -> None:
     }
     with pytest.raises(DNSError, match=f"{start} is a CNAME to gone.invalid"):
         reroute([name], ZONES, stored, MANUAL, {start: "gone.invalid"}.get)
+
+
+def test_a_name_in_a_disabled_zone_fails_naming_the_zone() -> None:
+    """Disabled since the request: nothing may be written there, whichever way the name
+    was routed (its own zone, a CNAME followed, an explicit override)."""
+    off = _zone("b.test")
+    off.enabled = False
+    zones = [_zone("a.test"), off]
+    stored = {"www.a.test": _own(delegated_from=None, explicit=False, fallback=False)}
+    with pytest.raises(DNSError, match=r"zone b\.test is disabled") as followed:
+        reroute(["www.a.test"], zones, stored, MANUAL, {OWN: TARGET}.get)
+    assert "www.a.test" in str(followed.value)
+    explicit = {"www.a.test": _own(zone_id="id-b.test", challenge_name="x.b.test", explicit=True)}
+    with pytest.raises(DNSError, match=r"zone b\.test is disabled"):
+        reroute(["www.a.test"], zones, explicit, MANUAL, {}.get)
+    # the other zone is still written in
+    assert reroute(["www.a.test"], zones, stored, MANUAL, {}.get)["www.a.test"]["zone"] == "a.test"
+
+
+def test_creation_refuses_a_name_in_a_disabled_zone_on_its_field() -> None:
+    off = _zone("b.test")
+    off.enabled = False
+    routing = route_challenges(["www.a.test", "www.b.test"], [_zone("a.test"), off], {})
+    assert [t.name for t in routing.targets] == ["www.a.test"]
+    assert routing.unroutable == []
+    ((field, message),) = routing.disabled
+    assert field == "sans" and message.startswith("www.b.test: zone b.test is disabled")
+    assert routing.refused == routing.disabled

@@ -27,7 +27,7 @@ from certautopilot.certificates.schemas import (
     Pkcs12In,
 )
 from certautopilot.certificates.states import CertStatus
-from certautopilot.certificates.zones import NO_ZONE
+from certautopilot.certificates.zones import NO_ZONE, ZONE_DISABLED
 from certautopilot.clock import utcnow
 from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
@@ -328,9 +328,10 @@ def _check(web: Web, session: DbSession, form: dict[str, Any]) -> dict[str, Any]
                 body=model.model_copy(update={"override": None}),
                 strict=False,
             )
-            warnings = [w.as_dict() for w in result.warnings if w.code != NO_ZONE]
+            refused = (NO_ZONE, ZONE_DISABLED)
+            warnings = [w.as_dict() for w in result.warnings if w.code not in refused]
             for found in result.warnings:  # nowhere to write the record: no override helps
-                if found.code == NO_ZONE:
+                if found.code in refused:
                     errors.setdefault(_field_of(found.field), []).append(found.message)
         except InvalidInput as exc:
             for f, msgs in _errors_of(exc).items():

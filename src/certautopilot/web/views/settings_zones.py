@@ -1,4 +1,4 @@
-"""Settings for project admins: DNS zones (add, edit, delete, test).
+"""Settings for project admins: DNS zones (add, edit, disable or enable, delete, test).
 
 The zone form is rendered from the DNS provider registry (the data of
 ``GET /api/v1/dns-providers``): a provider select, then the chosen provider's fields
@@ -212,6 +212,8 @@ def _page(
         created=web.request.query_params.get("created", ""),
         saved=web.request.query_params.get("saved", ""),
         deleted=web.request.query_params.get("deleted", ""),
+        switched_on=web.request.query_params.get("enabled", ""),
+        switched_off=web.request.query_params.get("disabled", ""),
     )
 
 
@@ -321,6 +323,30 @@ def edit_zone(
         secret_dropped=dropped,
         editing=zone,
         status_code=422,
+    )
+
+
+@router.post(BASE + "/{zone_id}/enabled", response_class=HTMLResponse)
+def switch_zone(
+    zone_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+) -> Response:
+    """Enable or Disable: a disabled zone keeps its settings and its certificates, but no
+    record is written in it (new requests for its names are refused, renewals wait)."""
+    require_admin(web, "Enabling or disabling a DNS zone")
+    zone = _zone(web, session, zone_id)
+    enabled = text(form, "enabled") == "true"
+    commands.update_zone(
+        session,
+        state.kek,
+        project_id=web.ctx.project.id,
+        zone_id=zone_id,
+        patch=ZonePatch(enabled=enabled),
+        actor=web.ctx.actor,
+    )
+    assert web.project is not None
+    word = "enabled" if enabled else "disabled"
+    return RedirectResponse(
+        links.settings(web.project.slug, "zones", **{word: zone.name}), status_code=303
     )
 
 
