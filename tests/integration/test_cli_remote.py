@@ -458,6 +458,51 @@ def test_show_completion_prints_a_bash_script(cli: Cli) -> None:
     assert "_CERTAUTOPILOT_COMPLETE=complete_bash" in done.stdout
 
 
+def _complete(cli: Cli, shell: str, line: str, **env: str) -> str:
+    """What the completion script gets back for ``line`` (bash: the word being completed
+    is the last one; zsh: ``line`` as typed)."""
+    exe = Path(sys.executable).parent / "certautopilot"
+    words = line.split()
+    asked = {
+        **cli.env,
+        **env,
+        "_CERTAUTOPILOT_COMPLETE": f"complete_{shell}",
+        "COMP_WORDS": line,
+        "COMP_CWORD": str(len(words) - 1),
+        "_TYPER_COMPLETE_ARGS": line,
+    }
+    done = subprocess.run([str(exe)], env=asked, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    return done.stdout
+
+
+def test_certificate_ids_complete_from_the_live_service(
+    cli: Cli, service: Service, project: Project
+) -> None:
+    names = [_name(), _name()]
+    certs = [
+        service.ok(
+            "POST",
+            f"/projects/{project.slug}/certificates",
+            202,
+            json={"issuer": project.issuer_id, "common_name": name},
+        )
+        for name in names
+    ]
+    first = certs[0]["id"]
+    by_id = _complete(cli, "bash", f"certautopilot certs show {first[:8]}")
+    assert by_id.split() == [first]
+    every = _complete(cli, "bash", "certautopilot certs renew ''").split()
+    assert {c["id"] for c in certs} <= set(every)
+    zsh = _complete(cli, "zsh", f"certautopilot certs timeline {first[:8]}")
+    assert f'"{first}":"{names[0]} (' in zsh  # the id, with its name as the help
+    # the project typed on the line is the one asked; one the token cannot see: nothing
+    elsewhere = _complete(cli, "bash", f"certautopilot certs show --project nope-x {first[:8]}")
+    assert elsewhere.split() == []
+    for cert in certs:
+        service.wait_for(project.slug, cert["id"], ("issued", "failed"))
+
+
 def test_project_slugs_complete_from_the_live_service(cli: Cli, project: Project) -> None:
     exe = Path(sys.executable).parent / "certautopilot"
     env = {

@@ -28,18 +28,7 @@ from certautopilot.cli.certs import (
     issuer_id,
 )
 from certautopilot.cli.client import Client, ExitCode, Refused
-from certautopilot.cli.remote import (
-    Output,
-    OutputOption,
-    ProjectOption,
-    TokenOption,
-    UrlOption,
-    connect,
-    emit_rows,
-    fail,
-    need_project,
-    resolve,
-)
+from certautopilot.cli.remote import Remote, emit_rows, fail, remote_command
 
 
 def parse(text: str) -> list[list[str]]:
@@ -48,8 +37,9 @@ def parse(text: str) -> list[list[str]]:
     return [names for names in lines if names]
 
 
-@app.command()
+@remote_command(app)
 def bulk(
+    remote: Remote,
     file: Annotated[
         str,
         typer.Argument(
@@ -60,10 +50,6 @@ def bulk(
     key_type: Annotated[str, typer.Option(help="As for create.")] = "ecdsa-p256",
     wait: WaitOption = False,
     timeout: TimeoutOption = 1800,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Request a certificate for each line of FILE (a progress bar on stderr)."""
     try:
@@ -73,8 +59,7 @@ def bulk(
     wanted = parse(text)
     if not wanted:
         fail(ExitCode.USAGE, "error: FILE: no names in it")
-    target = resolve(url, token, project)
-    slug = need_project(target)
+    slug = remote.slug
     refused: list[str] = []
     certs: list[dict[str, Any]] = []
     console = Console(stderr=True)
@@ -84,7 +69,7 @@ def bulk(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with connect(target) as client, Progress(*columns, console=console) as progress:
+    with remote.client() as client, Progress(*columns, console=console) as progress:
         iid = issuer_id(client, slug, issuer)
         task = progress.add_task("requested", total=len(wanted))
         for names in wanted:
@@ -105,7 +90,7 @@ def bulk(
             certs = _wait_all(client, slug, certs, timeout, progress)
     for line in refused:
         typer.echo(f"error: {line}", err=True)
-    emit_rows(output, certs, LIST_COLUMNS)
+    emit_rows(remote.output, certs, LIST_COLUMNS)
     if refused:
         raise typer.Exit(int(ExitCode.REFUSED))
     if wait and any(DONE[CertStatus(c["status"])] != ExitCode.OK for c in certs):

@@ -13,18 +13,14 @@ from certautopilot.certificates.states import CertStatus
 from certautopilot.cli.client import Client, ExitCode
 from certautopilot.cli.remote import (
     Output,
-    OutputOption,
-    ProjectOption,
-    TokenOption,
-    UrlOption,
+    Remote,
     col,
-    connect,
     emit_json,
     emit_object,
     emit_rows,
     fail,
-    need_project,
-    resolve,
+    live_completions,
+    remote_command,
 )
 
 app = typer.Typer(
@@ -74,48 +70,67 @@ def cert_path(project: str) -> str:
     return f"/projects/{project}/certificates"
 
 
-@app.command("list")
+def complete_certificate(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of a certificate ID from the live service: the ids of the project's
+    newest certificates (``COMPLETION_ROWS``) that start with what was typed, each with its
+    common name and status as the help text zsh and fish show (typer keeps only values that
+    start with the typed word, so a name cannot be typed for its id)."""
+
+    def ask(client: Client, project: str | None) -> list[tuple[str, str]]:
+        if not project:
+            return []
+        page = client.get(cert_path(project), limit=COMPLETION_ROWS)  # newest first
+        return [
+            (str(row["id"]), f"{row['common_name']} ({row['status']})")
+            for row in page["items"]
+            if str(row["id"]).startswith(incomplete)
+        ]
+
+    return live_completions(ctx, ask)
+
+
+COMPLETION_ROWS = 1000  # the API's largest page
+CertIdArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="The certificate's id (tab completes it from the service).",
+        autocompletion=complete_certificate,
+    ),
+]
+
+
+@remote_command(app, "list")
 def list_(
+    remote: Remote,
     status: Annotated[str | None, typer.Option(help="Only this status, e.g. issued.")] = None,
     q: Annotated[str | None, typer.Option("--search", "-q", help="Names containing this.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="Rows per page.")] = 50,
     all_pages: Annotated[
         bool, typer.Option("--all", help="Every page, not just the first.")
     ] = False,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """The project's certificates, by common name."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
     rows: list[dict[str, Any]] = []
-    with connect(target) as client:
+    with remote.client() as client:
         cursor = None
         while True:
-            page = client.get(cert_path(slug), status=status, q=q, limit=limit, cursor=cursor)
+            page = client.get(
+                cert_path(remote.slug), status=status, q=q, limit=limit, cursor=cursor
+            )
             rows += page["items"]
             cursor = page.get("next_cursor")
             if not all_pages or not cursor:
                 break
-    emit_rows(output, rows, LIST_COLUMNS)
+    emit_rows(remote.output, rows, LIST_COLUMNS)
 
 
-@app.command()
-def show(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(app)
+def show(remote: Remote, cert_id: CertIdArgument) -> None:
     """One certificate: names, status, current version, next renewal, error."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
-        cert = client.get(f"{cert_path(slug)}/{cert_id}")
-    emit_object(output, cert, SHOW_FIELDS)
+    with remote.client() as client:
+        cert = client.get(f"{cert_path(remote.slug)}/{cert_id}")
+    emit_object(remote.output, cert, SHOW_FIELDS)
 
 
 def issuer_id(client: Client, slug: str, issuer: str) -> str:
@@ -128,8 +143,9 @@ def issuer_id(client: Client, slug: str, issuer: str) -> str:
     fail(ExitCode.USAGE, f"error: --issuer: no issuer {issuer!r} in {slug} (issuers: {names})")
 
 
-@app.command()
+@remote_command(app)
 def create(
+    remote: Remote,
     common_name: Annotated[
         str, typer.Argument(metavar="NAME", help="The common name, e.g. www.example.com.")
     ],
@@ -146,15 +162,10 @@ def create(
     ] = True,
     wait: WaitOption = False,
     timeout: TimeoutOption = 600,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Request a certificate; with --wait, return once it is issued (or has failed)."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         body = {
             "issuer": issuer_id(client, slug, issuer),
             "common_name": common_name,
@@ -165,44 +176,29 @@ def create(
         cert = client.json("POST", cert_path(slug), json=body)
         if wait:
             cert = _wait(client, slug, cert, timeout)
-    _finish(output, cert)
+    _finish(remote.output, cert)
 
 
-@app.command()
+@remote_command(app)
 def renew(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
-    wait: WaitOption = False,
-    timeout: TimeoutOption = 600,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
+    remote: Remote, cert_id: CertIdArgument, wait: WaitOption = False, timeout: TimeoutOption = 600
 ) -> None:
     """Renew now (a new key and certificate); with --wait, return once it is issued."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         cert = client.json("POST", f"{cert_path(slug)}/{cert_id}/renew")
         if wait:
             cert = _wait(client, slug, cert, timeout)
-    _finish(output, cert)
+    _finish(remote.output, cert)
 
 
-@app.command()
-def wait(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
-    timeout: TimeoutOption = 600,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(app)
+def wait(remote: Remote, cert_id: CertIdArgument, timeout: TimeoutOption = 600) -> None:
     """Wait until the certificate is issued (exit 0), failed or rejected (exit 4)."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         cert = _wait(client, slug, client.get(f"{cert_path(slug)}/{cert_id}"), timeout)
-    _finish(output, cert)
+    _finish(remote.output, cert)
 
 
 def _wait(client: Client, slug: str, cert: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -228,9 +224,10 @@ def _finish(output: Output, cert: dict[str, Any]) -> None:
         raise typer.Exit(int(code))
 
 
-@app.command()
+@remote_command(app)
 def revoke(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    remote: Remote,
+    cert_id: CertIdArgument,
     reason: Annotated[
         str,
         typer.Option(
@@ -241,26 +238,21 @@ def revoke(
     all_versions: Annotated[
         bool, typer.Option("--all-versions", help="Also revoke earlier versions still valid.")
     ] = False,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Revoke the current version at the CA."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    with remote.client() as client:
         cert = client.json(
             "POST",
-            f"{cert_path(slug)}/{cert_id}/revoke",
+            f"{cert_path(remote.slug)}/{cert_id}/revoke",
             json={"reason": reason, "all_versions": all_versions},
         )
-    emit_object(output, cert, SHOW_FIELDS)
+    emit_object(remote.output, cert, SHOW_FIELDS)
 
 
-@app.command()
+@remote_command(app, prints=False)
 def download(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
+    remote: Remote,
+    cert_id: CertIdArgument,
     what: Annotated[
         str,
         typer.Option(
@@ -283,9 +275,6 @@ def download(
             help="pkcs12 only: the bundle's password, read from FILE (- for stdin).",
         ),
     ] = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
 ) -> None:
     """The current version as PEM, or as a PKCS#12 bundle of key, certificate and chain."""
     if what == "p12":
@@ -294,10 +283,8 @@ def download(
         raise typer.BadParameter(f"one of {', '.join(DOWNLOADS)}, pkcs12", param_hint="--what")
     if what == "pkcs12" and password_file is None:
         raise typer.BadParameter("pkcs12 needs a password", param_hint="--password-file")
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    base = f"{cert_path(slug)}/{cert_id}"
-    with connect(target) as client:
+    base = f"{cert_path(remote.slug)}/{cert_id}"
+    with remote.client() as client:
         if what == "pkcs12":
             assert password_file is not None
             password = _read_password(password_file)
@@ -357,52 +344,37 @@ def _pkcs12(key_pem: bytes, cert_pem: bytes, chain_pem: bytes, password: bytes, 
     )
 
 
-@app.command("dns-confirm")
+@remote_command(app, "dns-confirm")
 def dns_confirm(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
-    wait_: WaitOption = False,
-    timeout: TimeoutOption = 600,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
+    remote: Remote, cert_id: CertIdArgument, wait_: WaitOption = False, timeout: TimeoutOption = 600
 ) -> None:
     """Tell the service the manual DNS records are in place (the "I've added it" button);
     refused (exit code 1) when the certificate is not waiting for DNS."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         cert = client.json("POST", f"{cert_path(slug)}/{cert_id}/dns-confirm")
         if wait_:
             cert = _wait(client, slug, cert, timeout)
     if wait_:
-        _finish(output, cert)
+        _finish(remote.output, cert)
     else:
-        emit_object(output, cert, SHOW_FIELDS)
+        emit_object(remote.output, cert, SHOW_FIELDS)
 
 
 TIMELINE_COLUMNS = [col("at"), col("type"), col("actor"), col("detail")]
 
 
-@app.command()
-def timeline(
-    cert_id: Annotated[str, typer.Argument(metavar="ID", help="The certificate's id.")],
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(app)
+def timeline(remote: Remote, cert_id: CertIdArgument) -> None:
     """What happened to the certificate, oldest first (every page)."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    path = f"{cert_path(slug)}/{cert_id}/timeline"
-    with connect(target) as client:
+    path = f"{cert_path(remote.slug)}/{cert_id}/timeline"
+    with remote.client() as client:
         result = client.get(path, limit=1000)
         events = list(result["events"])
         while result.get("next_cursor"):
             result = client.get(path, limit=1000, cursor=result["next_cursor"])
             events += result["events"]
-    if output == Output.JSON:
+    if remote.output == Output.JSON:
         emit_json({"step": result.get("step"), "events": events})
         return
-    emit_rows(output, events, TIMELINE_COLUMNS)
+    emit_rows(remote.output, events, TIMELINE_COLUMNS)

@@ -20,17 +20,12 @@ from certautopilot.certificates.takeover import (
 from certautopilot.cli.client import ExitCode
 from certautopilot.cli.remote import (
     Output,
-    OutputOption,
-    ProjectOption,
-    TokenOption,
-    UrlOption,
+    Remote,
     col,
-    connect,
     emit_json,
     emit_rows,
     fail,
-    need_project,
-    resolve,
+    remote_command,
 )
 
 app = typer.Typer(
@@ -68,18 +63,10 @@ def _folder_tarball(folder: Path) -> bytes:
     return out.getvalue()
 
 
-def _send(
-    url: str | None,
-    token: str | None,
-    project: str | None,
-    output: Output,
-    body: dict[str, Any],
-) -> None:
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
-        result = client.json("POST", f"/projects/{slug}/imports", json=body)
-    if output == Output.JSON:
+def _send(remote: Remote, body: dict[str, Any]) -> None:
+    with remote.client() as client:
+        result = client.json("POST", remote.path("/projects/{project}/imports"), json=body)
+    if remote.output == Output.JSON:
         emit_json(result)
         return
     rows = [{**r, "outcome": "imported"} for r in result["imported"]]
@@ -88,16 +75,13 @@ def _send(
         {"outcome": "refused", "common_name": r["file"], "todo": [r["error"]]}
         for r in result["refused"]
     ]
-    emit_rows(output, rows, COLUMNS)
+    emit_rows(remote.output, rows, COLUMNS)
 
 
-@app.command("pem")
+@remote_command(app, "pem")
 def pem(
+    remote: Remote,
     path: PathArg,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    project: ProjectOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """PEM files (certificate, chain, key in one file or beside each other), a folder or a
     tarball of them."""
@@ -107,69 +91,53 @@ def pem(
         files = [_file(path.name, path.read_bytes())]
     else:
         fail(ExitCode.USAGE, f"error: {path} does not exist")
-    _send(url, token, project, output, {"files": files, "source": "pem"})
+    _send(remote, {"files": files, "source": "pem"})
 
 
-@app.command("pkcs12")
+@remote_command(app, "pkcs12")
 def pkcs12(
+    remote: Remote,
     path: PathArg,
     password: Annotated[
         str, typer.Option(prompt=True, hide_input=True, envvar="CERTAUTOPILOT_P12_PASSWORD")
     ],
-    url: UrlOption = None,
-    token: TokenOption = None,
-    project: ProjectOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """A PKCS#12 (.p12/.pfx) bundle and its password."""
     if not path.is_file():
         fail(ExitCode.USAGE, f"error: {path} is not a file")
     files = [_file(path.name, path.read_bytes(), password)]
-    _send(url, token, project, output, {"files": files, "source": "pkcs12"})
+    _send(remote, {"files": files, "source": "pkcs12"})
 
 
-def _takeover(
-    lineages: list[LocalLineage],
-    tool: str,
-    url: str | None,
-    token: str | None,
-    project: str | None,
-    output: Output,
-) -> None:
+def _takeover(remote: Remote, lineages: list[LocalLineage], tool: str) -> None:
     files = [_file(name, data) for lin in lineages for name, data in lin.files]
     if not files:
         fail(ExitCode.USAGE, f"error: no {tool} certificate found")
     body = {"files": files, "source": tool, "lineages": [x.as_json() for x in lineages]}
-    _send(url, token, project, output, body)
+    _send(remote, body)
 
 
-@app.command("certbot")
+@remote_command(app, "certbot")
 def certbot(
+    remote: Remote,
     path: Annotated[Path, typer.Argument(help="certbot's config dir, e.g. /etc/letsencrypt")],
-    url: UrlOption = None,
-    token: TokenOption = None,
-    project: ProjectOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Every certbot lineage (live/ and renewal/*.conf), each with its key and chain."""
     try:
         lineages = certbot_lineages(path)
     except (OSError, ValueError) as exc:
         fail(ExitCode.USAGE, f"error: {exc}")
-    _takeover(lineages, "certbot", url, token, project, output)
+    _takeover(remote, lineages, "certbot")
 
 
-@app.command("acme.sh")
+@remote_command(app, "acme.sh")
 def acme_sh(
+    remote: Remote,
     path: Annotated[Path, typer.Argument(help="acme.sh's home, e.g. ~/.acme.sh")],
-    url: UrlOption = None,
-    token: TokenOption = None,
-    project: ProjectOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Every acme.sh certificate (<domain>/ and <domain>_ecc/ with its .conf)."""
     try:
         lineages = acme_sh_lineages(path.expanduser())
     except (OSError, ValueError) as exc:
         fail(ExitCode.USAGE, f"error: {exc}")
-    _takeover(lineages, "acme.sh", url, token, project, output)
+    _takeover(remote, lineages, "acme.sh")

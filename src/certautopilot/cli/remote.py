@@ -4,10 +4,11 @@ scripts, and errors turned into exit codes (client.ExitCode)."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -39,24 +40,40 @@ TokenOption = Annotated[
 ]
 
 
-def complete_project(incomplete: str) -> list[str]:
-    """Shell completion of --project: the slugs the configured token sees on the live
-    service (environment or login file; a short timeout). Any failure completes nothing:
-    a completion must never print an error into the user's prompt."""
+def live_completions(
+    ctx: typer.Context, ask: Callable[[Client, str | None], list[tuple[str, str]]]
+) -> list[tuple[str, str]]:
+    """A shell completion from the live service: ``ask(client, project)`` with the URL,
+    token and project typed so far on the command line, else the environment, else the
+    login file (a short timeout). Any failure completes nothing: a completion must never
+    print an error into the user's prompt."""
+    typed = ctx.params
     try:
         env = ClientSettings.from_env()
         stored = read_login(env.login_file)
-        url, token = env.url or stored.url, env.token or stored.token
+        url = typed.get("url") or env.url or stored.url
+        token = typed.get("token") or env.token or stored.token
+        project = typed.get("project") or env.project or stored.project
         if not url or not token:
             return []
         with Client(url, token, timeout=2.0) as client:
-            rows = client.get("/projects")
-    except (Refused, Unreachable, typer.Exit, ValueError, OSError):
+            return ask(client, project)
+    except (Refused, Unreachable, typer.Exit, ValueError, OSError, KeyError, TypeError):
         return []
-    slugs = (
-        [str(r.get("slug")) for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
-    )
-    return [slug for slug in slugs if slug.startswith(incomplete)]
+
+
+def complete_project(ctx: typer.Context, incomplete: str) -> list[tuple[str, str]]:
+    """Shell completion of --project: the slugs the token sees, with their names."""
+
+    def ask(client: Client, _: str | None) -> list[tuple[str, str]]:
+        rows = client.get("/projects")
+        return [
+            (str(r["slug"]), str(r.get("name") or ""))
+            for r in rows
+            if isinstance(r, dict) and str(r.get("slug", "")).startswith(incomplete)
+        ]
+
+    return live_completions(ctx, ask)
 
 
 ProjectOption = Annotated[
@@ -163,6 +180,73 @@ def connect(target: Target) -> Iterator[Client]:
         fail(ExitCode.UNREACHABLE, f"error: {exc.url} is not reachable: {exc.reason}")
     finally:
         client.close()
+
+
+# -- the shared options, defined once -------------------------------------------------------
+@dataclass(frozen=True)
+class Remote:
+    """What a remote command's shared options resolve to: the service and the token, the
+    project (``slug`` fails with a usage error when none is given anywhere) and how to print."""
+
+    target: Target
+    output: Output
+
+    @property
+    def slug(self) -> str:
+        return need_project(self.target)
+
+    def path(self, template: str) -> str:
+        """``template`` with ``{project}`` filled in."""
+        return template.format(project=self.slug)
+
+    def client(self) -> AbstractContextManager[Client]:
+        return connect(self.target)
+
+
+Command = Callable[..., None]
+
+
+def _shared(in_project: bool, prints: bool) -> list[inspect.Parameter]:
+    def option(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(name, _KEYWORD, default=default, annotation=annotation)
+
+    shared = [option("project", ProjectOption, None)] if in_project else []
+    shared += [option("url", UrlOption, None), option("token", TokenOption, None)]
+    if prints:
+        shared.append(option("output", OutputOption, Output.TABLE))
+    return shared
+
+
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def remote_command(
+    app: typer.Typer, name: str | None = None, *, in_project: bool = True, prints: bool = True
+) -> Callable[[Command], Command]:
+    """Registers ``fn(remote: Remote, <its own parameters>)`` as ``app``'s command ``name``
+    with the shared options after its own: ``--project/-p`` (unless ``in_project`` is
+    false), ``--url``, ``--token`` and ``--output/-o`` (unless ``prints`` is false). Typer
+    reads the command's parameters from its signature, so the registered function shows
+    the combined one; ``fn`` itself is returned unchanged (tests call it directly)."""
+
+    def register(fn: Command) -> Command:
+        own = list(inspect.signature(fn, eval_str=True).parameters.values())
+        if not own or own[0].name != "remote":
+            raise TypeError(f"{fn.__name__}: the first parameter must be 'remote: Remote'")
+        params = own[1:] + _shared(in_project, prints)
+
+        def command(**values: Any) -> None:
+            target = resolve(values.pop("url"), values.pop("token"), values.pop("project", None))
+            fn(Remote(target, values.pop("output", Output.TABLE)), **values)
+
+        command.__name__, command.__qualname__ = fn.__name__, fn.__qualname__
+        command.__doc__, command.__module__ = fn.__doc__, fn.__module__
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        app.command(name)(command)
+        return fn
+
+    return register
 
 
 # -- output ---------------------------------------------------------------------------------

@@ -12,18 +12,13 @@ import typer
 from certautopilot.cli.client import ExitCode
 from certautopilot.cli.remote import (
     Output,
-    OutputOption,
-    ProjectOption,
-    TokenOption,
-    UrlOption,
+    Remote,
     col,
-    connect,
     emit_json,
     emit_object,
     emit_rows,
     fail,
-    need_project,
-    resolve,
+    remote_command,
 )
 
 projects = typer.Typer(help="Projects you are a member of.", no_args_is_help=True)
@@ -37,106 +32,79 @@ policy = typer.Typer(help="The project policy (admins).", no_args_is_help=True)
 IdArgument = Annotated[str, typer.Argument(metavar="ID", help="The object's id.")]
 
 
-def _list(path: str, output: Output, columns: list[Any], target_args: tuple[Any, ...]) -> None:
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
-        rows = client.get(path.format(project=slug))
+def _list(remote: Remote, path: str, columns: list[Any]) -> None:
+    with remote.client() as client:
+        rows = client.get(remote.path(path))
     if isinstance(rows, dict):
         rows = rows["items"]
-    emit_rows(output, rows, columns)
+    emit_rows(remote.output, rows, columns)
 
 
-def _show(path: str, output: Output, target_args: tuple[Any, ...]) -> None:
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
-        obj = client.get(path.format(project=slug))
-    if output == Output.JSON:
+def _show(remote: Remote, path: str) -> None:
+    with remote.client() as client:
+        obj = client.get(remote.path(path))
+    if remote.output == Output.JSON:
         emit_json(obj)
     else:
-        emit_object(output, obj, [col(k) for k in obj])
+        emit_object(remote.output, obj, [col(k) for k in obj])
 
 
 # -- projects -------------------------------------------------------------------------------
-@projects.command("list")
-def projects_list(
-    url: UrlOption = None, token: TokenOption = None, output: OutputOption = Output.TABLE
-) -> None:
+@remote_command(projects, "list", in_project=False)
+def projects_list(remote: Remote) -> None:
     """Every project this token can see."""
-    target = resolve(url, token)
-    with connect(target) as client:
+    with remote.client() as client:
         rows = client.get("/projects")
-    emit_rows(output, rows, [col("slug"), col("name"), col("id")])
+    emit_rows(remote.output, rows, [col("slug"), col("name"), col("id")])
 
 
-@projects.command("create")
+@remote_command(projects, "create", in_project=False)
 def projects_create(
+    remote: Remote,
     slug: Annotated[str, typer.Argument(help="Short name used in URLs, e.g. web-team.")],
     name: Annotated[str, typer.Option(help="A readable name (default: the slug).")] = "",
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Create a project; you become its admin."""
-    target = resolve(url, token)
-    with connect(target) as client:
+    with remote.client() as client:
         made = client.json("POST", "/projects", json={"slug": slug, "name": name or slug})
-    emit_object(output, made, [col("id"), col("slug"), col("name")])
+    emit_object(remote.output, made, [col("id"), col("slug"), col("name")])
 
 
 # -- members --------------------------------------------------------------------------------
-@members.command("list")
-def members_list(
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(members, "list")
+def members_list(remote: Remote) -> None:
     """The project's members."""
-    _list("/projects/{project}/members", output, [col("email"), col("role")], (url, token, project))
+    _list(remote, "/projects/{project}/members", [col("email"), col("role")])
 
 
-@members.command("add")
+@remote_command(members, "add")
 def members_add(
+    remote: Remote,
     email: Annotated[str, typer.Argument(help="The person's email.")],
     role: Annotated[str, typer.Option(help="admin, approver, operator or viewer.")],
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Add a member, or change a member's role."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         row = client.json("POST", f"/projects/{slug}/members", json={"email": email, "role": role})
-    emit_object(output, row, [col("email"), col("role")])
+    emit_object(remote.output, row, [col("email"), col("role")])
 
 
-@members.command("remove")
+@remote_command(members, "remove", prints=False)
 def members_remove(
+    remote: Remote,
     email: Annotated[str, typer.Argument(help="The member's email.")],
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
 ) -> None:
     """Remove a member from the project."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         client.request("DELETE", f"/projects/{slug}/members/{email}")
     typer.echo(f"removed {email}", err=True)
 
 
 # -- issuers, zones, targets ----------------------------------------------------------------
-@issuers.command("list")
-def issuers_list(
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(issuers, "list")
+def issuers_list(remote: Remote) -> None:
     """The project's issuers."""
     columns = [
         col("id"),
@@ -145,58 +113,31 @@ def issuers_list(
         col("status"),
         col("directory", "acme.directory_url"),
     ]
-    _list("/projects/{project}/issuers", output, columns, (url, token, project))
+    _list(remote, "/projects/{project}/issuers", columns)
 
 
-@issuers.command("show")
-def issuers_show(
-    issuer_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(issuers, "show")
+def issuers_show(remote: Remote, issuer_id: IdArgument) -> None:
     """One issuer (secrets are never shown)."""
-    _show("/projects/{project}/issuers/" + issuer_id, output, (url, token, project))
+    _show(remote, "/projects/{project}/issuers/" + issuer_id)
 
 
-@zones.command("list")
-def zones_list(
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(zones, "list")
+def zones_list(remote: Remote) -> None:
     """The project's DNS zones."""
-    _list("/projects/{project}/zones", output, ZONE_FIELDS, (url, token, project))
+    _list(remote, "/projects/{project}/zones", ZONE_FIELDS)
 
 
-@zones.command("show")
-def zones_show(
-    zone_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(zones, "show")
+def zones_show(remote: Remote, zone_id: IdArgument) -> None:
     """One zone (secrets are never shown)."""
-    _show("/projects/{project}/zones/" + zone_id, output, (url, token, project))
+    _show(remote, "/projects/{project}/zones/" + zone_id)
 
 
-@targets.command("list")
-def targets_list(
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(targets, "list")
+def targets_list(remote: Remote) -> None:
     """The project's distribution targets."""
-    _list(
-        "/projects/{project}/targets",
-        output,
-        [col("id"), col("name"), col("kind")],
-        (url, token, project),
-    )
+    _list(remote, "/projects/{project}/targets", [col("id"), col("name"), col("kind")])
 
 
 # -- approval requests ----------------------------------------------------------------------
@@ -210,99 +151,77 @@ REQUEST_COLUMNS = [
 ]
 
 
-@requests.command("list")
+@remote_command(requests, "list")
 def requests_list(
+    remote: Remote,
     status: Annotated[str | None, typer.Option(help="Only this status, e.g. pending.")] = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """The project's approval requests, newest first."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
+    slug = remote.slug
+    with remote.client() as client:
         rows = client.get(f"/projects/{slug}/requests", status=status)["items"]
-    emit_rows(output, rows, REQUEST_COLUMNS)
+    emit_rows(remote.output, rows, REQUEST_COLUMNS)
 
 
-def _decide(
-    verb: str, request_id: str, comment: str, target_args: tuple[Any, ...], output: Output
-) -> None:
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
+def _decide(remote: Remote, verb: str, request_id: str, comment: str) -> None:
+    slug = remote.slug
+    with remote.client() as client:
         row = client.json(
             "POST", f"/projects/{slug}/requests/{request_id}/{verb}", json={"comment": comment}
         )
-    emit_object(output, row, [*REQUEST_COLUMNS, col("decided_by"), col("comment")])
+    emit_object(remote.output, row, [*REQUEST_COLUMNS, col("decided_by"), col("comment")])
 
 
 CommentOption = Annotated[str, typer.Option(help="Why (kept with the decision).")]
 
 
-@requests.command("approve")
+@remote_command(requests, "approve")
 def requests_approve(
+    remote: Remote,
     request_id: IdArgument,
     comment: CommentOption = "",
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Approve a pending request: the certificate is issued."""
-    _decide("approve", request_id, comment, (url, token, project), output)
+    _decide(remote, "approve", request_id, comment)
 
 
-@requests.command("reject")
+@remote_command(requests, "reject")
 def requests_reject(
+    remote: Remote,
     request_id: IdArgument,
     comment: CommentOption = "",
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Reject a pending request: the certificate is not issued."""
-    _decide("reject", request_id, comment, (url, token, project), output)
+    _decide(remote, "reject", request_id, comment)
 
 
 # -- policy ---------------------------------------------------------------------------------
-@policy.command("show")
-def policy_show(
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(policy, "show")
+def policy_show(remote: Remote) -> None:
     """The policy's rules (-o json: the form policy set takes)."""
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
-        _emit_policy(output, client.get(f"/projects/{slug}/policy"))
+    slug = remote.slug
+    with remote.client() as client:
+        _emit_policy(remote, client.get(f"/projects/{slug}/policy"))
 
 
-def _emit_policy(output: Output, body: dict[str, Any]) -> None:
-    if output == Output.JSON:
+def _emit_policy(remote: Remote, body: dict[str, Any]) -> None:
+    if remote.output == Output.JSON:
         emit_json(body)
         return
     rules = body["rules"]
-    emit_object(output, rules, [col(k) for k in rules])
+    emit_object(remote.output, rules, [col(k) for k in rules])
     typer.echo(f"updated by {body.get('updated_by') or '-'} at {body.get('updated_at') or '-'}")
 
 
-@policy.command("set")
+@remote_command(policy, "set")
 def policy_set(
+    remote: Remote,
     file: Annotated[
         str,
         typer.Argument(
             metavar="FILE", help="A JSON file of rules (policy show's rules), or - for stdin."
         ),
     ],
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Replace the policy's rules with those in FILE."""
     text = typer.get_text_stream("stdin").read() if file == "-" else _read(file)
@@ -312,10 +231,9 @@ def policy_set(
         fail(ExitCode.USAGE, f"error: FILE: not JSON: {exc}")
     if isinstance(rules, dict) and "rules" in rules:
         rules = rules["rules"]  # the whole output of policy show
-    target = resolve(url, token, project)
-    slug = need_project(target)
-    with connect(target) as client:
-        _emit_policy(output, client.json("PUT", f"/projects/{slug}/policy", json=rules))
+    slug = remote.slug
+    with remote.client() as client:
+        _emit_policy(remote, client.json("PUT", f"/projects/{slug}/policy", json=rules))
 
 
 def _read(file: str) -> str:
@@ -339,18 +257,17 @@ TOKEN_COLUMNS = [
 ]
 
 
-@tokens.command("list")
-def tokens_list(
-    url: UrlOption = None, token: TokenOption = None, output: OutputOption = Output.TABLE
-) -> None:
+@remote_command(tokens, "list", in_project=False)
+def tokens_list(remote: Remote) -> None:
     """Your tokens (only their first characters: the tokens themselves are never shown)."""
-    with connect(resolve(url, token)) as client:
+    with remote.client() as client:
         rows = client.get("/tokens")
-    emit_rows(output, rows, TOKEN_COLUMNS)
+    emit_rows(remote.output, rows, TOKEN_COLUMNS)
 
 
-@tokens.command("create")
+@remote_command(tokens, "create", in_project=False)
 def tokens_create(
+    remote: Remote,
     name: Annotated[str, typer.Argument(help="What uses it, e.g. the backup script.")],
     expires_in_days: Annotated[
         int, typer.Option("--expires-in-days", min=1, max=3650, help="Days until it ends.")
@@ -366,9 +283,6 @@ def tokens_create(
         str | None,
         typer.Option("--role", help="At most this role: viewer, operator, approver or admin."),
     ] = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """A new token for you: printed once, alone on stdout (with -o json: in the object)."""
     body = {
@@ -377,18 +291,18 @@ def tokens_create(
         "project": only_project,
         "role": role,
     }
-    with connect(resolve(url, token)) as client:
+    with remote.client() as client:
         made = client.json("POST", "/tokens", json=body)
-    if output == Output.JSON:
+    if remote.output == Output.JSON:
         emit_json(made)
     else:
         typer.echo(made["token"])
 
 
-@tokens.command("revoke")
-def tokens_revoke(token_id: IdArgument, url: UrlOption = None, token: TokenOption = None) -> None:
+@remote_command(tokens, "revoke", in_project=False, prints=False)
+def tokens_revoke(remote: Remote, token_id: IdArgument) -> None:
     """Revoke one of your tokens; it stops working at once."""
-    with connect(resolve(url, token)) as client:
+    with remote.client() as client:
         client.request("DELETE", f"/tokens/{token_id}")
     typer.echo(f"revoked {token_id}", err=True)
 
@@ -479,40 +393,33 @@ def build_body(
 
 
 def _send(
+    remote: Remote,
     method: str,
     path: str,
     body: dict[str, Any] | None,
-    output: Output,
     fields: list[Any] | None,
-    target_args: tuple[Any, ...],
 ) -> None:
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
-        obj = client.json(method, path.format(project=slug), json=body)
+    with remote.client() as client:
+        obj = client.json(method, remote.path(path), json=body)
     if obj is None:
         return
-    emit_object(output, obj, fields or [col(k) for k in obj])
+    emit_object(remote.output, obj, fields or [col(k) for k in obj])
 
 
-def _delete(path: str, what: str, target_args: tuple[Any, ...]) -> None:
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
-        client.request("DELETE", path.format(project=slug))
+def _delete(remote: Remote, path: str, what: str) -> None:
+    with remote.client() as client:
+        client.request("DELETE", remote.path(path))
     typer.echo(f"deleted {what}", err=True)
 
 
-def _test(path: str, output: Output, target_args: tuple[Any, ...]) -> None:
+def _test(remote: Remote, path: str) -> None:
     """A test endpoint's ``{"ok", "steps"}``: each step on a line; exit code 1 when not ok."""
-    target = resolve(*target_args)
-    slug = need_project(target)
-    with connect(target) as client:
-        result = client.json("POST", path.format(project=slug))
-    if output == Output.JSON:
+    with remote.client() as client:
+        result = client.json("POST", remote.path(path))
+    if remote.output == Output.JSON:
         emit_json(result)
     else:
-        emit_rows(output, result.get("steps", []), [col("step"), col("ok"), col("detail")])
+        emit_rows(remote.output, result.get("steps", []), [col("step"), col("ok"), col("detail")])
         typer.echo("ok" if result.get("ok") else "FAILED", err=True)
     if not result.get("ok"):
         raise typer.Exit(int(ExitCode.REFUSED))
@@ -522,104 +429,76 @@ ISSUER_FIELDS = [col("id"), col("name"), col("kind"), col("status"), col("acme")
 ZONE_FIELDS = [col("id"), col("name"), col("provider"), col("enabled"), col("nameservers")]
 
 
-@issuers.command("create")
+@remote_command(issuers, "create")
 def issuers_create(
+    remote: Remote,
     name: Annotated[str, typer.Argument(help="The issuer's name, e.g. letsencrypt.")],
     kind: Annotated[str, typer.Option(help="acme, adcs, or an issuer plugin's name.")] = "acme",
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Create an issuer, e.g. --set acme.directory_url=URL --set acme.contact_email=E
     --set acme.terms_agreed=true (an ACME account is registered at once)."""
     body = build_body(set_, secret, from_file)
     body.setdefault("name", name)
     body.setdefault("kind", kind)
-    _send("POST", "/projects/{project}/issuers", body, output, None, (url, token, project))
+    _send(remote, "POST", "/projects/{project}/issuers", body, None)
 
 
-@issuers.command("edit")
+@remote_command(issuers, "edit")
 def issuers_edit(
+    remote: Remote,
     issuer_id: IdArgument,
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Change an issuer's settings (only those given)."""
     body = build_body(set_, secret, from_file)
     path = "/projects/{project}/issuers/" + issuer_id
-    _send("PATCH", path, body, output, None, (url, token, project))
+    _send(remote, "PATCH", path, body, None)
 
 
-@issuers.command("delete")
-def issuers_delete(
-    issuer_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-) -> None:
+@remote_command(issuers, "delete", prints=False)
+def issuers_delete(remote: Remote, issuer_id: IdArgument) -> None:
     """Delete an issuer and its stored account key and secrets (refused, naming them, while
     certificates or the policy's fallback issuers use it: disable it instead)."""
-    _delete("/projects/{project}/issuers/" + issuer_id, issuer_id, (url, token, project))
+    _delete(remote, "/projects/{project}/issuers/" + issuer_id, issuer_id)
 
 
-@issuers.command("test")
-def issuers_test(
-    issuer_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(issuers, "test")
+def issuers_test(remote: Remote, issuer_id: IdArgument) -> None:
     """Reach the CA with the stored settings, step by step, ordering nothing (ACME: the
     directory, then the account; AD CS: sign-in, templates, CA chain); exit code 1 when a
     step fails."""
-    _test("/projects/{project}/issuers/" + issuer_id + "/test", output, (url, token, project))
+    _test(remote, "/projects/{project}/issuers/" + issuer_id + "/test")
 
 
-def _switch(kind: str, item_id: str, enabled: bool, output: Output, args: tuple[Any, ...]) -> None:
+def _switch(remote: Remote, kind: str, item_id: str, enabled: bool) -> None:
     path = f"/projects/{{project}}/{kind}/{item_id}"
     fields = {"issuers": ISSUER_FIELDS, "zones": ZONE_FIELDS}.get(
         kind, [col("id"), col("name"), col("enabled")]
     )
-    _send("PATCH", path, {"enabled": enabled}, output, fields, args)
+    _send(remote, "PATCH", path, {"enabled": enabled}, fields)
 
 
-@issuers.command("enable")
-def issuers_enable(
-    issuer_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(issuers, "enable")
+def issuers_enable(remote: Remote, issuer_id: IdArgument) -> None:
     """Let a disabled issuer take new requests, renewals and fallbacks again."""
-    _switch("issuers", issuer_id, True, output, (url, token, project))
+    _switch(remote, "issuers", issuer_id, True)
 
 
-@issuers.command("disable")
-def issuers_disable(
-    issuer_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(issuers, "disable")
+def issuers_disable(remote: Remote, issuer_id: IdArgument) -> None:
     """Stop new requests, renewals and fallbacks through an issuer, keeping its account and
     settings (its certificates are warned about before they expire)."""
-    _switch("issuers", issuer_id, False, output, (url, token, project))
+    _switch(remote, "issuers", issuer_id, False)
 
 
-@zones.command("create")
+@remote_command(zones, "create")
 def zones_create(
+    remote: Remote,
     name: Annotated[str, typer.Argument(help="The zone, e.g. example.com.")],
     provider: Annotated[
         str, typer.Option(help="manual, rfc2136, or a DNS provider plugin's name.")
@@ -627,179 +506,114 @@ def zones_create(
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Create a DNS zone, e.g. --provider rfc2136 --set rfc2136.server=10.0.0.53
     --secret rfc2136.tsig_secret=tsig.key."""
     body = build_body(set_, secret, from_file)
     body.setdefault("name", name)
     body.setdefault("provider", provider)
-    _send("POST", "/projects/{project}/zones", body, output, ZONE_FIELDS, (url, token, project))
+    _send(remote, "POST", "/projects/{project}/zones", body, ZONE_FIELDS)
 
 
-@zones.command("edit")
+@remote_command(zones, "edit")
 def zones_edit(
+    remote: Remote,
     zone_id: IdArgument,
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Change a zone's settings (only those given)."""
     body = build_body(set_, secret, from_file)
     path = "/projects/{project}/zones/" + zone_id
-    _send("PATCH", path, body, output, ZONE_FIELDS, (url, token, project))
+    _send(remote, "PATCH", path, body, ZONE_FIELDS)
 
 
-@zones.command("delete")
-def zones_delete(
-    zone_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-) -> None:
+@remote_command(zones, "delete", prints=False)
+def zones_delete(remote: Remote, zone_id: IdArgument) -> None:
     """Delete a zone (refused while certificates use it)."""
-    _delete("/projects/{project}/zones/" + zone_id, zone_id, (url, token, project))
+    _delete(remote, "/projects/{project}/zones/" + zone_id, zone_id)
 
 
-@zones.command("test")
-def zones_test(
-    zone_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(zones, "test")
+def zones_test(remote: Remote, zone_id: IdArgument) -> None:
     """Write, read back on each authoritative server and remove a probe TXT record
     (exit code 1 when a step fails)."""
-    _test("/projects/{project}/zones/" + zone_id + "/test", output, (url, token, project))
+    _test(remote, "/projects/{project}/zones/" + zone_id + "/test")
 
 
-@zones.command("enable")
-def zones_enable(
-    zone_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(zones, "enable")
+def zones_enable(remote: Remote, zone_id: IdArgument) -> None:
     """Write DNS-01 records in a disabled zone again (renewals that waited start within
     the hour)."""
-    _switch("zones", zone_id, True, output, (url, token, project))
+    _switch(remote, "zones", zone_id, True)
 
 
-@zones.command("disable")
-def zones_disable(
-    zone_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(zones, "disable")
+def zones_disable(remote: Remote, zone_id: IdArgument) -> None:
     """Write nothing in a zone, keeping its settings and its certificates (new requests
     for its names are refused; their renewals wait, and their timeline says so)."""
-    _switch("zones", zone_id, False, output, (url, token, project))
+    _switch(remote, "zones", zone_id, False)
 
 
-@targets.command("show")
-def targets_show(
-    target_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(targets, "show")
+def targets_show(remote: Remote, target_id: IdArgument) -> None:
     """One distribution target (secrets are never shown)."""
-    _show("/projects/{project}/targets/" + target_id, output, (url, token, project))
+    _show(remote, "/projects/{project}/targets/" + target_id)
 
 
-@targets.command("create")
+@remote_command(targets, "create")
 def targets_create(
+    remote: Remote,
     name: Annotated[str, typer.Argument(help="The target's name, e.g. web-1.")],
     kind: Annotated[str, typer.Option(help="A target kind, e.g. nginx (see plugins).")],
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Create a distribution target; --set gives its settings."""
     body = build_body(set_, secret, from_file)
     body.setdefault("name", name)
     body.setdefault("kind", kind)
-    _send("POST", "/projects/{project}/targets", body, output, None, (url, token, project))
+    _send(remote, "POST", "/projects/{project}/targets", body, None)
 
 
-@targets.command("edit")
+@remote_command(targets, "edit")
 def targets_edit(
+    remote: Remote,
     target_id: IdArgument,
     set_: SetOption = None,
     secret: SecretOption = None,
     from_file: FromFileOption = None,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
 ) -> None:
     """Change a target's settings (only those given)."""
     body = build_body(set_, secret, from_file)
     path = "/projects/{project}/targets/" + target_id
-    _send("PATCH", path, body, output, None, (url, token, project))
+    _send(remote, "PATCH", path, body, None)
 
 
-@targets.command("delete")
-def targets_delete(
-    target_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-) -> None:
+@remote_command(targets, "delete", prints=False)
+def targets_delete(remote: Remote, target_id: IdArgument) -> None:
     """Delete a distribution target (refused, naming them, while certificates are attached
     to it: detach it or disable it instead)."""
-    _delete("/projects/{project}/targets/" + target_id, target_id, (url, token, project))
+    _delete(remote, "/projects/{project}/targets/" + target_id, target_id)
 
 
-@targets.command("test")
-def targets_test(
-    target_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(targets, "test")
+def targets_test(remote: Remote, target_id: IdArgument) -> None:
     """Run the target's own check (connect, credentials, permissions) without deploying
     anything; each step on a line (exit code 1 when a step fails)."""
-    _test("/projects/{project}/targets/" + target_id + "/test", output, (url, token, project))
+    _test(remote, "/projects/{project}/targets/" + target_id + "/test")
 
 
-@targets.command("enable")
-def targets_enable(
-    target_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(targets, "enable")
+def targets_enable(remote: Remote, target_id: IdArgument) -> None:
     """Deploy new versions to a disabled target again."""
-    _switch("targets", target_id, True, output, (url, token, project))
+    _switch(remote, "targets", target_id, True)
 
 
-@targets.command("disable")
-def targets_disable(
-    target_id: IdArgument,
-    project: ProjectOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    output: OutputOption = Output.TABLE,
-) -> None:
+@remote_command(targets, "disable")
+def targets_disable(remote: Remote, target_id: IdArgument) -> None:
     """Deploy nothing to a target, keeping its settings and its certificates (new versions
     skip it, and their timeline says so)."""
-    _switch("targets", target_id, False, output, (url, token, project))
+    _switch(remote, "targets", target_id, False)
