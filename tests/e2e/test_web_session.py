@@ -227,3 +227,29 @@ def test_dns_confirm_from_the_ui_resumes_the_job(
     events = service.timeline(p, created["id"])["events"]
     asked = next(e for e in events if e["type"] == "dns.manual.confirm_requested")
     assert asked["actor"] == operator.email
+
+
+def test_a_settings_button_posted_without_its_token_changes_nothing(
+    service: Service, project: Project
+) -> None:
+    """A forged cross-site POST to Delete or Test (buttons with no other field) is a 403 and
+    the zone stays; the same POST with the page's token goes through."""
+    email = f"a-{uuid.uuid4().hex[:6]}@example.test"
+    admin = web_user(service, email, project=project.slug, role="admin")
+    zone = service.ok(
+        "POST",
+        f"/projects/{project.slug}/zones",
+        201,
+        json={"name": f"z{uuid.uuid4().hex[:6]}.test", "provider": "manual"},
+    )
+    base = f"/p/{project.slug}/settings/zones/{zone['id']}"
+    with TestClient(service.client.app) as client:
+        _sign_in(client, admin.email)
+        for action in ("delete", "test"):
+            forged = client.post(f"{base}/{action}", data={})
+            assert forged.status_code == 403 and "Form expired" in forged.text, action
+        assert service.ok("GET", f"/projects/{project.slug}/zones/{zone['id']}")["id"]
+        csrf = _csrf(client.get(f"/p/{project.slug}/settings/zones").text)
+        done = client.post(f"{base}/delete", data={"csrf": csrf}, follow_redirects=False)
+        assert done.status_code == 303
+    service.ok("GET", f"/projects/{project.slug}/zones/{zone['id']}", 404)

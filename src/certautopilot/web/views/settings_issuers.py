@@ -305,7 +305,9 @@ def edit_acme_issuer(
 
 
 @router.post(BASE + "/issuers/{issuer_id}/test", response_class=HTMLResponse)
-def test_issuer(issuer_id: str, web: InProjectWeb, session: DbSession, state: State) -> Response:
+def test_issuer(
+    issuer_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
+) -> Response:
     """The Test button: the CA is reached step by step with the stored settings; nothing
     is ordered or written."""
     require_admin(web, "Testing an issuer")
@@ -341,7 +343,7 @@ def switch_issuer(
 
 
 @router.post(BASE + "/issuers/{issuer_id}/delete", response_class=HTMLResponse)
-def delete_issuer(issuer_id: str, web: InProjectWeb, session: DbSession) -> Response:
+def delete_issuer(issuer_id: str, web: InProjectWeb, _: Form, session: DbSession) -> Response:
     """Delete: refused, with the reason on the page, while a certificate or the policy's
     fallback list uses the issuer."""
     require_admin(web, "Deleting an issuer")

@@ -429,7 +429,7 @@ def edit_target(
 
 
 @router.post(BASE + "/{target_id}/delete", response_class=HTMLResponse)
-def delete_target(target_id: str, web: InProjectWeb, session: DbSession) -> Response:
+def delete_target(target_id: str, web: InProjectWeb, _: Form, session: DbSession) -> Response:
     require_admin(web, "Deleting a distribution target")
     assert web.project is not None
     found = distribution.get_target(session, project_id=web.project.id, target_id=target_id)
@@ -472,7 +472,7 @@ def switch_target(
 
 
 @router.post(BASE + "/{target_id}/detach", response_class=HTMLResponse)
-def detach_target(target_id: str, web: InProjectWeb, session: DbSession) -> Response:
+def detach_target(target_id: str, web: InProjectWeb, _: Form, session: DbSession) -> Response:
     """Detach from all: the step before deleting a target that certificates still use."""
     require_admin(web, "Detaching a distribution target")
     assert web.project is not None
@@ -486,7 +486,9 @@ def detach_target(target_id: str, web: InProjectWeb, session: DbSession) -> Resp
 
 
 @router.post(BASE + "/{target_id}/test", response_class=HTMLResponse)
-def test_target(target_id: str, web: InProjectWeb, session: DbSession, state: State) -> Response:
+def test_target(
+    target_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
+) -> Response:
     require_admin(web, "Testing a distribution target")
     target = _target(web, session, target_id)
     settings = distribution.prepare_test(

@@ -351,7 +351,7 @@ def switch_zone(
 
 
 @router.post(BASE + "/{zone_id}/delete", response_class=HTMLResponse)
-def delete_zone(zone_id: str, web: InProjectWeb, session: DbSession) -> Response:
+def delete_zone(zone_id: str, web: InProjectWeb, _: Form, session: DbSession) -> Response:
     require_admin(web, "Deleting a DNS zone")
     zone = _zone(web, session, zone_id)
     try:
@@ -375,7 +375,9 @@ def delete_zone(zone_id: str, web: InProjectWeb, session: DbSession) -> Response
 
 
 @router.post(BASE + "/{zone_id}/test", response_class=HTMLResponse)
-def test_zone(zone_id: str, web: InProjectWeb, session: DbSession, state: State) -> Response:
+def test_zone(
+    zone_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
+) -> Response:
     require_admin(web, "Testing a DNS zone")
     zone = _zone(web, session, zone_id)
     probe = dns.prepare_test(session, state.kek, project_id=web.ctx.project.id, zone_id=zone_id)
