@@ -8,6 +8,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -22,6 +23,9 @@ from certautopilot.app import create_app
 from certautopilot_lab.info import LabInfo
 from tests.conftest import Project, Service
 from tests.integration.live_server import serve_in_thread
+
+# A local target in the test below writes under the temp dir (as in test_distribution).
+os.environ.setdefault("CERTAUTOPILOT_LOCAL_TARGET_ROOTS", tempfile.gettempdir())
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +123,92 @@ def test_create_wait_download_timeline_renew_revoke(cli: Cli, tmp_path: Path) ->
     assert revoked["status"] == "revoked"
     waited = cli("certs", "wait", cid)
     assert waited.returncode == 4, (waited.stdout, waited.stderr)  # it will never be issued
+
+
+def test_deploy_versions_preflight_and_the_rest_of_the_api(cli: Cli, tmp_path: Path) -> None:
+    """The commands beyond issuing, each against the live service: targets attached by
+    name, a dry run then a deployment to a real directory, the deployments, the versions
+    and an earlier version's download, preflight, a zone's suggestion and CAA, the issuer's
+    profiles, a channel, the expiry digest's thresholds, the backlog and the audit export."""
+    name = _name()
+    cert = cli.json("certs", "create", name, "--issuer", "pebble", "--wait", "--timeout", "120")
+    cid, first_serial = cert["id"], cert["current"]["serial"]
+    folder = Path(tempfile.mkdtemp(prefix="cli-target-"))
+    target = cli.json(
+        "targets", "create", f"files-{cid[:6]}", "--kind", "local",
+        "--set", f"local.files.directory={folder}",
+    )  # fmt: skip
+    assert cli.json("certs", "attach", cid, target["name"])[0]["id"] == target["id"]
+    assert [t["id"] for t in cli.json("certs", "targets", cid)] == [target["id"]]
+    unknown = cli("certs", "attach", cid, "no-such-target")
+    assert unknown.returncode == 2 and target["name"] in unknown.stderr
+
+    dry = cli.json("certs", "deploy", cid, "--dry-run")
+    assert dry["dry_run"] is True and dry["results"][0]["ok"] is True, dry
+    assert list(folder.iterdir()) == []  # a dry run writes nothing
+    done = cli.json("certs", "deploy", cid, "--target", target["name"])
+    assert [d["target"]["id"] for d in done["deployments"]] == [target["id"]]
+    latest = cli.json("certs", "deployments", cid)["items"][0]["latest"]
+    deadline = time.monotonic() + 60
+    while latest["status"] not in ("succeeded", "failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        latest = cli.json("certs", "deployments", cid)["items"][0]["latest"]
+    assert latest["status"] == "succeeded", latest
+    assert any(folder.iterdir())  # the files are there
+    table = cli("certs", "deployments", cid, "--history", "5")
+    assert table.returncode == 0 and target["name"] in table.stdout and "succeeded" in table.stdout
+
+    renewed = cli.json("certs", "renew", cid, "--wait", "--timeout", "120")
+    assert renewed["current"]["serial"] != first_serial
+    versions = cli.json("certs", "versions", cid)
+    assert [(v["seq"], v["current"]) for v in versions] == [(2, True), (1, False)]
+    old = cli("certs", "download", cid, "--what", "cert", "--version", "1")
+    assert old.returncode == 0, old.stderr
+    assert format(x509.load_pem_x509_certificate(old.stdout.encode()).serial_number, "x") in (
+        first_serial.lower().lstrip("0"),
+        first_serial.lower(),
+    )
+    assert cli("certs", "detach", cid, target["id"]).returncode == 0
+    assert cli.json("certs", "targets", cid) == []
+
+    clean = cli("certs", "preflight", _name(), "--issuer", "pebble")
+    assert clean.returncode == 0 and "example.test" in clean.stdout, clean.stderr
+    warned = cli("certs", "preflight", "www.nowhere.invalid", "--issuer", "pebble")
+    assert warned.returncode == 1 and "dns.no_zone" in warned.stderr
+
+    suggestion = cli.json("zones", "suggest", f"www.{name}")
+    assert suggestion["zone"] == "example.test"
+    zone_id = suggestion["zone_id"]
+    caa = cli.json("zones", "caa", zone_id)
+    assert caa["zone"] == "example.test" and caa["issuers"][0]["issuer"] == "pebble"
+    issuer = cli.json("issuers", "list")[0]
+    assert cli.json("issuers", "profiles", issuer["id"])["profiles"] == []  # Pebble 2.4: none
+
+    secret = tmp_path / "hook.secret"
+    secret.write_text("a-webhook-signing-secret\n")
+    channel = cli.json(
+        "channels", "create", f"hook-{cid[:6]}", "--kind", "webhook",
+        "--set", "webhook.url=http://127.0.0.1:9/hook", "--secret", f"webhook.secret={secret}",
+    )  # fmt: skip
+    assert channel["has_secret"] is True
+    listed = cli("channels", "list")
+    assert channel["id"] in listed.stdout and "a-webhook-signing-secret" not in listed.stdout
+    assert cli.json("expiry-alerts", "set", "--days", "21", "--days", "3") == {
+        "thresholds_days": [21, 3],
+        "enabled": True,
+    }
+    assert cli.json("expiry-alerts", "show")["thresholds_days"] == [21, 3]
+
+    backlog = cli.json("certs", "backlog")
+    assert {"waiting", "renewing", "issuers"} <= set(backlog)
+    exported = cli("audit", "export", "--limit", "10000")
+    assert exported.returncode == 0, exported.stderr
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    assert any(e["type"] == "cert.renewed" and e["subject_id"] == cid for e in events)
+    later = cli("audit", "export", "--after", str(events[-1]["seq"]))
+    assert later.returncode == 0 and later.stdout == ""
+    refused = cli("certs", "check-ca", cid)  # an ACME certificate has no request at a CA
+    assert refused.returncode == 1 and "409" in refused.stderr
 
 
 def test_exit_codes_and_problem_fields(cli: Cli, login_file: Path, live_url: str) -> None:

@@ -1,11 +1,13 @@
-"""``certautopilot audit verify|checkpoint``: the audit hash chains, on the database."""
+"""``certautopilot audit verify|checkpoint``: the audit hash chains, on the database;
+``audit export``: a project's events from a running service (its HTTP API)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from certautopilot.cli.remote import Remote, remote_command
 from certautopilot.config import Settings
 from certautopilot.errors import CertAutoPilotError, NotFound
 
@@ -95,3 +97,21 @@ def checkpoint(
         engine.dispose()
     for name, seq in signed:
         typer.echo(f"{name or '(no project)'}: checkpoint at seq {seq}")
+
+
+@remote_command(app, "export", prints=False)
+def export(
+    remote: Remote,
+    after: Annotated[
+        int, typer.Option("--after", min=0, metavar="SEQ", help="Only events after this seq.")
+    ] = 0,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="Events at most.")] = 1000,
+) -> None:
+    """A project's events from a running service, one JSON object a line in chain order
+    (seq, prev_hash, hash): poll with --after set to the last seq you have (admins)."""
+    with remote.client() as client:
+        path = remote.path("/projects/{project}/audit")
+        answer = client.request(
+            "GET", path, params={"after": after, "limit": limit, "format": "jsonl"}
+        )
+    typer.echo(answer.text, nl=False)

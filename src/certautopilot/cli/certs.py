@@ -275,26 +275,34 @@ def download(
             help="pkcs12 only: the bundle's password, read from FILE (- for stdin).",
         ),
     ] = None,
+    version: Annotated[
+        int | None,
+        typer.Option(
+            "--version",
+            min=1,
+            metavar="N",
+            help="An earlier version still valid (certs versions lists them); not pkcs12.",
+        ),
+    ] = None,
 ) -> None:
-    """The current version as PEM, or as a PKCS#12 bundle of key, certificate and chain."""
+    """The current version (or --version N) as PEM, or the current one as a PKCS#12 bundle
+    of key, certificate and chain."""
     if what == "p12":
         what = "pkcs12"
     if what not in (*DOWNLOADS, "pkcs12"):
         raise typer.BadParameter(f"one of {', '.join(DOWNLOADS)}, pkcs12", param_hint="--what")
     if what == "pkcs12" and password_file is None:
         raise typer.BadParameter("pkcs12 needs a password", param_hint="--password-file")
+    if what == "pkcs12" and version is not None:
+        raise typer.BadParameter("pkcs12 is of the current version only", param_hint="--version")
     base = f"{cert_path(remote.slug)}/{cert_id}"
     with remote.client() as client:
         if what == "pkcs12":
             assert password_file is not None
-            password = _read_password(password_file)
-            data = _pkcs12(
-                client.request("GET", f"{base}/key.pem").content,
-                client.request("GET", f"{base}/cert.pem").content,
-                client.request("GET", f"{base}/chain.pem").content,
-                password,
-                cert_id,
-            )
+            body = {"password": _read_password(password_file)}
+            data = client.request("POST", f"{base}/certificate.p12", json=body).content
+        elif version is not None:
+            data = client.request("GET", f"{base}/versions/{version}/{what}.pem").content
         else:
             data = client.request("GET", f"{base}/{what}.pem").content
     if out is None:
@@ -311,7 +319,7 @@ def download(
     typer.echo(f"wrote {out}", err=True)
 
 
-def _read_password(file: Path) -> bytes:
+def _read_password(file: Path) -> str:
     try:
         text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text()
     except OSError as exc:
@@ -319,29 +327,7 @@ def _read_password(file: Path) -> bytes:
     password = text.rstrip("\r\n")
     if not password:
         fail(ExitCode.USAGE, "error: --password-file: the file is empty")
-    return password.encode()
-
-
-def _pkcs12(key_pem: bytes, cert_pem: bytes, chain_pem: bytes, password: bytes, name: str) -> bytes:
-    """Built here from the audited key download (the API has no PKCS#12 endpoint), so the
-    service records the key's download just as for --what key."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import (
-        BestAvailableEncryption,
-        load_pem_private_key,
-        pkcs12,
-    )
-
-    key = load_pem_private_key(key_pem, password=None)
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    chain = x509.load_pem_x509_certificates(chain_pem) if chain_pem.strip() else []
-    return pkcs12.serialize_key_and_certificates(
-        name.encode(),
-        key,  # type: ignore[arg-type]
-        cert,
-        chain,
-        BestAvailableEncryption(password),
-    )
+    return password
 
 
 @remote_command(app, "dns-confirm")

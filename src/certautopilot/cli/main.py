@@ -20,6 +20,7 @@ from certautopilot.cli import audit as audit_cli
 from certautopilot.cli import backup as backup_cli
 from certautopilot.cli import bulk as _bulk  # noqa: F401  (adds certs bulk)
 from certautopilot.cli import certs as certs_cli
+from certautopilot.cli import delivery as _delivery  # noqa: F401  (adds certs deploy, ...)
 from certautopilot.cli import imports as imports_cli
 from certautopilot.cli import kek as kek_cli
 from certautopilot.cli import login as login_cli
@@ -58,6 +59,8 @@ app.add_typer(resources.targets, name="targets")
 app.add_typer(resources.requests, name="requests")
 app.add_typer(resources.policy, name="policy")
 app.add_typer(resources.tokens, name="tokens")
+app.add_typer(resources.channels, name="channels")
+app.add_typer(resources.alerts, name="expiry-alerts")
 
 
 # Commands other distributions add (group ``certautopilot.cli``): the lab and the demo come

@@ -134,6 +134,44 @@ def zones_show(remote: Remote, zone_id: IdArgument) -> None:
     _show(remote, "/projects/{project}/zones/" + zone_id)
 
 
+@remote_command(issuers, "profiles")
+def issuers_profiles(remote: Remote, issuer_id: IdArgument) -> None:
+    """The certificate profiles the issuer's CA advertises now (none for most CAs)."""
+    with remote.client() as client:
+        result = client.get(remote.path("/projects/{project}/issuers/" + issuer_id + "/profiles"))
+    if remote.output == Output.JSON:
+        emit_json(result)
+    else:
+        emit_rows(remote.output, result["profiles"], [col("name"), col("description")])
+
+
+@remote_command(zones, "suggest")
+def zones_suggest(
+    remote: Remote,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A DNS name, e.g. www.example.com.")],
+) -> None:
+    """The project zone that holds NAME, or the zone apex to add (found by SOA records)."""
+    with remote.client() as client:
+        found = client.get(remote.path("/projects/{project}/zones/suggest"), name=name)
+    emit_object(remote.output, found, [col("name"), col("zone"), col("apex"), col("detail")])
+
+
+@remote_command(zones, "caa")
+def zones_caa(remote: Remote, zone_id: IdArgument) -> None:
+    """The CAA records that govern a zone, whether each ACME issuer of the project is
+    allowed, and the records that would allow them all."""
+    with remote.client() as client:
+        report = client.get(remote.path("/projects/{project}/zones/" + zone_id + "/caa"))
+    if remote.output == Output.JSON:
+        emit_json(report)
+        return
+    emit_object(remote.output, report, [col("zone"), col("found_at"), col("records"), col("error")])
+    columns = [col("issuer"), col("caa_identity"), col("allowed"), col("detail")]
+    emit_rows(remote.output, report["issuers"], columns)
+    for line in report["suggested"]:
+        typer.echo(line)
+
+
 @remote_command(targets, "list")
 def targets_list(remote: Remote) -> None:
     """The project's distribution targets."""
@@ -617,3 +655,66 @@ def targets_disable(remote: Remote, target_id: IdArgument) -> None:
     """Deploy nothing to a target, keeping its settings and its certificates (new versions
     skip it, and their timeline says so)."""
     _switch(remote, "targets", target_id, False)
+
+
+# -- notification channels and expiry alerts ------------------------------------------------
+channels = typer.Typer(
+    help="Where a project's notifications go (e-mail, webhook).", no_args_is_help=True
+)
+alerts = typer.Typer(help="The daily expiry digest's thresholds.", no_args_is_help=True)
+CHANNEL_FIELDS = [col("id"), col("name"), col("kind"), col("config"), col("has_secret")]
+
+
+@remote_command(channels, "list")
+def channels_list(remote: Remote) -> None:
+    """The project's notification channels (secrets are never shown)."""
+    _list(remote, "/projects/{project}/notification-channels", CHANNEL_FIELDS)
+
+
+@remote_command(channels, "create")
+def channels_create(
+    remote: Remote,
+    name: Annotated[str, typer.Argument(help="The channel's name, e.g. ops-mail.")],
+    kind: Annotated[str, typer.Option(help="email or webhook (see plugins).")],
+    set_: SetOption = None,
+    secret: SecretOption = None,
+    from_file: FromFileOption = None,
+) -> None:
+    """Create a channel, e.g. --kind webhook --set webhook.url=https://hooks.example.com/x
+    --secret webhook.secret=hook.secret."""
+    body = build_body(set_, secret, from_file)
+    body.setdefault("name", name)
+    body.setdefault("kind", kind)
+    _send(remote, "POST", "/projects/{project}/notification-channels", body, CHANNEL_FIELDS)
+
+
+ALERT_FIELDS = [col("thresholds_days"), col("enabled")]
+
+
+@remote_command(alerts, "show")
+def alerts_show(remote: Remote) -> None:
+    """The days before expiry at which certificates are listed in the daily digest."""
+    _show_fields(remote, "/projects/{project}/expiry-alerts", ALERT_FIELDS)
+
+
+@remote_command(alerts, "set")
+def alerts_set(
+    remote: Remote,
+    days: Annotated[
+        list[int] | None,
+        typer.Option("--days", min=1, max=365, help="A threshold in days (repeat for more)."),
+    ] = None,
+    enabled: Annotated[
+        bool, typer.Option("--enabled/--disabled", help="Send the digest at all.")
+    ] = True,
+) -> None:
+    """Replace the thresholds (default 30, 14, 7 and 1 days) and switch the digest."""
+    body: dict[str, Any] = {"enabled": enabled}
+    if days:
+        body["thresholds_days"] = days
+    _send(remote, "PUT", "/projects/{project}/expiry-alerts", body, ALERT_FIELDS)
+
+
+def _show_fields(remote: Remote, path: str, fields: list[Any]) -> None:
+    with remote.client() as client:
+        emit_object(remote.output, client.get(remote.path(path)), fields)
