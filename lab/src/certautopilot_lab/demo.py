@@ -169,6 +169,13 @@ def demo(
     run_demo(host, port)
 
 
+def url_of(host: str, port: int) -> str:
+    """The URL a browser on this machine opens: a wildcard listen address (0.0.0.0, ::) is
+    not one, so the printed links name the loopback address instead."""
+    shown = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{shown}]:{port}" if ":" in shown else f"http://{shown}:{port}"
+
+
 def run_demo(host: str, port: int) -> None:
     if port_taken(host, port):
         raise typer.Exit(
@@ -183,11 +190,12 @@ def run_demo(host: str, port: int) -> None:
     lab = _start_lab(lab_dir)
     env = child_environ({"CERTAUTOPILOT_DATA_DIR": str(settings.data_dir)})
     env.setdefault("CERTAUTOPILOT_ALLOWED_PRIVATE_NETWORKS", "127.0.0.0/8")
-    env.setdefault("CERTAUTOPILOT_PUBLIC_URL", f"http://{host}:{port}")
+    base = url_of(host, port)
+    env.setdefault("CERTAUTOPILOT_PUBLIC_URL", base)
     token = _token(env)
     invite = _invite(env)
     typer.echo(
-        f"Starting the service on http://{host}:{port} (SQLite under {settings.data_dir}) ..."
+        f"Starting the service on {base} (SQLite under {settings.data_dir}) ..."
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "certautopilot.cli", "serve", "--host", host, "--port", str(port)],
@@ -195,7 +203,6 @@ def run_demo(host: str, port: int) -> None:
         start_new_session=True,
     )
     try:
-        base = f"http://{host}:{port}"
         with httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as client:

@@ -22,7 +22,7 @@ from certautopilot.auth import sessions as web_sessions
 from certautopilot.auth.models import User
 from certautopilot.auth.service import Actor
 from certautopilot.deps import Clock, DbSession, ProjectContext, get_state
-from certautopilot.errors import CertAutoPilotError, Unauthenticated
+from certautopilot.errors import CertAutoPilotError, InvalidInput, Unauthenticated
 from certautopilot.projects import service as projects
 from certautopilot.projects.models import Project
 from certautopilot.web import session as websession
@@ -112,18 +112,43 @@ class WebRoute(APIRoute):
 
 
 def error_page(request: Request, exc: CertAutoPilotError) -> HTMLResponse:
+    """The error in words (raw exception text behind "Details"), inside the page's own
+    navigation when the user is signed in (the project's, on a project page)."""
     hint = {
         403: "Your role in this project does not allow this. Ask a project admin.",
         404: "It may have been removed, or you are not a member of its project.",
     }.get(exc.status, "")
     if isinstance(exc, CsrfError):
         hint = "Reload the page and try again."
+    context = {"title": exc.title, "detail": describe(exc), "hint": hint, "status": exc.status}
+    web = getattr(request.state, "web", None)
+    if web is not None:
+        try:
+            return templates.TemplateResponse(
+                request, "error.html", {**context, "web": web}, status_code=exc.status
+            )
+        except Exception:  # the navigation's rows went with a rolled-back session
+            log.warning("error page without navigation", exc_info=True)
     return templates.TemplateResponse(
-        request,
-        "error.html",
-        {"title": exc.title, "detail": str(exc), "hint": hint, "status": exc.status, "web": None},
-        status_code=exc.status,
+        request, "error.html", {**context, "web": None}, status_code=exc.status
     )
+
+
+def describe(exc: CertAutoPilotError) -> str:
+    """An error in the UI's words: a refused field is named as people read it ("password:
+    ..." says "Password: ..."), not as the API spells it."""
+    if isinstance(exc, InvalidInput) and exc.errors:
+        return "; ".join(
+            f"{field_label(f)}: {m}" if f not in ("", "body") else m for f, m in exc.errors
+        )
+    return str(exc)
+
+
+def field_label(field: str) -> str:
+    """``common_name`` -> "Common name", ``files[0].key`` -> "Files 1 key"."""
+    words = re.sub(r"\[(\d+)\]", lambda m: f" {int(m.group(1)) + 1}", field)
+    words = words.replace("_", " ").replace(".", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 @dataclass
@@ -171,7 +196,9 @@ def get_web(request: Request, session: DbSession, clock: Clock) -> Web:
     if row is None or user is None:
         raise Unauthenticated("sign in again")
     csrf = websession.csrf_for(session_key(request), token)
-    return Web(request, user, csrf, projects.projects_of(session, user=user), session_id=row.id)
+    web = Web(request, user, csrf, projects.projects_of(session, user=user), session_id=row.id)
+    request.state.web = web  # an error page keeps this user's navigation
+    return web
 
 
 SignedIn = Annotated[Web, Depends(get_web)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -34,7 +36,13 @@ from certautopilot.distribution import service as distribution
 from certautopilot.distribution import states as deploy_states
 from certautopilot.dns import service as dns
 from certautopilot.dns.persist import PersistState
-from certautopilot.errors import Conflict, InvalidInput
+from certautopilot.errors import (
+    CertAutoPilotError,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    Unauthenticated,
+)
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import IssuerStatus
 from certautopilot.policy import service as policy
@@ -43,7 +51,7 @@ from certautopilot.renewal import backlog as renewal_backlog
 from certautopilot.renewal import profiles
 from certautopilot.validation import field_name
 from certautopilot.web import timeline
-from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
+from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute, describe
 from certautopilot.workflows import commands
 from certautopilot.workflows.distribution import enqueuer, redeploy_workflow_id
 
@@ -580,6 +588,46 @@ def detail_live(cert_id: str, web: InProjectWeb, session: DbSession) -> Response
     return web.render("certificates/_live.html", **_detail_context(web, session, cert_id))
 
 
+#: The fields of the detail page's forms, by the names the services give them.
+DETAIL_FIELDS = ("password", "reason", "confirm")
+
+
+def _refused_on_page(
+    web: Web, session: DbSession, cert_id: str, exc: CertAutoPilotError
+) -> Response:
+    """A detail-page action the service refused: the page again, with the refusal at the
+    top (and next to its field for the password, reason and confirmation), in the UI's
+    words with raw exception text behind "Details", instead of a page of its own."""
+    session.rollback()
+    errors = exc.errors if isinstance(exc, InvalidInput) else []
+    fields = {f: m for f, m in errors if f in DETAIL_FIELDS}
+    only_fields = bool(errors) and len(fields) == len(errors)
+    message = "the form below says what to change." if only_fields else describe(exc)
+    return web.render(
+        "certificates/detail.html",
+        status_code=exc.status,
+        action_error={"title": exc.title, "message": message},
+        action_errors=fields,
+        **_detail_context(web, session, cert_id),
+    )
+
+
+def _on_page(action: Callable[..., Response]) -> Callable[..., Response]:
+    """Wraps a detail-page POST view (``cert_id``, ``web``, ``session`` among its keyword
+    arguments) so that a refusal is shown on the certificate's page."""
+
+    @functools.wraps(action)
+    def view(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return action(*args, **kwargs)
+        except (Unauthenticated, NotFound):
+            raise
+        except CertAutoPilotError as exc:
+            return _refused_on_page(kwargs["web"], kwargs["session"], kwargs["cert_id"], exc)
+
+    return view
+
+
 def _back(web: Web, cert_id: str, flash: str = "", **query: str) -> Response:
     assert web.project is not None
     url = links.certificate(web.project.slug, cert_id)
@@ -588,6 +636,7 @@ def _back(web: Web, cert_id: str, flash: str = "", **query: str) -> Response:
 
 
 @router.post(BASE + "/{cert_id}/dns-confirm")
+@_on_page
 def dns_confirm(
     cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
@@ -598,6 +647,7 @@ def dns_confirm(
 
 
 @router.post(BASE + "/{cert_id}/check-ca")
+@_on_page
 def check_ca(
     cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State
 ) -> Response:
@@ -608,6 +658,7 @@ def check_ca(
 
 
 @router.post(BASE + "/{cert_id}/renew")
+@_on_page
 def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: State) -> Response:
     cert = certs.get_certificate(session, project_id=web.ctx.project.id, cert_id=cert_id)
     certs.renew_certificate(
@@ -623,6 +674,7 @@ def renew(cert_id: str, web: InProjectWeb, _: Form, session: DbSession, state: S
 
 
 @router.post(BASE + "/{cert_id}/revoke")
+@_on_page
 def revoke(
     cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
@@ -667,6 +719,7 @@ def download(
 
 
 @router.post(BASE + "/{cert_id}/deploy", response_class=HTMLResponse)
+@_on_page
 def deploy(
     cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
@@ -695,6 +748,7 @@ def deploy(
 
 
 @router.post(BASE + "/{cert_id}/download/certificate.p12")
+@_on_page
 def download_pkcs12(
     cert_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
 ) -> Response:
