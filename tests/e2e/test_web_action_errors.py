@@ -73,9 +73,10 @@ def test_a_refused_action_is_shown_on_the_certificate_page(
         unconfirmed = client.post(f"{page}/revoke", data={"csrf": csrf, "reason": "superseded"})
         assert unconfirmed.status_code == 422
         assert "tick the confirmation box" in _field_error(unconfirmed.text, "confirm")
-        assert service.ok("GET", f"/projects/{project.slug}/certificates/{cert['id']}")[
-            "status"
-        ] == "issued"
+        assert (
+            service.ok("GET", f"/projects/{project.slug}/certificates/{cert['id']}")["status"]
+            == "issued"
+        )
 
         # Any other error page keeps the project's navigation.
         missing = client.get(f"/p/{project.slug}/certificates/no-such-certificate")

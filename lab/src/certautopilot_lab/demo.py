@@ -194,9 +194,7 @@ def run_demo(host: str, port: int) -> None:
     env.setdefault("CERTAUTOPILOT_PUBLIC_URL", base)
     token = _token(env)
     invite = _invite(env)
-    typer.echo(
-        f"Starting the service on {base} (SQLite under {settings.data_dir}) ..."
-    )
+    typer.echo(f"Starting the service on {base} (SQLite under {settings.data_dir}) ...")
     server = subprocess.Popen(
         [sys.executable, "-m", "certautopilot.cli", "serve", "--host", host, "--port", str(port)],
         env=env,
