@@ -105,6 +105,25 @@ def test_manual_dns_by_keyboard_focus_stays_on_ive_added_it(
     assert page.locator("#live").get_attribute("data-status") == "awaiting_dns"
     screenshot(page, "keyboard-manual-dns-focus-kept")
 
+    # Focus on the job's "N steps" toggle stays when a new row replaces its group: the
+    # row comes from the API (someone else says "I've added it"), after the focus is set.
+    group = page.locator("[data-testid=timeline-group]").first
+    key, group_id = group.get_attribute("data-key"), group.get_attribute("data-group")
+    group.locator("[data-testid=timeline-steps] summary").focus()
+    cert_id = page.url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    service.ok("POST", f"/projects/{project.slug}/certificates/{cert_id}/dns-confirm", 202)
+    page.wait_for_function(
+        "k => document.querySelector('[data-testid=timeline-group]').dataset.key !== k",
+        arg=key,
+        timeout=30_000,
+    )
+    focused = page.evaluate(
+        "() => { const a = document.activeElement; const g = a && a.closest('[data-group]');"
+        " return [a ? a.tagName : '', g ? g.dataset.group : ''] }"
+    )
+    assert focused == ["SUMMARY", group_id], focused
+    tab_to(page, "dns-confirm")
+
     txt_name = page.locator("[data-testid=txt-name]").inner_text().strip()
     txt_value = page.locator("[data-testid=txt-value]").inner_text().strip()
     _publish(lab, txt_name, txt_value)

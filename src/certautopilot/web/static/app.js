@@ -48,6 +48,9 @@ document.addEventListener("click", function (event) {
   function focusKey(el) {
     if (!el || el === document.body) return null;
     if (el.id) return "#" + CSS.escape(el.id);
+    // a timeline group's "N steps" toggle: the group is replaced by its longer self
+    var group = el.tagName === "SUMMARY" && el.closest("[data-group]");
+    if (group) return '[data-group="' + CSS.escape(group.dataset.group) + '"] summary';
     if (el.dataset && el.dataset.copy) return '[data-copy="' + CSS.escape(el.dataset.copy) + '"]';
     if (el.name) return el.tagName.toLowerCase() + '[name="' + CSS.escape(el.name) + '"]';
     return null;
