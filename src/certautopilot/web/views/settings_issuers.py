@@ -9,6 +9,7 @@ runs them in its threadpool, so the CA and DNS checks never block the event loop
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,6 +19,12 @@ from certautopilot import links
 from certautopilot.deps import DbSession, State, get_state
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
 from certautopilot.issuers import service as issuers
+from certautopilot.issuers.adcs.schemas import (
+    DEFAULT_APPROVAL_TIMEOUT,
+    DEFAULT_CHECK_INTERVAL,
+    TEMPLATE_PATTERN,
+)
+from certautopilot.issuers.models import Issuer
 from certautopilot.issuers.schemas import IssuerIn, IssuerPatch, IssuerTestOut
 from certautopilot.renewal import issuer_limits
 from certautopilot.web.common import Form, InProjectWeb, Web, WebRoute
@@ -31,12 +38,15 @@ from certautopilot.web.views.forms import (
     require_admin,
     text,
     validated,
+    whole_lines,
 )
 from certautopilot.workflows import commands
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 BASE = "/p/{project}/settings"
 ISSUER_SECRETS = ("acme_eab_hmac_key", "adcs_password", "adcs_client_key_pem")
+ADCS_SECRETS = ("password", "client_key_pem")  # of the AD CS edit form, after its prefix
+DAY = 86_400
 AUTH_MODES = (
     ("basic", "Basic (username + password)"),
     ("ntlm", "NTLM (username + password, with channel binding)"),
@@ -83,10 +93,8 @@ def _issuers_page(
 ) -> Response:
     assert web.project is not None
     limits = get_state(web.request).settings.rate_limits
-    items = [
-        issuers.to_out(i, default_limits=limits)
-        for i in issuers.list_issuers(session, project_id=web.project.id)
-    ]
+    rows = issuers.list_issuers(session, project_id=web.project.id)
+    items = [issuers.to_out(i, default_limits=limits) for i in rows]
     return web.render(
         "settings/issuers.html",
         status_code=status_code,
@@ -102,6 +110,7 @@ def _issuers_page(
         suggested={
             i.id: issuer_limits.preset_for_directory(i.acme.directory_url) for i in items if i.acme
         },
+        stored={i.id: _adcs_stored(i) for i in rows if i.kind == "adcs"},
         editing=editing,
         tested=tested,
         problem=problem,
@@ -111,6 +120,27 @@ def _issuers_page(
         switched_on=web.request.query_params.get("enabled", ""),
         switched_off=web.request.query_params.get("disabled", ""),
     )
+
+
+def _days(seconds: int) -> str:
+    """Seconds as days for the form: ``30`` for 30 days, ``0.5`` for 12 hours."""
+    return f"{seconds / DAY:.6f}".rstrip("0").rstrip(".")
+
+
+def _adcs_stored(issuer: Issuer) -> dict[str, str]:
+    """An AD CS issuer's edit form filled from its stored settings: never its password or
+    client key (those inputs stay blank: blank keeps the stored secret)."""
+    cfg, p = issuer.config, f"edit_{issuer.id}_"
+    return {
+        p + "url": cfg["url"],
+        p + "templates": "\n".join(cfg["templates"]),
+        p + "auth": cfg["auth"],
+        p + "username": cfg.get("username") or "",
+        p + "client_cert_pem": cfg.get("client_cert_pem") or "",
+        p + "ca_bundle_pem": cfg.get("ca_bundle_pem") or "",
+        p + "check_interval_seconds": str(cfg["check_interval_seconds"]),
+        p + "approval_timeout_days": _days(cfg["approval_timeout_seconds"]),
+    }
 
 
 @router.get(BASE + "/issuers", response_class=HTMLResponse)
@@ -186,8 +216,10 @@ def _issuer_body(kind: str, form: dict[str, Any], errors: Errors) -> dict[str, A
     return body
 
 
-def _issuer_field(kind: str, form: dict[str, Any]) -> Any:
-    """Maps an API field name (``acme.eab_kid``, ``ca_bundle_pem``...) to the form's input."""
+def _issuer_field(kind: str, form: dict[str, Any], p: str = "") -> Any:
+    """Maps an API field name (``acme.eab_kid``, ``ca_bundle_pem``...) to the form's input,
+    whose names start with ``p`` (``acme_``, ``adcs_``; ``edit_<id>_`` on an edit form)."""
+    p = p or f"{kind}_"
 
     def field_of(name: str) -> str:
         head, _, rest = name.partition(".")
@@ -200,9 +232,9 @@ def _issuer_field(kind: str, form: dict[str, Any]) -> Any:
             "kind": "form",
             "": "form",
         }.get(name, name.split("[", 1)[0])
-        if kind == "adcs" and name == "password" and text(form, "adcs_auth") == "client_cert":
+        if kind == "adcs" and name == "password" and text(form, p + "auth") == "client_cert":
             name = "client_cert_pem"
-        return f"{kind}_{name}"
+        return p + name
 
     return field_of
 
@@ -301,6 +333,144 @@ def edit_acme_issuer(
             )
     return _issuers_page(
         web, session, form=dict(form), errors=errors, status_code=422, editing=issuer_id
+    )
+
+
+def _adcs_patch(
+    stored: dict[str, Any], form: dict[str, Any], p: str, errors: Errors
+) -> dict[str, Any]:
+    """The ``adcs`` object of a ``PATCH`` for what the edit form changed. A blank password
+    or client key keeps the stored one, as the API does: only while the authentication and
+    the username (or the certificate) stay the same; otherwise it must be typed, and a
+    missing credential is said next to its field in the form's words."""
+    out: dict[str, Any] = {}
+
+    def changed(key: str, value: Any, before: Any) -> bool:
+        differs = bool(value != before)
+        if differs:
+            out[key] = value
+        return differs
+
+    url = text(form, p + "url")
+    changed("url", url, stored["url"])
+    templates = whole_lines(text(form, p + "templates"))
+    if not templates:
+        add(errors, p + "templates", "Name at least one template.")
+    for name in templates:
+        if not re.match(TEMPLATE_PATTERN, name):
+            add(
+                errors,
+                p + "templates",
+                f"Template {name!r} must be 1-100 characters without colons, semicolons, "
+                "quotes or angle brackets.",
+            )
+    changed("templates", templates, stored["templates"])
+    auth = text(form, p + "auth")
+    same_auth = not changed("auth", auth, stored["auth"])
+    if auth == "client_cert":
+        cert = _pem(text(form, p + "client_cert_pem"))
+        new_cert = changed("client_cert_pem", cert, _pem(stored.get("client_cert_pem")))
+        key = optional(form, p + "client_key_pem")
+        if key:
+            out["client_key_pem"] = key
+        if not cert:
+            add(errors, p + "client_cert_pem", "Paste the client certificate (PEM).")
+        elif not key and (new_cert or not same_auth or not stored.get("client_key_secret_id")):
+            add(
+                errors,
+                p + "client_key_pem",
+                "Paste the private key of this certificate: the stored key is kept only "
+                "for the same certificate.",
+            )
+    else:
+        username = optional(form, p + "username")
+        new_user = changed("username", username, stored.get("username"))
+        password = optional(form, p + "password")
+        if password:
+            out["password"] = password
+        kept_password = same_auth and not new_user and stored.get("password_secret_id")
+        if auth in ("basic", "ntlm"):
+            if not username:
+                add(errors, p + "username", "Basic and NTLM sign in with a username.")
+            elif not password and not kept_password:
+                add(
+                    errors,
+                    p + "password",
+                    "Type the password: the stored one is kept only for the same username "
+                    "and authentication.",
+                )
+        elif password and not username:  # Kerberos: both optional, but not a lone password
+            add(errors, p + "username", "A Kerberos password needs its username (principal).")
+    bundle = _pem(text(form, p + "ca_bundle_pem"))
+    changed("ca_bundle_pem", bundle, _pem(stored.get("ca_bundle_pem")))
+    interval = _int(form, p + "check_interval_seconds", errors)
+    changed(
+        "check_interval_seconds",
+        DEFAULT_CHECK_INTERVAL if interval is None else interval,
+        stored["check_interval_seconds"],
+    )
+    timeout = _int(form, p + "approval_timeout_days", errors, scale=DAY)
+    changed(
+        "approval_timeout_seconds",
+        DEFAULT_APPROVAL_TIMEOUT if timeout is None else timeout,
+        stored["approval_timeout_seconds"],
+    )
+    return out
+
+
+def _pem(value: Any) -> str | None:
+    """A PEM as the edit form compares it: a browser sends a textarea's lines ending in
+    CRLF, so a stored PEM it was filled with comes back with other line ends."""
+    return str(value or "").replace("\r\n", "\n").strip() or None
+
+
+@router.post(BASE + "/issuers/{issuer_id}/adcs", response_class=HTMLResponse)
+def edit_adcs_issuer(
+    issuer_id: str, web: InProjectWeb, form: Form, session: DbSession, state: State
+) -> Response:
+    """An AD CS issuer's settings (the same edit as ``PATCH`` with ``adcs``): checked at the
+    CA before anything is stored; the API's ``issuer.updated`` audit event names the fields
+    that changed."""
+    require_admin(web, "Editing an issuer")
+    assert web.project is not None
+    issuer = issuers.get_issuer(session, project_id=web.ctx.project.id, issuer_id=issuer_id)
+    if issuer.kind != "adcs":
+        raise NotFound(f"issuer {issuer.name!r} is not an AD CS issuer")
+    p = f"edit_{issuer_id}_"
+    field_of = _issuer_field("adcs", form, p)
+    errors: Errors = {}
+    body = {"adcs": _adcs_patch(dict(issuer.config), form, p, errors)}
+    model = validated(IssuerPatch, body, field_of, errors)
+    if model is not None and not errors:
+        try:
+            # Checks the edited settings at the CA with no transaction open, then stores.
+            commands.update_issuer(
+                session,
+                state.kek,
+                project_id=web.ctx.project.id,
+                issuer_id=issuer_id,
+                patch=model,
+                actor=web.ctx.actor,
+            )
+        except InvalidInput as exc:
+            errors = from_invalid(exc, field_of)
+        except Conflict as exc:
+            add(errors, p + "form", str(exc))
+        except IssuerError as exc:
+            add(errors, p + "url", f"The CA could not be reached or failed: {exc}")
+        else:
+            return RedirectResponse(
+                links.settings(web.project.slug, "issuers", saved=issuer_id), status_code=303
+            )
+    values, dropped = kept(form, tuple(p + s for s in ADCS_SECRETS))
+    return _issuers_page(
+        web,
+        session,
+        form=values,
+        errors=errors,
+        secret_dropped=dropped,
+        status_code=422,
+        editing=issuer_id,
     )
 
 
