@@ -218,7 +218,7 @@ def test_approving_a_request_whose_zone_was_disabled_since_is_refused(
 
     refused = service.call("POST", f"/projects/{p}/requests/{held_id}/approve", json={})
     assert refused.status_code == 409, refused.text
-    assert "zone example.test is disabled" in refused.json()["detail"]
+    assert "zone example.test was disabled after this request" in refused.json()["detail"]
     assert service.ok("GET", f"/projects/{p}/requests/{held_id}")["status"] == "pending"
     assert _orders_logged(service, str(held["id"])) == 0
 

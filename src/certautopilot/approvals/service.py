@@ -174,10 +174,10 @@ def decide(
     if issuer is not None and issuers.has(issuer, issuer_port.DNS01):
         off = dns_zones.disabled_zones_of(session, cert)
         if off:
+            names = ", ".join(z.name for z in off)
             raise Conflict(
-                "; ".join(dns_zones.disabled_message(z) for z in off)
-                + " (it was disabled after this request was made): enable it, or reject "
-                "the request"
+                f"zone {names} was disabled after this request was made, so no DNS-01 record "
+                "can be written: enable it in Settings → DNS zones, or reject the request"
             )
     row.status = transition(
         row.status, RequestStatus.APPROVED if approve else RequestStatus.REJECTED

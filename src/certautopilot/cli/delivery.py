@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from certautopilot.cli.certs import SHOW_FIELDS, CertIdArgument, app, cert_path, issuer_id
-from certautopilot.cli.client import ExitCode
+from certautopilot.cli.client import Client, ExitCode
 from certautopilot.cli.remote import (
     Output,
     Remote,
@@ -45,7 +45,7 @@ TargetArgument = Annotated[
 ]
 
 
-def _target_ids(remote: Remote, client: Any, given: list[str]) -> list[str]:
+def _target_ids(remote: Remote, client: Client, given: list[str]) -> list[str]:
     """Target ids from ids or names (names are what people remember); an unknown one is a
     usage error naming the project's targets."""
     known = client.get(remote.path("/projects/{project}/targets"))

@@ -204,6 +204,7 @@ class Remote:
 
 
 Command = Callable[..., None]
+_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
 
 
 def _shared(in_project: bool, prints: bool) -> list[inspect.Parameter]:
@@ -217,9 +218,6 @@ def _shared(in_project: bool, prints: bool) -> list[inspect.Parameter]:
     return shared
 
 
-_KEYWORD = inspect.Parameter.POSITIONAL_OR_KEYWORD
-
-
 def remote_command(
     app: typer.Typer, name: str | None = None, *, in_project: bool = True, prints: bool = True
 ) -> Callable[[Command], Command]:
@@ -227,7 +225,7 @@ def remote_command(
     with the shared options after its own: ``--project/-p`` (unless ``in_project`` is
     false), ``--url``, ``--token`` and ``--output/-o`` (unless ``prints`` is false). Typer
     reads the command's parameters from its signature, so the registered function shows
-    the combined one; ``fn`` itself is returned unchanged (tests call it directly)."""
+    the combined one; ``fn`` itself is returned unchanged."""
 
     def register(fn: Command) -> Command:
         own = list(inspect.signature(fn, eval_str=True).parameters.values())
