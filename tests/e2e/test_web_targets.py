@@ -161,7 +161,7 @@ def test_a_target_in_use_is_disabled_detached_then_deleted_in_the_browser(
     assert service.ok("GET", f"/projects/{p}/targets/{target['id']}")["enabled"] is False
     screenshot(page, "target-disabled")
 
-    go(page, page.get_by_role("button", name=f"Detach used-{tag} from 1 certificate"))
+    go(page, page.get_by_role("button", name=f"Detach from all: used-{tag} (1 certificate)"))
     flash = page.locator("[data-testid=target-detached]").inner_text()
     assert flash.startswith(f"Target used-{tag} was detached from 1 certificate")
     assert service.ok("GET", f"/projects/{p}/certificates/{cert}/targets") == []
