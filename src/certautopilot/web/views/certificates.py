@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from certautopilot import links
 from certautopilot.approvals import service as approvals
 from certautopilot.audit import service as audit
+from certautopilot.audit.authorship import authorship
 from certautopilot.auth import service as auth
 from certautopilot.certificates import inventory as inv
 from certautopilot.certificates import lifecycle
@@ -501,6 +502,7 @@ def _detail_context(web: Web, session: DbSession, cert_id: str) -> dict[str, Any
         if out.current and out.current.not_after
         else None,
         "versions": cert_versions.list_versions(session, cert),
+        "authors": authorship(session, subject_type="certificate", ids=[cert.id]).get(cert.id),
         "cert": out,
         "issuer": issuer,
         "events": events,

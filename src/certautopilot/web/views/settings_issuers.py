@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot import links
+from certautopilot.audit.authorship import authorship
 from certautopilot.deps import DbSession, State, get_state
 from certautopilot.errors import Conflict, InvalidInput, IssuerError, NotFound
 from certautopilot.issuers import service as issuers
@@ -98,6 +99,7 @@ def _issuers_page(
     return web.render(
         "settings/issuers.html",
         status_code=status_code,
+        authors=authorship(session, subject_type="issuer", ids=[i.id for i in rows]),
         tab="issuers",
         items=items,
         kind=kind,

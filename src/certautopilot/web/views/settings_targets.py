@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from certautopilot import links
+from certautopilot.audit.authorship import authorship
 from certautopilot.deps import DbSession, State
 from certautopilot.distribution import service as distribution
 from certautopilot.distribution import targets as plugins
@@ -287,6 +288,7 @@ def _page(
         status_code=status_code,
         tab="targets",
         items=items,
+        authors=authorship(session, subject_type="target", ids=[t.id for t in items]),
         used=distribution.attached_counts(session, project_id=web.project.id),
         titles={c.name: c.title for c in choices},
         choices=choices,

@@ -18,6 +18,7 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from certautopilot import links
+from certautopilot.audit.authorship import authorship
 from certautopilot.certificates import caa_check
 from certautopilot.deps import DbSession, State
 from certautopilot.dns import service as dns
@@ -198,6 +199,7 @@ def _page(
         status_code=status_code,
         tab="zones",
         items=items,
+        authors=authorship(session, subject_type="zone", ids=[z.id for z in items]),
         titles={c.name: c.title for c in choices},
         choices=choices,
         chosen=chosen,
