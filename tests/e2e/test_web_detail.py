@@ -111,17 +111,25 @@ def test_renewing_says_the_current_certificate_stays_valid(
         service.ok("POST", f"/projects/{p}/certificates/{cid}/dns-confirm", 202)
 
     publish_and_confirm()
-    first = service.wait_for(p, cid, ("issued",))["current"]
+    service.wait_for(p, cid, ("issued",))
     page = new_page()
     sign_in(page, web_user(service, "admin@example.test"))
-    page.goto(f"/p/{p}/certificates/{cid}")
-    page.get_by_role("button", name="Renew now").click()
-    page.wait_for_url("**flash=renew")
+    # Pebble reuses a valid authorization now and then (Service.renew_validating): such a
+    # renewal needs no record and is issued at once; renew again until one waits for DNS.
+    for _ in range(3):
+        current = service.ok("GET", f"/projects/{p}/certificates/{cid}")["current"]
+        page.goto(f"/p/{p}/certificates/{cid}")
+        page.get_by_role("button", name="Renew now").click()
+        page.wait_for_url("**flash=renew")
+        settled = "#live[data-status=awaiting_dns], #live[data-status=issued]"
+        page.locator(settled).wait_for(timeout=60_000)
+        if page.locator("#live").get_attribute("data-status") == "awaiting_dns":
+            break
+    else:
+        pytest.fail("the CA reused an authorization on 3 renewals in a row")
     note = page.locator("[data-testid=renewing]")
-    note.wait_for()
-    until = first["not_after"][:16].replace("T", " ")
+    until = current["not_after"][:16].replace("T", " ")
     assert f"stays valid until {until} UTC" in note.inner_text()
-    page.locator("#live[data-status=awaiting_dns]").wait_for(timeout=60_000)
     screenshot(page, "detail-renewing")
     publish_and_confirm()
     page.locator("#live[data-status=issued]").wait_for(timeout=90_000)
