@@ -26,8 +26,6 @@ from certautopilot.certificates.states import CertStatus, VersionStatus, transit
 from certautopilot.certificates.states import transition as cert_transition
 from certautopilot.dns import service as dns_zones
 from certautopilot.errors import Conflict, Forbidden, InvalidInput, NotFound
-from certautopilot.issuers import interfaces as issuer_port
-from certautopilot.issuers import service as issuers
 from certautopilot.issuers.models import Issuer, IssuerStatus
 from certautopilot.notifications import service as notifications
 from certautopilot.notifications.service import NotificationLauncher
@@ -171,8 +169,8 @@ def decide(
             f"issuer {issuer.name} was disabled after this request was made: enable the "
             "issuer, or reject the request"
         )
-    if issuer is not None and issuers.has(issuer, issuer_port.DNS01):
-        off = dns_zones.disabled_zones_of(session, cert)
+    if issuer is not None:
+        off = dns_zones.disabled_zones_of(session, cert, issuer)
         if off:
             names = ", ".join(z.name for z in off)
             raise Conflict(

@@ -36,7 +36,6 @@ from certautopilot.distribution import service as distribution
 from certautopilot.distribution.models import DistributionTarget
 from certautopilot.dns import service as dns_zones
 from certautopilot.errors import Conflict, InvalidInput, NotFound, RateLimited
-from certautopilot.issuers import interfaces as issuer_port
 from certautopilot.issuers import service as issuers
 from certautopilot.issuers.adcs import service as adcs_issuers
 from certautopilot.issuers.models import Issuer
@@ -298,8 +297,7 @@ def renew_certificate(
     issuer = session.get(Issuer, cert.issuer_id)
     if issuer is not None:
         issuers.require_enabled(issuer)
-        if issuers.has(issuer, issuer_port.DNS01):
-            dns_zones.refuse_if_disabled(session, cert)
+        dns_zones.refuse_if_disabled(session, cert, issuer)
         orders.require_budget(
             session,
             issuer=issuer,

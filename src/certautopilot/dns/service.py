@@ -56,6 +56,9 @@ from certautopilot.dns.schemas import (
     ZoneTestOut,
 )
 from certautopilot.errors import Conflict, DNSError, InvalidInput, NotFound
+from certautopilot.issuers import interfaces as issuer_port
+from certautopilot.issuers import service as issuers
+from certautopilot.issuers.models import Issuer
 from certautopilot.netguard import check_host
 from certautopilot.plugins import Family, Plugin, registry
 
@@ -323,16 +326,21 @@ def update_zone(
                 secrets.delete_secret(
                     session, old, owner_table=OWNER_TABLE, owner_id=zone.id, purpose=row.purpose
                 )
+    _record_update(session, zone, actor, {"fields": list(plan.changed)})
+    return zone
+
+
+def _record_update(session: Session, zone: DnsZone, actor: Actor, detail: dict[str, Any]) -> None:
+    """``zone.updated``: the fields changed, never their values."""
     audit.record(
         session,
         type=EventType.ZONE_UPDATED,
         actor=actor.email,
-        project_id=project_id,
+        project_id=zone.project_id,
         subject_type="zone",
         subject_id=zone.id,
-        detail={"name": zone.name, "fields": list(plan.changed)},
+        detail={"name": zone.name, **detail},
     )
-    return zone
 
 
 def certificates_using(session: Session, zone: DnsZone) -> list[tuple[str, str]]:
@@ -417,22 +425,17 @@ def set_enabled(
     if zone.enabled == enabled:
         return zone
     zone.enabled = enabled
-    audit.record(
-        session,
-        type=EventType.ZONE_UPDATED,
-        actor=actor.email,
-        project_id=project_id,
-        subject_type="zone",
-        subject_id=zone.id,
-        detail={"name": zone.name, "fields": ["enabled"], "enabled": enabled},
-    )
+    _record_update(session, zone, actor, {"fields": ["enabled"], "enabled": enabled})
     return zone
 
 
-def disabled_zones_of(session: Session, cert: Certificate) -> list[DnsZone]:
+def disabled_zones_of(session: Session, cert: Certificate, issuer: Issuer) -> list[DnsZone]:
     """The disabled zones ``cert``'s challenges go to: by the stored routing (zone id per
-    name) or, for a name with none stored, by longest suffix. One indexed read when the
-    project has no disabled zone (the usual case, and the scheduler's per-renewal cost)."""
+    name) or, for a name with none stored, by longest suffix; none when ``issuer``
+    validates no name by DNS-01 (AD CS). One indexed read when the project has no disabled
+    zone (the usual case, and the scheduler's per-renewal cost)."""
+    if not issuers.has(issuer, issuer_port.DNS01):
+        return []
     zones = list_zones(session, project_id=cert.project_id)
     off = {z.id: z for z in zones if not z.enabled}
     if not off:
@@ -452,10 +455,10 @@ def disabled_zones_of(session: Session, cert: Certificate) -> list[DnsZone]:
     return sorted(found.values(), key=lambda z: z.name)
 
 
-def refuse_if_disabled(session: Session, cert: Certificate) -> None:
+def refuse_if_disabled(session: Session, cert: Certificate, issuer: Issuer) -> None:
     """A 409 naming the zone when a challenge of ``cert`` would be written in a disabled
     zone (a renewal or retry by hand; creation is refused by routing with a 422)."""
-    off = disabled_zones_of(session, cert)
+    off = disabled_zones_of(session, cert, issuer)
     if off:
         raise Conflict("; ".join(disabled_message(z) for z in off))
 

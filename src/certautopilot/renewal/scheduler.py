@@ -260,8 +260,8 @@ def start_renewal(
         return None
     due_at = cert.next_renewal_at
     issuer = session.get(Issuer, cert.issuer_id)
-    if issuer is not None and issuers.has(issuer, issuer_port.DNS01):
-        off = dns_zones.disabled_zones_of(session, cert)
+    if issuer is not None:
+        off = dns_zones.disabled_zones_of(session, cert, issuer)
         if off:  # nothing may be written there: ask again later, say so once a day
             detail: dict[str, Any] = {
                 "reason": "; ".join(dns_zones.disabled_message(z) for z in off),
