@@ -277,7 +277,12 @@ def _check_every_kind(
         )
         assert key is not None and leaf is not None and cas
         assert format(leaf.serial_number, "x") == serial
-        assert not [f for f in os.listdir(d) if f.endswith(".tmp")]
+        # No temporary file is left behind. The directory is shared by this module's
+        # tests, so one still being renamed into place must be gone within a few seconds.
+        deadline = time.monotonic() + 10
+        while temps := [f for f in os.listdir(d) if f.endswith(".tmp")]:
+            assert time.monotonic() < deadline, f"temporary files left in {d}: {temps}"
+            time.sleep(0.05)
     local = (s.base / f"local-{tag}" / "combined.pem").read_text()
     assert local.startswith(chain) and "PRIVATE KEY" in local
     if s.haproxy:
@@ -713,6 +718,40 @@ def test_ssh_refuses_a_host_key_that_is_not_the_pinned_one(servers: Servers) -> 
     assert not caught.value.retryable
     report = asyncio.run(SshTarget(config).dry_run(_material(), {}))
     assert not report.ok and report.checks[0].name == "connect"
+
+
+def test_a_failed_rename_leaves_no_temporary_file(servers: Servers) -> None:
+    """Files go up under temporary names and are renamed into place; when a rename fails
+    (here: a directory sits where ``fullchain.pem`` goes), the deployment fails and the
+    temporary files it had not renamed yet are gone, over SSH and on this host alike."""
+    from certautopilot.distribution.files import render
+    from certautopilot.distribution.targets.local import write_atomically
+
+    servers.need("ssh")
+    ssh = servers.ssh
+    assert ssh
+    for how in ("ssh", "local"):
+        directory = servers.base / unique(f"rename-{how}")
+        (directory / "fullchain.pem").mkdir(parents=True)
+        (directory / "fullchain.pem" / "keep").write_text("in the way")
+        files = FilesSpec(directory=str(directory))
+        with pytest.raises(DistributionError) as caught:
+            if how == "ssh":
+                config = SshConfig(
+                    host="127.0.0.1",
+                    port=ssh.ssh_port,
+                    username="root",
+                    host_key=ssh.host_key,
+                    private_key=ssh.client_key,
+                    files=files,
+                )
+                asyncio.run(SshTarget(config).deploy(_material(), {}))
+            else:
+                write_atomically(render(_material(), files, None), None, None)
+        assert "fullchain.pem" in str(caught.value), how
+        left = sorted(f.name for f in directory.iterdir())
+        assert not [n for n in left if n.endswith(".tmp")], (how, left)
+        assert "cert.pem" in left and "privkey.pem" not in left, (how, left)
 
 
 def test_vault_check_and_set_refuses_to_overwrite_a_concurrent_write(servers: Servers) -> None:

@@ -64,11 +64,17 @@ def write_atomically(files: list[FileOut], owner: int | None, group: int | None)
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise DistributionError(f"cannot write {exc.filename}: {exc.strerror}") from exc
+    renamed = 0
     try:
         for f, tmp in zip(files, temps, strict=True):
             os.replace(tmp, f.path)
+            renamed += 1
     except OSError as exc:
         raise DistributionError(f"cannot rename into {exc.filename}: {exc.strerror}") from exc
+    finally:
+        for tmp in temps[renamed:]:  # a failed rename leaves no temporary file behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return [f"wrote {f.describe()}" for f in files]
 
 

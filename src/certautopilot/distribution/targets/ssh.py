@@ -167,15 +167,22 @@ class SshTarget:
         token = secrets.token_hex(6)
         actions: list[str] = []
         async with await self._connect() as conn:
+            doing = "upload"
             try:
                 async with conn.start_sftp_client() as sftp:
                     temps = await _upload(sftp, files, token, self.config)
-                    for f, tmp in zip(files, temps, strict=True):
-                        await sftp.posix_rename(tmp, f.path)
-                        actions.append(f"wrote {f.describe()}")
+                    try:
+                        for f, tmp in zip(files, temps, strict=True):
+                            doing = f"rename into {f.path}"
+                            await sftp.posix_rename(tmp, f.path)
+                            actions.append(f"wrote {f.describe()}")
+                    except BaseException:
+                        # A failed rename leaves no temporary file behind on the host.
+                        await _remove(sftp, temps[len(actions) :])
+                        raise
             except (asyncssh.SFTPError, OSError) as exc:
                 raise DistributionError(
-                    f"SFTP upload to {self.config.host} failed: {exc}",
+                    f"SFTP {doing} on {self.config.host} failed: {exc}",
                     retryable=isinstance(exc, OSError | asyncssh.SFTPConnectionLost),
                 ) from exc
             if self.config.reload_command:
@@ -267,11 +274,15 @@ async def _upload(
                 gid = now.gid if group is None else group
                 await sftp.chown(tmp, uid=uid or 0, gid=gid or 0)
     except BaseException:
-        for tmp in temps:
-            with contextlib.suppress(asyncssh.SFTPError, OSError):
-                await sftp.remove(tmp)
+        await _remove(sftp, temps)
         raise
     return temps
+
+
+async def _remove(sftp: asyncssh.SFTPClient, paths: list[str]) -> None:
+    for path in paths:
+        with contextlib.suppress(asyncssh.SFTPError, OSError):
+            await sftp.remove(path)
 
 
 def _quote(path: str) -> str:
