@@ -11,6 +11,7 @@ request or a workflow step.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import socket
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from certautopilot.errors import ConfigError
 from certautopilot.netguard import Network, Reach
@@ -52,6 +54,13 @@ class Settings:
     database_url: str
     kek_b64: str | None = field(default=None, repr=False)
     kek_previous_b64: tuple[str, ...] = field(default=(), repr=False)
+    #: ``CERTAUTOPILOT_KEK_BACKEND``: the KEK plugin by name (``file``, ``env``,
+    #: ``transit``, ``aws-kms``, ``pkcs11``…); unset means ``env`` when
+    #: ``CERTAUTOPILOT_KEK`` is set, else ``file``.
+    kek_backend: str | None = None
+    #: ``CERTAUTOPILOT_KEK_CONFIG``: that plugin's config, a JSON object validated by its
+    #: ``config_model`` (it may hold a token or a PIN, so it is never shown).
+    kek_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
     executor_id: str = field(default_factory=socket.gethostname)
     application_version: str = "certautopilot-1"
     issuance_concurrency: int = 16
@@ -147,6 +156,8 @@ class Settings:
             database_url=_database_url(env, data_dir),
             kek_b64=env.get(PREFIX + "KEK") or None,
             kek_previous_b64=tuple(p for p in env.get(PREFIX + "KEK_PREVIOUS", "").split(",") if p),
+            kek_backend=(env.get(PREFIX + "KEK_BACKEND") or "").strip() or None,
+            kek_config=_json_object(env, "KEK_CONFIG"),
             executor_id=env.get(PREFIX + "EXECUTOR_ID") or socket.gethostname(),
             issuance_concurrency=_int(env, "ISSUANCE_CONCURRENCY", 16, minimum=1),
             issuance_polling_seconds=_float(env, "ISSUANCE_POLLING_SECONDS", 0.2, minimum=0.01),
@@ -251,6 +262,20 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int | None
         raise ConfigError(f"{PREFIX}{name} must be a whole number, not {raw!r}") from exc
     if minimum is not None and value < minimum:
         raise ConfigError(f"{PREFIX}{name} must be at least {minimum}, not {value}")
+    return value
+
+
+def _json_object(env: Mapping[str, str], name: str) -> dict[str, Any]:
+    raw = env.get(PREFIX + name) or ""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        # The text may hold a secret: the message names the position, not the content.
+        raise ConfigError(f"{PREFIX}{name} is not valid JSON ({exc.msg} at {exc.pos})") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"{PREFIX}{name} must be a JSON object")
     return value
 
 

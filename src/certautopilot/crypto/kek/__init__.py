@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 from certautopilot.config import Settings
 from certautopilot.crypto.interfaces import KeyEncryptionKey
 from certautopilot.errors import ConfigError
@@ -17,7 +19,10 @@ from certautopilot.plugins import Family, registry
 
 
 def backend_config(settings: Settings) -> tuple[str, dict[str, Any]]:
-    """(backend name, its raw config) as the settings choose them."""
+    """(backend name, its raw config) as the settings choose them: the named backend with
+    ``CERTAUTOPILOT_KEK_CONFIG``, else ``env`` or ``file`` as before."""
+    if settings.kek_backend:
+        return settings.kek_backend, dict(settings.kek_config)
     if settings.kek_b64:
         return "env", {"active_b64": settings.kek_b64, "previous_b64": settings.kek_previous_b64}
     return "file", {"data_dir": str(settings.data_dir)}
@@ -27,8 +32,19 @@ def load_kek(settings: Settings) -> KeyEncryptionKey:
     name, raw = backend_config(settings)
     plugin = registry().family(Family.KEK).get(name)
     if plugin is None:
-        raise ConfigError(f"no KEK backend plugin {name!r} is installed")
-    config = plugin.config_model.model_validate(raw)
+        known = ", ".join(sorted(registry().family(Family.KEK)))
+        raise ConfigError(
+            f"CERTAUTOPILOT_KEK_BACKEND: no KEK backend plugin {name!r} is installed"
+            f" (installed: {known})"
+        )
+    try:
+        config = plugin.config_model.model_validate(raw)
+    except ValidationError as exc:
+        # Name the fields, never echo the values: the config may hold a token or a PIN.
+        fields = ", ".join(
+            ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"CERTAUTOPILOT_KEK_CONFIG for {name!r}: {fields}") from None
     kek = plugin.cls.from_config(config)
     assert isinstance(kek, KeyEncryptionKey)
     return kek
