@@ -61,6 +61,11 @@ class Settings:
     #: ``CERTAUTOPILOT_KEK_CONFIG``: that plugin's config, a JSON object validated by its
     #: ``config_model`` (it may hold a token or a PIN, so it is never shown).
     kek_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: ``CERTAUTOPILOT_KEK_PREVIOUS_BACKEND`` / ``..._PREVIOUS_CONFIG``: while moving to
+    #: another backend, the one the data keys come from. It only unwraps; ``kek rotate``
+    #: moves every data key to the active backend, after which it can go.
+    kek_previous_backend: str | None = None
+    kek_previous_config: Mapping[str, Any] = field(default_factory=dict, repr=False)
     executor_id: str = field(default_factory=socket.gethostname)
     application_version: str = "certautopilot-1"
     issuance_concurrency: int = 16
@@ -158,6 +163,8 @@ class Settings:
             kek_previous_b64=tuple(p for p in env.get(PREFIX + "KEK_PREVIOUS", "").split(",") if p),
             kek_backend=(env.get(PREFIX + "KEK_BACKEND") or "").strip() or None,
             kek_config=_json_object(env, "KEK_CONFIG"),
+            kek_previous_backend=(env.get(PREFIX + "KEK_PREVIOUS_BACKEND") or "").strip() or None,
+            kek_previous_config=_json_object(env, "KEK_PREVIOUS_CONFIG"),
             executor_id=env.get(PREFIX + "EXECUTOR_ID") or socket.gethostname(),
             issuance_concurrency=_int(env, "ISSUANCE_CONCURRENCY", 16, minimum=1),
             issuance_polling_seconds=_float(env, "ISSUANCE_POLLING_SECONDS", 0.2, minimum=0.01),

@@ -9,7 +9,7 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from certautopilot.crypto.interfaces import KeyEncryptionKey
@@ -84,16 +84,44 @@ def delete_secret(
     session.delete(row)
 
 
-def rewrap_all(session: Session, old: KeyEncryptionKey, new: KeyEncryptionKey) -> int:
-    """Rewrap every DEK under ``new``; ciphertexts are untouched. Returns how many."""
-    count = 0
-    for row in session.scalars(select(StoredSecret).with_for_update()):
+def left_to_rewrap(session: Session, new: KeyEncryptionKey) -> int:
+    """How many data keys are not yet wrapped by ``new``'s active key."""
+    return (
+        session.scalar(
+            select(func.count()).select_from(StoredSecret).where(StoredSecret.kek_id != new.key_id)
+        )
+        or 0
+    )
+
+
+def rewrap_batch(
+    session: Session, old: KeyEncryptionKey, new: KeyEncryptionKey, *, limit: int
+) -> int:
+    """Rewraps up to ``limit`` data keys not yet under ``new``; how many it did.
+
+    Why batches: a move of a million secrets to a KMS takes a long time and must survive a
+    crash. Each batch is its own transaction (the caller commits), and which rows are left
+    is read from ``kek_id`` itself, so running the move again resumes where it stopped.
+    On PostgreSQL the rows are locked and ones another mover holds are skipped.
+    """
+    rows = session.scalars(
+        select(StoredSecret)
+        .where(StoredSecret.kek_id != new.key_id)
+        .order_by(StoredSecret.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
         aad = _aad(row.owner_table, row.owner_id, row.purpose, row.id)
-        dek = old.unwrap(row.kek_id, row.wrapped_dek, aad)
+        try:
+            dek = old.unwrap(row.kek_id, row.wrapped_dek, aad)
+        except CryptoError as exc:
+            raise CryptoError(
+                f"cannot unwrap secret {row.id} (wrapped by key {row.kek_id}): {exc}"
+            ) from exc
         row.wrapped_dek = new.wrap(dek, aad)
         row.kek_id = new.key_id
-        count += 1
-    return count
+    return len(rows)
 
 
 def check_unwraps(session: Session, kek: KeyEncryptionKey) -> int:

@@ -77,7 +77,10 @@ def test_rewrap_keeps_ciphertext_and_switches_kek(session: Session) -> None:
     old, new = Keyring([generate_key()]), Keyring([generate_key()])
     a = _store(session, old)
     ciphertext = a.ciphertext
-    assert secrets.rewrap_all(session, old, new) == 1
+    assert secrets.left_to_rewrap(session, new) == 1
+    assert secrets.rewrap_batch(session, old, new, limit=10) == 1
+    assert secrets.left_to_rewrap(session, new) == 0
+    assert secrets.rewrap_batch(session, old, new, limit=10) == 0
     assert a.ciphertext == ciphertext and a.kek_id == new.key_id
     assert (
         secrets.reveal_secret(session, new, a.id, owner_table="t", owner_id="o1", purpose="p")

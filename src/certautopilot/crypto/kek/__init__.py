@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from certautopilot.config import Settings
 from certautopilot.crypto.interfaces import KeyEncryptionKey
+from certautopilot.crypto.kek.chain import ChainedKEK
 from certautopilot.errors import ConfigError
 from certautopilot.plugins import Family, registry
 
@@ -29,13 +30,24 @@ def backend_config(settings: Settings) -> tuple[str, dict[str, Any]]:
 
 
 def load_kek(settings: Settings) -> KeyEncryptionKey:
-    name, raw = backend_config(settings)
+    """The active backend; with a previous one configured, both (``chain.ChainedKEK``)."""
+    active = open_backend(*backend_config(settings))
+    if not settings.kek_previous_backend:
+        return active
+    previous = open_backend(
+        settings.kek_previous_backend, dict(settings.kek_previous_config), previous=True
+    )
+    return ChainedKEK(active, previous)
+
+
+def open_backend(name: str, raw: dict[str, Any], *, previous: bool = False) -> KeyEncryptionKey:
+    """The backend plugin ``name`` with its raw config; errors name the variables."""
+    which = "CERTAUTOPILOT_KEK_PREVIOUS" if previous else "CERTAUTOPILOT_KEK"
     plugin = registry().family(Family.KEK).get(name)
     if plugin is None:
         known = ", ".join(sorted(registry().family(Family.KEK)))
         raise ConfigError(
-            f"CERTAUTOPILOT_KEK_BACKEND: no KEK backend plugin {name!r} is installed"
-            f" (installed: {known})"
+            f"{which}_BACKEND: no KEK backend plugin {name!r} is installed (installed: {known})"
         )
     try:
         config = plugin.config_model.model_validate(raw)
@@ -44,7 +56,7 @@ def load_kek(settings: Settings) -> KeyEncryptionKey:
         fields = ", ".join(
             ".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()
         )
-        raise ConfigError(f"CERTAUTOPILOT_KEK_CONFIG for {name!r}: {fields}") from None
+        raise ConfigError(f"{which}_CONFIG for {name!r}: {fields}") from None
     kek = plugin.cls.from_config(config)
     assert isinstance(kek, KeyEncryptionKey)
     return kek
