@@ -9,7 +9,7 @@ A2C_VERSION := 0.46.3
 DEMO_HOST ?= 127.0.0.1
 PORT ?= 8000
 PY := $(VENV)/bin/python
-APT_PACKAGES := pebble bind9 bind9-utils dnsutils openssh-server openssh-client nginx haproxy chromium pdns-server pdns-backend-sqlite3 knot pgbouncer socat prometheus systemd
+APT_PACKAGES := pebble bind9 bind9-utils dnsutils openssh-server openssh-client nginx haproxy chromium pdns-server pdns-backend-sqlite3 knot pgbouncer socat prometheus systemd softhsm2
 
 .PHONY: demo test setup system-packages lint bench
 

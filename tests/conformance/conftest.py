@@ -71,6 +71,7 @@ from certautopilot.notifications.senders import (
 )
 from certautopilot.notifications.senders import WebhookConfig as HookConfig
 from tests.integration import distribution_servers as ds
+from tests.integration import softhsm
 from tests.integration._receivers import Inbox, webhook_receiver
 
 
@@ -546,12 +547,36 @@ def _env_kek() -> KekBackend:
     return KekBackend("env", open_, open_, rotate, texts)
 
 
-@pytest.fixture(params=["memory", "file", "env"])
+def _pkcs11_kek() -> KekBackend:
+    """Keys on a SoftHSM2 token (tests/integration/softhsm.py); a rotation creates a key
+    under a new label and keeps the older labels for unwrapping. The key never leaves the
+    token, so what must not show is the PIN."""
+    from certautopilot.crypto.kek.pkcs11 import PKCS11KEK, PKCS11KEKConfig
+
+    hsm = softhsm.softhsm()
+    if isinstance(hsm, str):
+        pytest.skip(f"pkcs11: {hsm}")
+    labels = [unique("kek")]
+
+    def open_() -> KeyEncryptionKey:
+        config = hsm.config(labels[0], previous_key_labels=labels[1:], create_key=True)
+        return PKCS11KEK(PKCS11KEKConfig.model_validate(config))
+
+    def rotate() -> KeyEncryptionKey:
+        labels.insert(0, unique("kek"))
+        return open_()
+
+    return KekBackend("pkcs11", open_, open_, rotate, lambda: [softhsm.USER_PIN, softhsm.SO_PIN])
+
+
+@pytest.fixture(params=["memory", "file", "env", "pkcs11"])
 def kek_backend(request: pytest.FixtureRequest, tmp_path: Path) -> KekBackend:
     if request.param == "memory":
         return _memory_kek()
     if request.param == "file":
         return _file_kek(tmp_path / "data")
+    if request.param == "pkcs11":
+        return _pkcs11_kek()
     return _env_kek()
 
 
