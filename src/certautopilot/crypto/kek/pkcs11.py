@@ -80,16 +80,17 @@ CHECK_NONCE = bytes(NONCE_BYTES)
 T = TypeVar("T")
 
 # The session or the token went away: reconnect once, then give up with a CryptoError.
-_GONE: tuple[type[Exception], ...] = (
+_SESSION_GONE: tuple[type[Exception], ...] = (
     p11.SessionHandleInvalid,
     p11.SessionClosed,
     p11.DeviceRemoved,
     p11.DeviceError,
     p11.TokenNotPresent,
     p11.UserNotLoggedIn,
-    p11.KeyHandleInvalid,
-    p11.ObjectHandleInvalid,
 )
+# A cached key handle went stale (the object was deleted or the token reloaded): find again.
+_KEY_GONE: tuple[type[Exception], ...] = (p11.KeyHandleInvalid, p11.ObjectHandleInvalid)
+_GONE = _SESSION_GONE + _KEY_GONE
 
 
 class PKCS11KEKConfig(BaseModel):
@@ -176,6 +177,10 @@ class _Token:
             raise error(f"{where} does not answer ({_name(exc)})") from None
         try:
             session = token.open(user_pin=self._pin)
+        except p11.UserAlreadyLoggedIn:
+            # Another session of this process is still logged in (its key handle went
+            # stale): a new session shares that login.
+            session = token.open()
         except (p11.PinIncorrect, p11.PinInvalid, p11.PinLenRange):
             raise error(f"user_pin: {where} refused the user PIN") from None
         except (p11.PinLocked, p11.PinExpired) as exc:
@@ -212,7 +217,9 @@ class _Token:
         with self.lock:
             try:
                 return action(self.session())
-            except _GONE:
+            except _KEY_GONE:
+                self._keys = {}
+            except _SESSION_GONE:
                 self.drop()
             try:
                 return action(self.session())
@@ -232,11 +239,16 @@ def _state(exc: BaseException) -> str:
 
 
 def _token_for(config: PKCS11KEKConfig) -> _Token:
+    """The process's logged-in session on the config's token, logged in now if need be (a
+    failed log-in leaves nothing behind, so the next attempt may give the right PIN)."""
     with _lock:
         token = _tokens.get((config.module_path, config.token_label))
-        if token is None:
-            token = _Token(config.module_path, config.token_label, config.user_pin)
-            _tokens[(config.module_path, config.token_label)] = token
+    if token is None:
+        token = _Token(config.module_path, config.token_label, config.user_pin)
+        with token.lock:
+            token.session(ConfigError)
+        with _lock:
+            token = _tokens.setdefault((config.module_path, config.token_label), token)
     if not hmac.compare_digest(token.pin_digest, _pin_digest(config.user_pin)):
         raise ConfigError(
             f"user_pin: the token {config.token_label!r} is already open in this process"
@@ -302,7 +314,7 @@ class PKCS11KEK:
 
     def __init__(self, config: PKCS11KEKConfig) -> None:
         self._config = config
-        token = _token_for(config)
+        self._tok = token = _token_for(config)
         self._labels: dict[str, str] = {}  # key id -> key label
         with token.lock:
             session = token.session(ConfigError)
@@ -335,14 +347,8 @@ class PKCS11KEK:
     def key_id(self) -> str:
         return self._active
 
-    def _token(self) -> _Token:
-        try:
-            return _token_for(self._config)
-        except ConfigError as exc:
-            raise CryptoError(str(exc)) from None
-
     def wrap(self, dek: bytes, aad: bytes) -> bytes:
-        token, label = self._token(), self._labels[self._active]
+        token, label = self._tok, self._labels[self._active]
         nonce = os.urandom(NONCE_BYTES)
         param = GCMParams(nonce, DEK_AAD + aad)
 
@@ -363,7 +369,7 @@ class PKCS11KEK:
             raise CryptoError(f"no KEK with id {kek_id} is configured")
         if len(wrapped) < NONCE_BYTES + TAG_BYTES:
             raise CryptoError("a data key failed to unwrap: the wrapped value is truncated")
-        token = self._token()
+        token = self._tok
         param = GCMParams(wrapped[:NONCE_BYTES], DEK_AAD + aad)
         body = wrapped[NONCE_BYTES:]
 
