@@ -6,6 +6,9 @@ contract itself is tests/conformance/test_kek.py)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -210,3 +213,66 @@ def test_a_service_seals_and_reveals_secrets_in_the_token(
 
 def kek_label(kek: PKCS11KEK) -> str:
     return kek._labels[kek.key_id]
+
+
+def test_kek_rotate_moves_data_keys_into_the_token_and_to_a_new_key(
+    hsm: SoftHSM, tmp_path: Path
+) -> None:
+    """From the key file to a token key, then to another key on the token, by the CLI."""
+    from certautopilot.db.migrate import upgrade
+    from certautopilot.db.session import transaction
+
+    base = {
+        "CERTAUTOPILOT_DATA_DIR": str(tmp_path / "data"),
+        "CERTAUTOPILOT_DATABASE_URL": f"sqlite:///{tmp_path / 'db'}",
+    }
+    settings = Settings.from_env(base)
+    upgrade(settings)
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    with transaction(sessions) as session:
+        ids = [
+            secrets.store_secret(
+                session,
+                load_kek(settings),
+                owner_table="t",
+                owner_id=f"o{i}",
+                purpose="p",
+                plaintext=b"%d" % i,
+            ).id
+            for i in range(20)
+        ]
+    first, second = hsm.config(_label(), create_key=True), hsm.config(_label(), create_key=True)
+    moves = [
+        ("file", {"data_dir": base["CERTAUTOPILOT_DATA_DIR"]}, first),
+        ("pkcs11", first, second),
+    ]
+    for previous, previous_config, active in moves:
+        done = subprocess.run(
+            [sys.executable, "-m", "certautopilot.cli", "kek", "rotate"],
+            env={
+                **os.environ,
+                **base,
+                **hsm.env,
+                "CERTAUTOPILOT_KEK_BACKEND": "pkcs11",
+                "CERTAUTOPILOT_KEK_CONFIG": json.dumps(active),
+                "CERTAUTOPILOT_KEK_PREVIOUS_BACKEND": previous,
+                "CERTAUTOPILOT_KEK_PREVIOUS_CONFIG": json.dumps(previous_config),
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "moved 20 data keys to the pkcs11 backend" in done.stdout
+        _no_pin(done.stdout, done.stderr)
+        only = _kek(active)
+        with transaction(sessions) as session:
+            kek_ids = set(session.scalars(sa.select(StoredSecret.kek_id).distinct()))
+            assert kek_ids == {only.key_id}
+            for i, secret_id in enumerate(ids):
+                shown = secrets.reveal_secret(
+                    session, only, secret_id, owner_table="t", owner_id=f"o{i}", purpose="p"
+                )
+                assert shown == b"%d" % i
+    engine.dispose()
