@@ -110,7 +110,7 @@ def test_a_wrong_pin_and_an_extractable_key_are_refused(hsm: SoftHSM) -> None:
 
     import pkcs11
 
-    label = _label()
+    label, short = _label(), _label()
     session = _library(hsm.module).get_token(token_label=SPARE_TOKEN).open(rw=True)
     try:
         session.generate_key(
@@ -120,10 +120,13 @@ def test_a_wrong_pin_and_an_extractable_key_are_refused(hsm: SoftHSM) -> None:
             store=True,
             template={pkcs11.Attribute.SENSITIVE: False, pkcs11.Attribute.EXTRACTABLE: True},
         )
+        session.generate_key(pkcs11.KeyType.AES, 128, label=short, store=True)
     finally:
         session.close()
     with pytest.raises(ConfigError, match="must never leave the token"):
         _kek({**spare, "key_label": label})
+    with pytest.raises(ConfigError, match="is not an AES-256 key"):
+        _kek({**spare, "key_label": short})
 
 
 def test_a_key_deleted_from_the_token_is_a_crypto_error(hsm: SoftHSM) -> None:

@@ -135,7 +135,7 @@ def _library(module_path: str) -> Any:
     with _lock:
         lib = _libraries.get(module_path)
         if lib is None:
-            if not Path(module_path).is_file():
+            if "/" in module_path and not Path(module_path).is_file():
                 raise ConfigError(f"module_path: no PKCS#11 module at {module_path}")
             try:
                 lib = pkcs11.lib(module_path)
@@ -270,8 +270,8 @@ def _check_value(key: Any) -> str:
 def _verify(key: Any, label: str, token: str) -> None:
     """A KEK must be an AES key that cannot leave the token."""
     where = f"the key {label!r} on token {token!r}"
-    if key.key_type != KeyType.AES:
-        raise ConfigError(f"{where} is not an AES key")
+    if key.key_type != KeyType.AES or key[Attribute.VALUE_LEN] != 32:
+        raise ConfigError(f"{where} is not an AES-256 key")
     if not key[Attribute.SENSITIVE] or key[Attribute.EXTRACTABLE]:
         raise ConfigError(
             f"{where} is extractable or not sensitive: a KEK must never leave the token"
@@ -350,7 +350,7 @@ class PKCS11KEK:
     def wrap(self, dek: bytes, aad: bytes) -> bytes:
         token, label = self._tok, self._labels[self._active]
         nonce = os.urandom(NONCE_BYTES)
-        param = GCMParams(nonce, DEK_AAD + aad)
+        param = GCMParams(nonce, DEK_AAD + bytes(aad))
 
         def encrypt(session: Any) -> bytes:
             key = token.key(session, label, CryptoError)
@@ -369,8 +369,8 @@ class PKCS11KEK:
             raise CryptoError(f"no KEK with id {kek_id} is configured")
         if len(wrapped) < NONCE_BYTES + TAG_BYTES:
             raise CryptoError("a data key failed to unwrap: the wrapped value is truncated")
-        token = self._tok
-        param = GCMParams(wrapped[:NONCE_BYTES], DEK_AAD + aad)
+        token, wrapped = self._tok, bytes(wrapped)
+        param = GCMParams(wrapped[:NONCE_BYTES], DEK_AAD + bytes(aad))
         body = wrapped[NONCE_BYTES:]
 
         def decrypt(session: Any) -> bytes:
