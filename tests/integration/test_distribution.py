@@ -754,6 +754,41 @@ def test_a_failed_rename_leaves_no_temporary_file(servers: Servers) -> None:
         assert "cert.pem" in left and "privkey.pem" not in left, (how, left)
 
 
+def test_a_deploy_removes_what_a_deploy_cut_off_mid_way_left(servers: Servers) -> None:
+    """A deploy cut off between its uploads and its renames (a lost connection, a killed
+    worker) leaves temporary files it cannot remove; the next deploy of the same files
+    removes them, over SSH and on this host, and leaves files that are not its own."""
+    from certautopilot.distribution.files import render
+    from certautopilot.distribution.targets.local import write_atomically
+
+    servers.need("ssh")
+    ssh = servers.ssh
+    assert ssh
+    for how in ("ssh", "local"):
+        directory = servers.base / unique(f"stale-{how}")
+        directory.mkdir(parents=True)
+        for name in (".chain.pem.0123456789ab.tmp", ".privkey.pem.ba9876543210.tmp"):
+            (directory / name).write_text("cut off")
+        theirs = [".chain.pem.someone-else.tmp", ".other.pem.0123456789ab.tmp", "notes.tmp"]
+        for name in theirs:
+            (directory / name).write_text("not ours")
+        files = FilesSpec(directory=str(directory))
+        if how == "ssh":
+            config = SshConfig(
+                host="127.0.0.1",
+                port=ssh.ssh_port,
+                username="root",
+                host_key=ssh.host_key,
+                private_key=ssh.client_key,
+                files=files,
+            )
+            asyncio.run(SshTarget(config).deploy(_material(), {}))
+        else:
+            write_atomically(render(_material(), files, None), None, None)
+        left = sorted(f.name for f in directory.iterdir() if f.name.endswith(".tmp"))
+        assert left == sorted(theirs), (how, left)
+
+
 def test_vault_check_and_set_refuses_to_overwrite_a_concurrent_write(servers: Servers) -> None:
     servers.need("vault-kv")
     assert servers.bao

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import posixpath
+import re
 from dataclasses import dataclass, field
 
 from certautopilot.distribution.interfaces import Material
@@ -54,3 +55,22 @@ def render(material: Material, spec: FilesSpec, pkcs12_password: str | None) -> 
 def temp_name(path: str, token: str) -> str:
     head, tail = posixpath.split(path)
     return posixpath.join(head, f".{tail}.{token}.tmp")
+
+
+#: A ``temp_name`` token: 6 random bytes in hex (``secrets.token_hex(6)``).
+TOKEN = re.compile(r"[0-9a-f]{12}")
+
+
+def stale_temps(path: str, names: list[str]) -> list[str]:
+    """The temporaries of ``path`` among ``names`` (its directory's entries): what a
+    deploy cut off before its renames (a lost connection, a killed worker) left behind.
+    The next deploy of the same file removes them."""
+    head, tail = posixpath.split(path)
+    prefix, suffix = f".{tail}.", ".tmp"
+    return [
+        posixpath.join(head, n)
+        for n in names
+        if n.startswith(prefix)
+        and n.endswith(suffix)
+        and TOKEN.fullmatch(n[len(prefix) : -len(suffix)])
+    ]

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import Field, model_validator
 
 from certautopilot.distribution import guard
-from certautopilot.distribution.files import FileOut, render, temp_name
+from certautopilot.distribution.files import FileOut, render, stale_temps, temp_name
 from certautopilot.distribution.interfaces import (
     Check,
     DeployResult,
@@ -44,7 +44,14 @@ class LocalConfig(KindConfig):
 
 
 def write_atomically(files: list[FileOut], owner: int | None, group: int | None) -> list[str]:
-    """Writes every file under a temporary name, then renames them all."""
+    """Writes every file under a temporary name, then renames them all (first removing
+    what a write cut off mid-way left, ``files.stale_temps``)."""
+    for f in files:
+        folder = os.path.dirname(f.path) or "."
+        with contextlib.suppress(OSError):
+            for stale in stale_temps(f.path, os.listdir(folder)):
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
     token = secrets.token_hex(6)
     temps: list[str] = []
     try:

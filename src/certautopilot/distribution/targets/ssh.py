@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import posixpath
 import secrets
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -19,7 +20,7 @@ import asyncssh
 from pydantic import Field, model_validator
 
 from certautopilot.distribution import guard
-from certautopilot.distribution.files import FileOut, render, temp_name
+from certautopilot.distribution.files import FileOut, render, stale_temps, temp_name
 from certautopilot.distribution.interfaces import (
     Check,
     DeployResult,
@@ -258,6 +259,7 @@ class SshTarget:
 async def _upload(
     sftp: asyncssh.SFTPClient, files: list[FileOut], token: str, config: SshConfig
 ) -> list[str]:
+    await _sweep(sftp, files)
     temps: list[str] = []
     try:
         for f in files:
@@ -277,6 +279,19 @@ async def _upload(
         await _remove(sftp, temps)
         raise
     return temps
+
+
+async def _sweep(sftp: asyncssh.SFTPClient, files: list[FileOut]) -> None:
+    """Removes what an earlier deploy cut off mid-way left (``files.stale_temps``)."""
+    listed: dict[str, list[str]] = {}
+    for f in files:
+        folder = posixpath.dirname(f.path) or "."
+        if folder not in listed:
+            try:
+                listed[folder] = [str(n) for n in await sftp.listdir(folder)]
+            except (asyncssh.SFTPError, OSError):
+                listed[folder] = []  # the upload says what is wrong with the folder
+        await _remove(sftp, stale_temps(f.path, listed[folder]))
 
 
 async def _remove(sftp: asyncssh.SFTPClient, paths: list[str]) -> None:
